@@ -1,0 +1,184 @@
+//! The panels of the window, one function each, reading and editing `AtlasApp`.
+use eframe::egui::{self, Color32, RichText};
+
+use super::AtlasApp;
+use crate::jobs::Progress;
+
+fn progress_row(ui: &mut egui::Ui, p: &Progress) {
+    let eta = p.eta_s().map(|s| format!(", ETA {s:.0} s")).unwrap_or_default();
+    ui.add(
+        egui::ProgressBar::new(p.fraction())
+            .desired_width(260.0)
+            .text(format!("{}: {}/{}{eta}", p.stage, p.done, p.total)),
+    );
+}
+
+pub fn top_bar(app: &mut AtlasApp, ui: &mut egui::Ui) {
+    egui::Panel::top("top_bar").show(ui, |ui| {
+        ui.horizontal(|ui| {
+            ui.heading("Activation Atlas");
+            ui.separator();
+            if ui.button("Open folder…").clicked() {
+                app.ask_folder();
+            }
+            if ui.button("Open model…").clicked() {
+                app.ask_model();
+            }
+            ui.separator();
+            ui.label(format!("images: {}", app.images_path.display()));
+            if let Some(job) = &app.open_job {
+                if let Some(p) = &job.progress {
+                    progress_row(ui, p);
+                }
+                if ui.button("Cancel").clicked() {
+                    job.handle.cancel.cancel();
+                }
+            }
+        });
+        let mut dismiss = None;
+        for (i, e) in app.errors.iter().enumerate() {
+            ui.horizontal(|ui| {
+                ui.colored_label(Color32::from_rgb(200, 40, 40), format!("⚠ {e}"));
+                if ui.small_button("dismiss").clicked() {
+                    dismiss = Some(i);
+                }
+            });
+        }
+        if let Some(i) = dismiss {
+            app.errors.remove(i);
+        }
+    });
+}
+
+pub fn model_panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
+    egui::Panel::left("model_panel").default_size(260.0).show(ui, |ui| {
+        ui.heading("Model");
+        let Some(info) = &app.model else {
+            ui.label(format!("loading {} …", app.model_path.display()));
+            return;
+        };
+        ui.label(RichText::new(&info.name).strong());
+        ui.label(format!("{} classes, input {}×{}", info.classes.len(), info.input_size[1], info.input_size[0]));
+        ui.label(format!("device: {}", app.device));
+        ui.label(format!("file: {}", app.model_path.display()));
+        ui.separator();
+        ui.label(RichText::new("Layers").strong());
+        egui::Grid::new("layers").striped(true).show(ui, |ui| {
+            ui.label("name");
+            ui.label("channels");
+            ui.label("grid");
+            ui.end_row();
+            for l in &info.layers {
+                let head = info.linear_head_layer.as_deref() == Some(l.name.as_str());
+                ui.label(if head { format!("{} (linear head)", l.name) } else { l.name.clone() });
+                ui.label(l.channels.to_string());
+                ui.label(format!("{}×{}", l.height, l.width));
+                ui.end_row();
+            }
+        });
+        ui.separator();
+        let (correct, labelled) = accuracy(app);
+        ui.label(format!("images classified: {} of {}", app.rows.len(), app.images_total));
+        if labelled > 0 {
+            ui.label(format!("top-1 accuracy on labelled images: {correct}/{labelled} ({:.1}%)", 100.0 * correct as f64 / labelled as f64));
+        }
+        if !app.problems.is_empty() {
+            ui.collapsing(format!("skipped inputs: {}", app.problems.len()), |ui| {
+                egui::ScrollArea::vertical().max_height(160.0).show(ui, |ui| {
+                    for p in &app.problems {
+                        ui.label(format!("{}: {}", p.path.display(), p.reason));
+                    }
+                });
+            });
+        }
+    });
+}
+
+fn accuracy(app: &AtlasApp) -> (usize, usize) {
+    let labelled = app.rows.iter().filter(|r| r.truth.is_some() && r.top.is_ok());
+    let mut correct = 0;
+    let mut n = 0;
+    for r in labelled {
+        n += 1;
+        if r.top.as_ref().ok().and_then(|t| t.first()).map(|t| t.0) == r.truth {
+            correct += 1;
+        }
+    }
+    (correct, n)
+}
+
+pub fn collect_panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
+    egui::Panel::bottom("collect_panel").show(ui, |ui| {
+        ui.heading("Collection: activations + attributions");
+        let Some(info) = app.model.clone() else {
+            ui.label("waiting for the model");
+            return;
+        };
+        ui.horizontal_wrapped(|ui| {
+            ui.label("layers:");
+            for (l, on) in info.layers.iter().zip(app.collect_form.layers.iter_mut()) {
+                ui.checkbox(on, &l.name);
+            }
+        });
+        ui.horizontal(|ui| {
+            ui.label("positions per image:");
+            ui.add(egui::DragValue::new(&mut app.collect_form.samples_per_image).range(1..=16));
+            ui.label(format!("run folder: {}", app.collect_form.out.display()));
+        });
+        ui.horizontal(|ui| {
+            if let Some(job) = &app.collect_job {
+                match &job.progress {
+                    Some(p) => progress_row(ui, p),
+                    None => {
+                        ui.spinner();
+                    }
+                }
+                if ui.button("Cancel collection").clicked() {
+                    app.cancel_collection();
+                }
+            } else if ui.button("Start collection").clicked() {
+                app.start_collection();
+            }
+        });
+        if let Some(done) = &app.last_collection {
+            for l in &done.manifest.layers {
+                ui.label(format!("{}: {} vectors × {} channels, attributions over {} classes", l.name, l.rows, l.channels, done.manifest.num_classes));
+            }
+        }
+        if let Some(line) = app.log.last() {
+            ui.label(RichText::new(line).italics());
+        }
+    });
+}
+
+pub fn images_panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
+    egui::CentralPanel::default().show(ui, |ui| {
+        ui.heading(format!("Images and predictions ({})", app.rows.len()));
+        let names: Vec<String> = app.model.as_ref().map(|m| m.classes.iter().map(|c| c.name.clone()).collect()).unwrap_or_default();
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            ui.horizontal_wrapped(|ui| {
+                for (row, tex) in app.rows.iter().zip(&app.thumbnails) {
+                    let Some(tex) = tex else { continue };
+                    ui.vertical(|ui| {
+                        ui.set_width(150.0);
+                        ui.image((tex.id(), egui::vec2(72.0, 72.0)));
+                        if let Ok(top) = &row.top {
+                            if let Some((c, p)) = top.first() {
+                                let right = row.truth.map(|t| t == *c);
+                                let colour = match right {
+                                    Some(true) => Color32::from_rgb(30, 140, 60),
+                                    Some(false) => Color32::from_rgb(190, 60, 40),
+                                    None => ui.visuals().text_color(),
+                                };
+                                let name = names.get(*c).map(String::as_str).unwrap_or("?");
+                                ui.colored_label(colour, format!("{name} {:.0}%", p * 100.0));
+                            }
+                        }
+                        let file = row.path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+                        ui.label(RichText::new(file).small());
+                    });
+                }
+            });
+        });
+    });
+}

@@ -1,0 +1,95 @@
+//! The app's background work. Each function starts a job thread and returns its handle; the UI
+//! thread only polls the handle's channel (see `AtlasApp::poll_jobs`).
+use std::path::PathBuf;
+
+use anyhow::Context;
+use eframe::egui::ColorImage;
+
+use crate::classify::{classify, label_of};
+use crate::data::scan_folder;
+use crate::jobs::{self, JobHandle};
+use crate::model::{AtlasModel, Sidecar};
+
+/// At most this many thumbnails are kept for the image grid; all images are still classified.
+pub const MAX_THUMBNAILS: usize = 600;
+const THUMB: u32 = 72;
+
+/// One row of the image grid.
+pub struct ImageRow {
+    pub path: PathBuf,
+    pub label: Option<String>,
+    pub truth: Option<usize>,
+    pub top: Result<Vec<(usize, f32)>, String>,
+    pub thumbnail: Option<ColorImage>,
+}
+
+pub enum OpenUpdate {
+    /// The model loaded: its sidecar and the device it runs on.
+    Model(Box<Sidecar>, String),
+    /// The folder was scanned: how many images it holds.
+    Scanned(usize),
+    /// Predictions for some images, in folder order.
+    Rows(Vec<ImageRow>),
+    /// Everything is classified.
+    Complete,
+}
+
+/// Loads the model, scans the folder and classifies every image, streaming rows as they come.
+pub fn spawn_open(model_path: PathBuf, images: PathBuf) -> JobHandle<OpenUpdate> {
+    jobs::spawn("open", move |reporter, cancel| {
+        reporter.progress("loading model", 0, 1);
+        let model = AtlasModel::load(&model_path, crate::model::default_device())?;
+        reporter.partial(OpenUpdate::Model(Box::new(model.info.clone()), format!("{:?}", model.device)));
+        reporter.progress("scanning", 0, 1);
+        let scan = scan_folder(&images).with_context(|| format!("cannot open image folder {}", images.display()))?;
+        for p in scan.problems {
+            reporter.problem(p);
+        }
+        if scan.images.is_empty() {
+            anyhow::bail!("{} contains no readable images", images.display());
+        }
+        reporter.partial(OpenUpdate::Scanned(scan.images.len()));
+        let total = scan.images.len();
+        // Classify in slices so rows reach the window early and cancel is prompt.
+        for (slice_index, slice) in scan.images.chunks(64).enumerate() {
+            if cancel.is_cancelled() {
+                return Ok(None);
+            }
+            let results = classify(&model, slice, 5, 32, 2, |_, _| {})?;
+            let rows = results
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let keep_thumb = slice_index * 64 + i < MAX_THUMBNAILS;
+                    ImageRow {
+                        thumbnail: if keep_thumb && r.top.is_ok() { thumbnail(&r.path) } else { None },
+                        label: r.label.or_else(|| label_of(&slice[i])),
+                        truth: r.truth,
+                        top: r.top,
+                        path: r.path,
+                    }
+                })
+                .collect();
+            reporter.partial(OpenUpdate::Rows(rows));
+            reporter.progress("classifying", ((slice_index + 1) * 64).min(total) as u64, total as u64);
+        }
+        Ok(Some(OpenUpdate::Complete))
+    })
+}
+
+fn thumbnail(path: &std::path::Path) -> Option<ColorImage> {
+    let img = crate::data::load_rgb(path, crate::data::Preprocess::ResizeShorterCrop { resize: THUMB }, (THUMB, THUMB)).ok()?;
+    Some(ColorImage::from_rgb([img.width() as usize, img.height() as usize], img.as_raw()))
+}
+
+/// Opens the native folder dialog off the UI thread (it can block; with no portal it returns None).
+pub fn spawn_pick_folder() -> JobHandle<PathBuf> {
+    jobs::spawn("pick-folder", |_, _| Ok(rfd::FileDialog::new().set_title("Open an image folder").pick_folder()))
+}
+
+/// Opens the native file dialog for a model file.
+pub fn spawn_pick_model() -> JobHandle<PathBuf> {
+    jobs::spawn("pick-model", |_, _| {
+        Ok(rfd::FileDialog::new().set_title("Open an atlas model").add_filter("TorchScript", &["pt"]).pick_file())
+    })
+}

@@ -1,0 +1,292 @@
+//! The collection job: images → forward pass → sampled vectors + attributions → run folder.
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use tch::{Kind, Tensor};
+
+use crate::data::{scan_folder, spawn_loader, Batch, Preprocess};
+use crate::jobs::{self, CancelToken, JobHandle, Reporter};
+use crate::model::{torch_model::top_k, AtlasModel};
+use crate::store::npy::Dtype;
+
+use super::attribution::{backprop_attributions, gather_vectors, linear_head_attribution, LayerSamples};
+use super::positions::{sample_position, Position};
+use super::run_folder::{ChunkData, ChunkLayer, RunFolder, RunManifest, RunSettings, FORMAT};
+
+#[derive(Clone, Debug)]
+pub struct CollectConfig {
+    pub model: PathBuf,
+    pub images: PathBuf,
+    /// Layer names; empty means every layer the model exposes.
+    pub layers: Vec<String>,
+    pub out: PathBuf,
+    /// Random positions per image and layer (the paper uses 1).
+    pub samples_per_image: u32,
+    /// Cells kept free at every border of the layer grid.
+    pub margin: i64,
+    pub seed: u64,
+    pub batch_size: usize,
+    /// Images per saved chunk (rounded up to a multiple of the batch size): the most work a kill
+    /// can lose.
+    pub chunk_images: usize,
+    pub acts_dtype: Dtype,
+    pub preprocess: Preprocess,
+    pub decode_workers: usize,
+    /// Use only the first N images of the folder.
+    pub limit: Option<usize>,
+}
+
+impl Default for CollectConfig {
+    fn default() -> Self {
+        CollectConfig {
+            model: PathBuf::new(),
+            images: PathBuf::new(),
+            layers: vec![],
+            out: PathBuf::new(),
+            samples_per_image: 1,
+            margin: 1,
+            seed: 0,
+            batch_size: 32,
+            chunk_images: 512,
+            acts_dtype: Dtype::F32,
+            preprocess: Preprocess::Squash,
+            decode_workers: 2,
+            limit: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct CollectSummary {
+    pub manifest: RunManifest,
+    pub images_processed_now: usize,
+    pub seconds: f64,
+}
+
+/// Starts a collection on a background thread.
+pub fn spawn_collect(config: CollectConfig) -> JobHandle<CollectSummary> {
+    jobs::spawn("collect", move |reporter, cancel| collect(&config, reporter, cancel))
+}
+
+fn preprocess_label(p: &Preprocess) -> String {
+    match p {
+        Preprocess::Squash => "squash".into(),
+        Preprocess::ResizeShorterCrop { resize } => format!("resize_shorter_crop:{resize}"),
+    }
+}
+
+/// Runs (or resumes) a collection. Returns `None` when cancelled; finished chunks stay saved.
+pub fn collect(cfg: &CollectConfig, reporter: &Reporter<CollectSummary>, cancel: &CancelToken) -> Result<Option<CollectSummary>> {
+    let started = std::time::Instant::now();
+    if cfg.batch_size == 0 || cfg.samples_per_image == 0 {
+        bail!("batch size and samples per image must be at least 1");
+    }
+    reporter.progress("loading model", 0, 1);
+    let model = AtlasModel::load(&cfg.model, crate::model::default_device())?;
+    let info = &model.info;
+    let layers: Vec<usize> = if cfg.layers.is_empty() {
+        (0..info.layers.len()).collect()
+    } else {
+        cfg.layers
+            .iter()
+            .map(|name| {
+                info.layer_index(name).with_context(|| {
+                    let known: Vec<&str> = info.layers.iter().map(|l| l.name.as_str()).collect();
+                    format!("model {} has no layer {name:?}; it exposes {}", info.name, known.join(", "))
+                })
+            })
+            .collect::<Result<_>>()?
+    };
+    let chunk_images = cfg.chunk_images.max(1).div_ceil(cfg.batch_size) * cfg.batch_size;
+    let settings = RunSettings {
+        model_file: cfg.model.canonicalize().unwrap_or(cfg.model.clone()),
+        model_name: info.name.clone(),
+        model_bytes: std::fs::metadata(&cfg.model)?.len(),
+        images_root: cfg.images.canonicalize().unwrap_or(cfg.images.clone()),
+        layers: layers.iter().map(|&l| info.layers[l].name.clone()).collect(),
+        samples_per_image: cfg.samples_per_image,
+        margin: cfg.margin,
+        seed: cfg.seed,
+        batch_size: cfg.batch_size,
+        chunk_images,
+        acts_dtype: cfg.acts_dtype,
+        preprocess: preprocess_label(&cfg.preprocess),
+    };
+
+    let run = RunFolder::new(&cfg.out);
+    let mut manifest = match run.read_manifest()? {
+        Some(m) if m.settings != settings => bail!(
+            "{} holds a run made with other settings; choose another output folder (or delete it)\n  there: {:?}\n  now:   {:?}",
+            cfg.out.display(), m.settings, settings
+        ),
+        Some(m) => {
+            reporter.log(format!("resuming the run in {}", cfg.out.display()));
+            m
+        }
+        None => start_run(cfg, &run, &model, settings, reporter)?,
+    };
+    if manifest.status == "complete" {
+        reporter.log("the run is already complete");
+        return Ok(Some(CollectSummary { manifest, images_processed_now: 0, seconds: 0.0 }));
+    }
+
+    let images = run.read_image_list()?;
+    let paths: Arc<Vec<PathBuf>> = Arc::new(images.iter().map(|(p, _, _)| p.clone()).collect());
+    let num_chunks = paths.len().div_ceil(chunk_images);
+    let done = run.finished_chunks()?;
+    let total = paths.len() as u64;
+    let mut images_done = done.iter().map(|&c| chunk_len(c, chunk_images, paths.len())).sum::<usize>() as u64;
+    let mut processed_now = 0usize;
+    let head = model.linear_head()?;
+    let size = info.size();
+    reporter.progress("collecting", images_done, total);
+
+    for chunk in (0..num_chunks).filter(|c| !done.contains(c)) {
+        let start = chunk * chunk_images;
+        let order: Vec<usize> = (start..(start + chunk_images).min(paths.len())).collect();
+        let rx = spawn_loader(paths.clone(), order, cfg.batch_size, cfg.preprocess.clone(), size, cfg.decode_workers);
+        let mut data = ChunkData {
+            index: chunk,
+            layers: layers.iter().map(|_| ChunkLayer::default()).collect(),
+            predictions: vec![],
+            problems: vec![],
+        };
+        for batch in rx {
+            if cancel.is_cancelled() {
+                reporter.log("cancelled; finished chunks are saved and a rerun resumes from them");
+                return Ok(None);
+            }
+            let n = batch.indices.len() + batch.failures.len();
+            for (img, reason) in &batch.failures {
+                reporter.problem(crate::data::Problem { path: paths[*img].clone(), reason: reason.clone() });
+            }
+            process_batch(&model, head.as_ref(), &layers, cfg, &batch, &mut data)?;
+            images_done += n as u64;
+            processed_now += n;
+            reporter.progress("collecting", images_done, total);
+        }
+        if cancel.is_cancelled() {
+            return Ok(None);
+        }
+        run.save_chunk(&data, &manifest.settings.layers, cfg.acts_dtype)?;
+    }
+
+    reporter.progress("merging", 0, 1);
+    let channels: Vec<usize> = layers.iter().map(|&l| info.layers[l].channels as usize).collect();
+    run.finalize(&mut manifest, &channels)?;
+    reporter.progress("merging", 1, 1);
+    Ok(Some(CollectSummary { manifest, images_processed_now: processed_now, seconds: started.elapsed().as_secs_f64() }))
+}
+
+fn chunk_len(chunk: usize, chunk_images: usize, total: usize) -> usize {
+    (total - chunk * chunk_images).min(chunk_images)
+}
+
+fn start_run(cfg: &CollectConfig, run: &RunFolder, model: &AtlasModel, settings: RunSettings, reporter: &Reporter<CollectSummary>) -> Result<RunManifest> {
+    reporter.progress("scanning images", 0, 1);
+    let scan = scan_folder(&cfg.images)?;
+    for p in &scan.problems {
+        reporter.problem(p.clone());
+    }
+    let mut entries = scan.images;
+    if let Some(limit) = cfg.limit {
+        entries.truncate(limit);
+    }
+    if entries.is_empty() {
+        bail!("{} contains no images that can be read ({} other files skipped)", cfg.images.display(), scan.problems.len());
+    }
+    let classes: Vec<Option<usize>> = entries
+        .iter()
+        .map(|e| e.label.as_deref().and_then(|l| model.info.class_index(l)))
+        .collect();
+    run.write_image_list(&entries, &classes, &scan.problems)?;
+    let manifest = RunManifest {
+        format: FORMAT.into(),
+        settings,
+        num_images: entries.len(),
+        num_classes: model.num_classes(),
+        class_names: model.info.classes.iter().map(|c| c.name.clone()).collect(),
+        status: "collecting".into(),
+        layers: vec![],
+        images_done: 0,
+        problems: 0,
+    };
+    run.write_manifest(&manifest)?;
+    reporter.log(format!("{} images to collect from {}", entries.len(), cfg.images.display()));
+    Ok(manifest)
+}
+
+/// One batch: a single forward pass for all layers, then the attributions of every sample.
+fn process_batch(model: &AtlasModel, head: Option<&crate::model::LinearHead>, layers: &[usize], cfg: &CollectConfig, batch: &Batch, data: &mut ChunkData) -> Result<()> {
+    for (img, reason) in &batch.failures {
+        data.problems.push((*img, reason.clone()));
+    }
+    let b = batch.indices.len();
+    if b == 0 {
+        return Ok(());
+    }
+    let (w, h) = model.info.size();
+    let x = Tensor::from_slice(&batch.pixels)
+        .reshape([b as i64, 3, h as i64, w as i64])
+        .to_device(model.device)
+        .set_requires_grad(true);
+    let fwd = model.forward_for_attribution(&x)?;
+    let probs = fwd.logits.detach().softmax(-1, Kind::Float);
+    for (img, top) in batch.indices.iter().zip(top_k(&probs, 5)) {
+        data.predictions.push((*img, top));
+    }
+
+    // Positions for every (layer, draw), then one attribution pass over all of them.
+    let mut plan: Vec<(usize, u32, Vec<Position>)> = vec![];
+    for (slot, &l) in layers.iter().enumerate() {
+        let info = &model.info.layers[l];
+        for draw in 0..cfg.samples_per_image {
+            let positions = batch
+                .indices
+                .iter()
+                .map(|&img| sample_position(cfg.seed, img as u64, l as u64, draw as u64, info.height, info.width, cfg.margin))
+                .collect();
+            plan.push((slot, draw, positions));
+        }
+    }
+    let is_head = |l: usize| head.is_some_and(|hd| hd.layer == l);
+    let backprop: Vec<LayerSamples> = plan
+        .iter()
+        .filter(|(slot, _, _)| !is_head(layers[*slot]))
+        .map(|(slot, _, pos)| LayerSamples { layer: layers[*slot], positions: pos })
+        .collect();
+    let mut backprop_attr = backprop_attributions(&fwd.logits, &fwd.layers, &backprop)?.into_iter();
+
+    // Rows are stored image-major: for each image, its draws in order.
+    let mut per_slot: Vec<Vec<(u32, Vec<Position>, Vec<f32>, Vec<f32>, usize, usize)>> = layers.iter().map(|_| vec![]).collect();
+    for (slot, draw, positions) in &plan {
+        let l = layers[*slot];
+        let act = &fwd.layers[l];
+        let vectors = gather_vectors(act, positions).detach();
+        let attr = if is_head(l) {
+            linear_head_attribution(&vectors, head.expect("head"), &act.size())
+        } else {
+            backprop_attr.next().expect("one attribution per planned sample")
+        };
+        let c = vectors.size()[1] as usize;
+        let k = attr.size()[1] as usize;
+        per_slot[*slot].push((*draw, positions.clone(), to_vec(&vectors), to_vec(&attr), c, k));
+    }
+    for (slot, draws) in per_slot.iter().enumerate() {
+        let out = &mut data.layers[slot];
+        for (i, &img) in batch.indices.iter().enumerate() {
+            for (draw, positions, vectors, attr, c, k) in draws {
+                out.acts.extend_from_slice(&vectors[i * c..(i + 1) * c]);
+                out.attr.extend_from_slice(&attr[i * k..(i + 1) * k]);
+                out.rows.push((img, positions[i].y, positions[i].x, *draw));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn to_vec(t: &Tensor) -> Vec<f32> {
+    let t = t.detach().to_device(tch::Device::Cpu).to_kind(Kind::Float).contiguous();
+    Vec::<f32>::try_from(t.flatten(0, -1)).expect("float tensor")
+}

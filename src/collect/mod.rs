@@ -1,0 +1,13 @@
+//! Collection: activation vectors at random interior positions of chosen layers, each with its
+//! attribution vector over all classes, written to a resumable run folder.
+//!
+//! `positions` decides where to sample, `attribution` computes `h·∇logit` for every class,
+//! `run_folder` owns the on-disk layout (chunks, resume, final matrices), and `job` ties them
+//! together on a background thread.
+pub mod attribution;
+pub mod job;
+pub mod positions;
+pub mod run_folder;
+
+pub use job::{collect, spawn_collect, CollectConfig, CollectSummary};
+pub use run_folder::{RunFolder, RunManifest};

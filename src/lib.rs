@@ -1,0 +1,13 @@
+//! Activation Atlas: see what an image classifier has learned.
+//!
+//! The modules mirror the pipeline: `data` (image folders) → `model` (the TorchScript contract)
+//! → `collect` (activations + attributions into a run folder) → later `layout`, `grid`, `render`;
+//! `app` is the egui desktop front end, `jobs` the background-work plumbing both use.
+pub mod app;
+pub mod classify;
+pub mod collect;
+pub mod data;
+pub mod defaults;
+pub mod jobs;
+pub mod model;
+pub mod store;

@@ -1,0 +1,183 @@
+//! Minimal NumPy `.npy` (format 1.0) reader/writer for 2-D row-major `f32`/`f16` matrices:
+//! the interchange format of run folders, readable by `numpy.load` without any extra code.
+use std::fs::File;
+use std::io::{BufReader, Read, Write};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use half::f16;
+
+/// Element type on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    F32,
+    F16,
+}
+
+impl Dtype {
+    fn descr(self) -> &'static str {
+        match self {
+            Dtype::F32 => "<f4",
+            Dtype::F16 => "<f2",
+        }
+    }
+    pub fn size(self) -> usize {
+        match self {
+            Dtype::F32 => 4,
+            Dtype::F16 => 2,
+        }
+    }
+}
+
+/// The header bytes of a C-order 2-D array `[rows, cols]`, padded to a multiple of 64.
+pub fn header(dtype: Dtype, rows: usize, cols: usize) -> Vec<u8> {
+    let dict = format!(
+        "{{'descr': '{}', 'fortran_order': False, 'shape': ({}, {}), }}",
+        dtype.descr(),
+        rows,
+        cols
+    );
+    let unpadded = 10 + dict.len() + 1;
+    let pad = (64 - unpadded % 64) % 64;
+    let mut out = Vec::with_capacity(unpadded + pad);
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    out.extend_from_slice(&((dict.len() + pad + 1) as u16).to_le_bytes());
+    out.extend_from_slice(dict.as_bytes());
+    out.extend(std::iter::repeat_n(b' ', pad));
+    out.push(b'\n');
+    out
+}
+
+/// Appends `values` encoded as `dtype` (little endian).
+pub fn write_values(out: &mut impl Write, values: &[f32], dtype: Dtype) -> Result<()> {
+    let mut buf = Vec::with_capacity(values.len() * dtype.size());
+    match dtype {
+        Dtype::F32 => values.iter().for_each(|v| buf.extend_from_slice(&v.to_le_bytes())),
+        Dtype::F16 => values
+            .iter()
+            .for_each(|v| buf.extend_from_slice(&f16::from_f32(*v).to_le_bytes())),
+    }
+    out.write_all(&buf)?;
+    Ok(())
+}
+
+/// Writes a whole matrix atomically.
+pub fn write(path: &Path, values: &[f32], rows: usize, cols: usize, dtype: Dtype) -> Result<()> {
+    if values.len() != rows * cols {
+        bail!("npy write {}: {} values for shape {rows}x{cols}", path.display(), values.len());
+    }
+    super::atomic::write_with(path, |out| {
+        out.write_all(&header(dtype, rows, cols))?;
+        write_values(out, values, dtype)
+    })
+}
+
+/// A matrix read back from disk, always as `f32`.
+#[derive(Debug, Clone)]
+pub struct Matrix {
+    pub rows: usize,
+    pub cols: usize,
+    pub dtype: Dtype,
+    pub data: Vec<f32>,
+}
+
+impl Matrix {
+    pub fn row(&self, r: usize) -> &[f32] {
+        &self.data[r * self.cols..(r + 1) * self.cols]
+    }
+}
+
+/// Parses the header; returns (dtype, rows, cols, header length).
+pub fn read_header(reader: &mut impl Read) -> Result<(Dtype, usize, usize, usize)> {
+    let mut magic = [0u8; 10];
+    reader.read_exact(&mut magic)?;
+    if &magic[..6] != b"\x93NUMPY" {
+        bail!("not a .npy file");
+    }
+    let (len, prefix) = match magic[6] {
+        1 => (u16::from_le_bytes([magic[8], magic[9]]) as usize, 10),
+        2 | 3 => {
+            let mut rest = [0u8; 2];
+            reader.read_exact(&mut rest)?;
+            (u32::from_le_bytes([magic[8], magic[9], rest[0], rest[1]]) as usize, 12)
+        }
+        v => bail!("unsupported .npy version {v}"),
+    };
+    let mut dict = vec![0u8; len];
+    reader.read_exact(&mut dict)?;
+    let dict = String::from_utf8_lossy(&dict);
+    let dtype = if dict.contains("'<f4'") {
+        Dtype::F32
+    } else if dict.contains("'<f2'") {
+        Dtype::F16
+    } else {
+        bail!("unsupported dtype in header {dict}");
+    };
+    if dict.contains("'fortran_order': True") {
+        bail!("fortran-order arrays are not supported");
+    }
+    let shape = dict
+        .split("'shape':")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .context("no shape in header")?;
+    let dims: Vec<usize> = shape
+        .trim_start_matches([' ', '('])
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().context("bad shape"))
+        .collect::<Result<_>>()?;
+    let (rows, cols) = match dims.as_slice() {
+        [r] => (*r, 1),
+        [r, c] => (*r, *c),
+        _ => bail!("expected a 1-D or 2-D array, got shape {dims:?}"),
+    };
+    Ok((dtype, rows, cols, prefix + len))
+}
+
+/// Reads a whole matrix.
+pub fn read(path: &Path) -> Result<Matrix> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let (dtype, rows, cols, _) =
+        read_header(&mut reader).with_context(|| format!("reading {}", path.display()))?;
+    let mut bytes = vec![0u8; rows * cols * dtype.size()];
+    reader
+        .read_exact(&mut bytes)
+        .with_context(|| format!("{} is truncated", path.display()))?;
+    let data = match dtype {
+        Dtype::F32 => bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        Dtype::F16 => bytes
+            .chunks_exact(2)
+            .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+    };
+    Ok(Matrix { rows, cols, dtype, data })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_f32_and_f16() {
+        let dir = std::env::temp_dir().join(format!("atlas-npy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let values: Vec<f32> = (0..12).map(|i| i as f32 * 0.5 - 1.0).collect();
+        for dtype in [Dtype::F32, Dtype::F16] {
+            let path = dir.join(format!("m-{dtype:?}.npy"));
+            write(&path, &values, 3, 4, dtype).unwrap();
+            let m = read(&path).unwrap();
+            assert_eq!((m.rows, m.cols, m.dtype), (3, 4, dtype));
+            assert_eq!(m.data, values, "these values are exact in f16 too");
+            let len = std::fs::metadata(&path).unwrap().len() as usize;
+            assert_eq!(len % 64, (12 * dtype.size()) % 64, "header is 64-byte aligned");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
