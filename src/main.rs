@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use atlas::collect::attribution::AttributionMethod;
 use atlas::collect::{spawn_collect, CollectConfig};
 use atlas::data::{scan_folder, ImageEntry, Preprocess};
 use atlas::jobs::{JobEvent, JobOutcome};
@@ -64,6 +65,10 @@ enum Command {
         /// Image decoding threads.
         #[arg(long, default_value_t = 2)]
         workers: usize,
+        /// How attributions are computed: auto (the model's forward-mode method when it has one),
+        /// forward-mode, or double-backward.
+        #[arg(long, default_value = "auto")]
+        attribution: String,
     },
     /// Print the top-k classes of images (files or folders); with labelled folders, the accuracy.
     Classify {
@@ -88,7 +93,16 @@ fn main() {
             model.unwrap_or_else(defaults::default_model),
             images.unwrap_or_else(defaults::default_images),
         ),
-        Command::Collect { model, images, layers, out, samples, margin, seed, batch, chunk, f16, limit, workers } => {
+        Command::Collect { model, images, layers, out, samples, margin, seed, batch, chunk, f16, limit, workers, attribution } => {
+            let attribution = match attribution.as_str() {
+                "auto" => AttributionMethod::Auto,
+                "forward-mode" => AttributionMethod::ForwardMode,
+                "double-backward" => AttributionMethod::DoubleBackward,
+                other => {
+                    eprintln!("error: --attribution must be auto, forward-mode or double-backward, not {other:?}");
+                    std::process::exit(2);
+                }
+            };
             let layers = if layers == "all" { vec![] } else { layers.split(',').map(|s| s.trim().to_string()).collect() };
             run_collect(CollectConfig {
                 model: model.unwrap_or_else(defaults::default_model),
@@ -104,6 +118,7 @@ fn main() {
                 preprocess: Preprocess::Squash,
                 decode_workers: workers,
                 limit,
+                attribution,
             })
         }
         Command::Classify { model, top, batch, quiet, inputs } => {

@@ -336,7 +336,11 @@ fn build_fixture(tag: &str) -> PathBuf {
     put("text.jpg", b"<html>404 Not Found</html>\n");
     put("truncated.jpg", &good_jpg[..good_jpg.len() / 2]);
     let noisy = RgbImage::from_fn(64, 64, |x, y| {
-        image::Rgb([((x * 31) ^ (y * 17)) as u8, (x * y) as u8, (x + 3 * y) as u8])
+        image::Rgb([
+            ((x * 31) ^ (y * 17)) as u8,
+            (x * y) as u8,
+            (x + 3 * y) as u8,
+        ])
     });
     let mut corrupt = encode(DynamicImage::ImageRgb8(noisy), ImageFormat::Png);
     let mid = corrupt.len() / 2;

@@ -6,12 +6,15 @@
 //! forward-mode AD through TorchScript, so we use the double-backward trick: with a dummy `u`,
 //! `g(u) = ∂(logits·u)/∂A = Jᵀu` is linear in `u`, and `∂⟨g(u), t⟩/∂u = J·t`.
 //! The first backward is shared by all layers; each layer then needs one more backward.
+//! On CPU the double backward of a depthwise convolution loops over channel groups and is slow,
+//! so a model may ship a forward-mode method (`jvp_method` in its sidecar) that pushes the tangent
+//! forward exactly; it is preferred when present.
 //! For a layer that reaches the logits through average pooling and a linear map only, the
 //! attribution is exact and needs no autograd: `attr_c = h·W_c / (H·W)`.
 use anyhow::Result;
 use tch::{Kind, Tensor};
 
-use crate::model::LinearHead;
+use crate::model::{AtlasModel, Forward, LinearHead};
 
 use super::positions::Position;
 
@@ -63,4 +66,40 @@ pub fn backprop_attributions(logits: &Tensor, layers: &[Tensor], samples: &[Laye
         out.push(attr.remove(0));
     }
     Ok(out)
+}
+
+/// How the `h·∇logit` rows are computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AttributionMethod {
+    /// The model's forward-mode method when it has one, else double backward.
+    #[default]
+    Auto,
+    ForwardMode,
+    DoubleBackward,
+}
+
+/// One forward pass of `x` plus the attribution rows of every sample set, in order.
+pub fn forward_with_attributions(model: &AtlasModel, x: &Tensor, samples: &[LayerSamples], method: AttributionMethod) -> Result<(Forward, Vec<Tensor>)> {
+    let forward_mode = match method {
+        AttributionMethod::Auto => model.has_jvp(),
+        AttributionMethod::ForwardMode => true,
+        AttributionMethod::DoubleBackward => false,
+    };
+    if forward_mode {
+        let device = x.device();
+        let requests: Vec<(usize, Tensor, Tensor)> = samples
+            .iter()
+            .map(|s| {
+                let ys: Vec<i64> = s.positions.iter().map(|p| p.y).collect();
+                let xs: Vec<i64> = s.positions.iter().map(|p| p.x).collect();
+                (s.layer, Tensor::from_slice(&ys).to_device(device), Tensor::from_slice(&xs).to_device(device))
+            })
+            .collect();
+        return tch::no_grad(|| model.attribution_jvp(x, &requests));
+    }
+    // Record a graph from the input so the layers have autograd edges to the logits.
+    let x = x.detach().set_requires_grad(true);
+    let fwd = model.forward_for_attribution(&x)?;
+    let attrs = backprop_attributions(&fwd.logits, &fwd.layers, samples)?;
+    Ok((fwd, attrs))
 }

@@ -10,7 +10,7 @@ use crate::jobs::{self, CancelToken, JobHandle, Reporter};
 use crate::model::{torch_model::top_k, AtlasModel};
 use crate::store::npy::Dtype;
 
-use super::attribution::{backprop_attributions, gather_vectors, linear_head_attribution, LayerSamples};
+use super::attribution::{forward_with_attributions, gather_vectors, linear_head_attribution, AttributionMethod, LayerSamples};
 use super::positions::{sample_position, Position};
 use super::run_folder::{ChunkData, ChunkLayer, RunFolder, RunManifest, RunSettings, FORMAT};
 
@@ -35,6 +35,7 @@ pub struct CollectConfig {
     pub decode_workers: usize,
     /// Use only the first N images of the folder.
     pub limit: Option<usize>,
+    pub attribution: AttributionMethod,
 }
 
 impl Default for CollectConfig {
@@ -53,6 +54,7 @@ impl Default for CollectConfig {
             preprocess: Preprocess::Squash,
             decode_workers: 2,
             limit: None,
+            attribution: AttributionMethod::Auto,
         }
     }
 }
@@ -227,15 +229,7 @@ fn process_batch(model: &AtlasModel, head: Option<&crate::model::LinearHead>, la
         return Ok(());
     }
     let (w, h) = model.info.size();
-    let x = Tensor::from_slice(&batch.pixels)
-        .reshape([b as i64, 3, h as i64, w as i64])
-        .to_device(model.device)
-        .set_requires_grad(true);
-    let fwd = model.forward_for_attribution(&x)?;
-    let probs = fwd.logits.detach().softmax(-1, Kind::Float);
-    for (img, top) in batch.indices.iter().zip(top_k(&probs, 5)) {
-        data.predictions.push((*img, top));
-    }
+    let x = Tensor::from_slice(&batch.pixels).reshape([b as i64, 3, h as i64, w as i64]).to_device(model.device);
 
     // Positions for every (layer, draw), then one attribution pass over all of them.
     let mut plan: Vec<(usize, u32, Vec<Position>)> = vec![];
@@ -256,7 +250,12 @@ fn process_batch(model: &AtlasModel, head: Option<&crate::model::LinearHead>, la
         .filter(|(slot, _, _)| !is_head(layers[*slot]))
         .map(|(slot, _, pos)| LayerSamples { layer: layers[*slot], positions: pos })
         .collect();
-    let mut backprop_attr = backprop_attributions(&fwd.logits, &fwd.layers, &backprop)?.into_iter();
+    let (fwd, attrs) = forward_with_attributions(model, &x, &backprop, cfg.attribution)?;
+    let mut backprop_attr = attrs.into_iter();
+    let probs = fwd.logits.detach().softmax(-1, Kind::Float);
+    for (img, top) in batch.indices.iter().zip(top_k(&probs, 5)) {
+        data.predictions.push((*img, top));
+    }
 
     // Rows are stored image-major: for each image, its draws in order.
     let mut per_slot: Vec<Vec<(u32, Vec<Position>, Vec<f32>, Vec<f32>, usize, usize)>> = layers.iter().map(|_| vec![]).collect();

@@ -73,18 +73,17 @@ fn axis_taps(in_size: usize, out_size: u64, outs: Range<u64>) -> Vec<Tap> {
     .collect()
 }
 
-/// One output channel value: `sample(k)` is the k-th input under the tap. Weighted sum in
-/// fixed point, rounded, clamped to a byte.
-fn convolve(tap: &Tap, sample: impl Fn(usize) -> u8) -> u8 {
-    let mut acc: i32 = 1 << (PRECISION_BITS - 1); // +0.5 for rounding
-    for (k, &w) in tap.weights.iter().enumerate() {
-        acc += i32::from(sample(tap.first + k)) * w;
-    }
+/// Fixed-point accumulator → byte: drop the fraction bits and clamp, as Pillow's `clip8`.
+fn to_byte(acc: i32) -> u8 {
     (acc >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
+/// Pillow's rounding offset (0.5 in fixed point), the starting value of every accumulator.
+const HALF: i32 = 1 << (PRECISION_BITS - 1);
+
 /// Resize `src` to a virtual `out_w × out_h` image and return only its `xs × ys` window.
 /// The result equals Pillow's `resize((out_w, out_h), BILINEAR).crop(...)` for that window.
+/// (Integer sums are exact, so the loop order below does not change any result.)
 pub(crate) fn resize_window(
     src: &RgbImage,
     (out_w, out_h): (u64, u64),
@@ -95,26 +94,41 @@ pub(crate) fn resize_window(
     let raw = src.as_raw();
     let h_taps = axis_taps(in_w, out_w, xs);
     let v_taps = axis_taps(in_h, out_h, ys);
-    let win_w = h_taps.len();
+    let row_bytes = h_taps.len() * 3;
 
     // Horizontal pass, only over the input rows the vertical pass will read (like Pillow).
     let row0 = v_taps.first().map_or(0, |t| t.first);
     let row1 = v_taps.last().map_or(0, |t| t.first + t.weights.len());
-    let mut tmp = vec![0u8; (row1 - row0) * win_w * 3];
-    for (r, tmp_row) in (row0..row1).zip(tmp.chunks_exact_mut(win_w * 3)) {
+    let mut tmp = vec![0u8; (row1 - row0) * row_bytes];
+    for (r, tmp_row) in (row0..row1).zip(tmp.chunks_exact_mut(row_bytes)) {
         let src_row = &raw[r * in_w * 3..(r + 1) * in_w * 3];
         for (tap, out) in h_taps.iter().zip(tmp_row.chunks_exact_mut(3)) {
-            for (c, o) in out.iter_mut().enumerate() {
-                *o = convolve(tap, |x| src_row[x * 3 + c]);
+            let pixels = src_row[tap.first * 3..].chunks_exact(3);
+            let mut acc = [HALF; 3];
+            for (px, &w) in pixels.zip(&tap.weights) {
+                for c in 0..3 {
+                    acc[c] += i32::from(px[c]) * w;
+                }
+            }
+            for c in 0..3 {
+                out[c] = to_byte(acc[c]);
             }
         }
     }
 
-    // Vertical pass over the 8-bit intermediate.
-    let mut out = RgbImage::new(win_w as u32, v_taps.len() as u32);
-    for (tap, out_row) in v_taps.iter().zip(out.chunks_exact_mut(win_w * 3)) {
-        for (i, o) in out_row.iter_mut().enumerate() {
-            *o = convolve(tap, |y| tmp[(y - row0) * win_w * 3 + i]);
+    // Vertical pass over the 8-bit intermediate: whole rows at a time, for cache-friendliness.
+    let mut out = RgbImage::new(h_taps.len() as u32, v_taps.len() as u32);
+    let mut acc = vec![HALF; row_bytes];
+    for (tap, out_row) in v_taps.iter().zip(out.chunks_exact_mut(row_bytes)) {
+        acc.fill(HALF);
+        for (k, &w) in tap.weights.iter().enumerate() {
+            let start = (tap.first + k - row0) * row_bytes;
+            for (a, &s) in acc.iter_mut().zip(&tmp[start..start + row_bytes]) {
+                *a += i32::from(s) * w;
+            }
+        }
+        for (o, &a) in out_row.iter_mut().zip(&acc) {
+            *o = to_byte(a);
         }
     }
     out

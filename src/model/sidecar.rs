@@ -44,6 +44,9 @@ pub struct Sidecar {
     pub linear_head_layer: Option<String>,
     #[serde(default)]
     pub relaxed_method: Option<String>,
+    /// Optional forward-mode attribution method (see models/CONTRACT.md).
+    #[serde(default)]
+    pub jvp_method: Option<String>,
     #[serde(default)]
     pub source: String,
 }
@@ -153,6 +156,7 @@ mod tests {
             layers: vec![LayerInfo { name: "a".into(), channels: 4, height: 8, width: 8 }],
             linear_head_layer: None,
             relaxed_method: None,
+            jvp_method: None,
             source: String::new(),
         }
     }

@@ -70,6 +70,13 @@ impl AtlasModel {
             self.run_method(method, &x)
                 .with_context(|| format!("the sidecar names method {method:?}"))?;
         }
+        if self.has_jvp() {
+            let zero = Tensor::zeros([1], (Kind::Int64, self.device));
+            let (_, attrs) = tch::no_grad(|| self.attribution_jvp(&x, &[(0, zero.shallow_clone(), zero)]))?;
+            if attrs[0].size() != [1, k] {
+                bail!("jvp_method returned attributions of shape {:?}, expected [1, {k}]", attrs[0].size());
+            }
+        }
         Ok(())
     }
 
@@ -104,24 +111,7 @@ impl AtlasModel {
         if parts.len() != 2 {
             bail!("{method} must return a pair (logits, [layers]), got {} values", parts.len());
         }
-        let layers = match parts.pop() {
-            Some(IValue::TensorList(ts)) => ts,
-            Some(IValue::GenericList(items)) => items
-                .into_iter()
-                .map(|v| match v {
-                    IValue::Tensor(t) => Ok(t),
-                    _ => Err(anyhow!("{method}: the layer list holds a non-tensor")),
-                })
-                .collect::<Result<_>>()?,
-            Some(IValue::Tuple(items)) => items
-                .into_iter()
-                .map(|v| match v {
-                    IValue::Tensor(t) => Ok(t),
-                    _ => Err(anyhow!("{method}: the layer tuple holds a non-tensor")),
-                })
-                .collect::<Result<_>>()?,
-            _ => bail!("{method}: second output must be a list of layer tensors"),
-        };
+        let layers = tensor_list(parts.pop(), method)?;
         let Some(IValue::Tensor(logits)) = parts.pop() else {
             bail!("{method}: first output must be the logits tensor");
         };
@@ -129,6 +119,40 @@ impl AtlasModel {
             bail!("{method} returned {} layers, the sidecar lists {}", layers.len(), self.info.layers.len());
         }
         Ok(Forward { logits, layers })
+    }
+
+    /// Whether the model offers forward-mode attribution.
+    pub fn has_jvp(&self) -> bool {
+        self.info.jvp_method.is_some()
+    }
+
+    /// Forward-mode attribution (the sidecar's `jvp_method`): one call returns the forward pass and,
+    /// for every `(layer, ys, xs)` request, the attribution rows `[B,K]` of the vectors at those
+    /// positions. Run it under `no_grad`.
+    pub fn attribution_jvp(&self, x: &Tensor, requests: &[(usize, Tensor, Tensor)]) -> Result<(Forward, Vec<Tensor>)> {
+        let method = self.info.jvp_method.as_deref().context("the model has no jvp_method")?;
+        let layers = IValue::IntList(requests.iter().map(|r| r.0 as i64).collect());
+        let ys = IValue::TensorList(requests.iter().map(|r| r.1.shallow_clone()).collect());
+        let xs = IValue::TensorList(requests.iter().map(|r| r.2.shallow_clone()).collect());
+        let out = self
+            .module
+            .method_is(method, &[IValue::Tensor(x.shallow_clone()), layers, ys, xs])
+            .map_err(|e| anyhow!("running {method}: {}", first_line(&e.to_string())))?;
+        let IValue::Tuple(mut parts) = out else {
+            bail!("{method} must return (logits, [layers], [attributions])");
+        };
+        if parts.len() != 3 {
+            bail!("{method} must return 3 values, got {}", parts.len());
+        }
+        let attrs = tensor_list(parts.pop(), method)?;
+        let layers = tensor_list(parts.pop(), method)?;
+        let Some(IValue::Tensor(logits)) = parts.pop() else {
+            bail!("{method}: first output must be the logits tensor");
+        };
+        if attrs.len() != requests.len() || layers.len() != self.info.layers.len() {
+            bail!("{method} returned {} attributions and {} layers for {} requests", attrs.len(), layers.len(), requests.len());
+        }
+        Ok((Forward { logits, layers }, attrs))
     }
 
     /// The exact linear map of the `linear_head_layer`, when the sidecar names one.
@@ -159,6 +183,22 @@ impl AtlasModel {
         let out = tch::no_grad(|| self.forward(&x.to_device(self.device)))?;
         Ok(out.logits.softmax(-1, Kind::Float))
     }
+}
+
+/// A list (or tuple) of tensors returned by a TorchScript method.
+fn tensor_list(value: Option<IValue>, method: &str) -> Result<Vec<Tensor>> {
+    let items = match value {
+        Some(IValue::TensorList(ts)) => return Ok(ts),
+        Some(IValue::GenericList(items)) | Some(IValue::Tuple(items)) => items,
+        _ => bail!("{method}: expected a list of tensors"),
+    };
+    items
+        .into_iter()
+        .map(|v| match v {
+            IValue::Tensor(t) => Ok(t),
+            _ => Err(anyhow!("{method}: a list holds a non-tensor")),
+        })
+        .collect()
 }
 
 fn first_line(s: &str) -> String {
