@@ -32,15 +32,16 @@ class JvpConvBn(nn.Module):
         super().__init__()
         pad = getattr(conv, "static_padding", None)
         self.pad: List[int] = [int(p) for p in pad.padding] if isinstance(pad, nn.ZeroPad2d) else [0, 0, 0, 0]
-        self.weight = nn.Parameter(conv.weight.detach().clone(), requires_grad=False)
+        # The same tensors as the model's own (not copies), so the saved file holds them once.
+        self.weight = conv.weight
         self.stride: List[int] = [int(s) for s in conv.stride]
         self.groups: int = int(conv.groups)
         scale = bn.weight.detach() / torch.sqrt(bn.running_var.detach() + bn.eps)
         self.register_buffer("scale", scale.view(1, -1, 1, 1).clone())
-        self.register_buffer("running_mean", bn.running_mean.detach().clone())
-        self.register_buffer("running_var", bn.running_var.detach().clone())
-        self.register_buffer("bn_weight", bn.weight.detach().clone())
-        self.register_buffer("bn_bias", bn.bias.detach().clone())
+        self.register_buffer("running_mean", bn.running_mean)
+        self.register_buffer("running_var", bn.running_var)
+        self.bn_weight = bn.weight
+        self.bn_bias = bn.bias
         self.eps = float(bn.eps)
         self.relu6 = relu6
 
@@ -116,8 +117,8 @@ class EfficientNetLiteJvp(nn.Module):
         for k, i in enumerate(stage_ends):
             self.tap_of_block[i] = k
         self.head_tap = len(stage_ends)
-        self.fc_weight = nn.Parameter(net._fc.weight.detach().clone(), requires_grad=False)
-        self.fc_bias = nn.Parameter(net._fc.bias.detach().clone(), requires_grad=False)
+        self.fc_weight = net._fc.weight
+        self.fc_bias = net._fc.bias
 
     def _start(self, h: Tensor, t: Tensor, tap: int, layers: List[int], ys: List[Tensor], xs: List[Tensor], order: List[int]) -> Tensor:
         for j in range(len(layers)):

@@ -267,6 +267,47 @@ fn gradient(w: u32, h: u32) -> DynamicImage {
 }
 
 /// Write the messy folder into a fresh temp dir and return its path.
+/// The whole CLI over the messy folder: exits 0, collects every good image, and names every bad
+/// file with its reason in problems.csv.
+#[test]
+fn collect_cli_over_messy_folder_processes_good_and_reports_bad() {
+    let root = build_fixture("cli");
+    let out = std::env::temp_dir().join(format!("atlas-bad-input-run-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&out);
+    let model = atlas::defaults::default_model();
+    assert!(model.exists(), "run scripts/setup.sh first");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(["collect", "--layers", "head", "--batch", "4"])
+        .arg("--model")
+        .arg(&model)
+        .arg("--images")
+        .arg(&root)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "exit {:?}: {stderr}", run.status);
+    let predictions = fs::read_to_string(out.join("predictions.csv")).unwrap();
+    assert_eq!(predictions.lines().count(), 1 + GOOD.len(), "{predictions}");
+    for (good, _, _) in GOOD {
+        assert!(predictions.contains(&*root.join(good).to_string_lossy()), "{good} missing from predictions");
+    }
+    let problems = fs::read_to_string(out.join("problems.csv")).unwrap();
+    assert_eq!(problems.lines().count(), 1 + SCAN_PROBLEMS.len() + DECODE_FAILURES.len(), "{problems}");
+    for (bad, why) in SCAN_PROBLEMS.iter().chain(DECODE_FAILURES) {
+        let line = problems
+            .lines()
+            .find(|l| l.contains(&*root.join(bad).to_string_lossy()))
+            .unwrap_or_else(|| panic!("{bad} not named in problems.csv:\n{problems}"));
+        assert!(line.contains(why), "{line}");
+    }
+    let acts = atlas::store::npy::read(&out.join("layers/head/acts.npy")).unwrap();
+    assert_eq!(acts.rows, GOOD.len());
+    fs::remove_dir_all(&root).unwrap();
+    fs::remove_dir_all(&out).unwrap();
+}
+
 fn build_fixture(tag: &str) -> PathBuf {
     let root = std::env::temp_dir().join(format!("atlas-bad-input-{}-{tag}", std::process::id()));
     let _ = fs::remove_dir_all(&root);
