@@ -38,7 +38,7 @@ pub fn top_bar(app: &mut AtlasApp, ui: &mut egui::Ui) {
         let mut dismiss = None;
         for (i, e) in app.errors.iter().enumerate() {
             ui.horizontal(|ui| {
-                ui.colored_label(Color32::from_rgb(200, 40, 40), format!("⚠ {e}"));
+                ui.colored_label(Color32::from_rgb(200, 40, 40), format!("Error: {e}"));
                 if ui.small_button("dismiss").clicked() {
                     dismiss = Some(i);
                 }
@@ -155,30 +155,35 @@ pub fn images_panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
     egui::CentralPanel::default().show(ui, |ui| {
         ui.heading(format!("Images and predictions ({})", app.rows.len()));
         let names: Vec<String> = app.model.as_ref().map(|m| m.classes.iter().map(|c| c.name.clone()).collect()).unwrap_or_default();
+        const CELL: f32 = 150.0;
+        let columns = ((ui.available_width() / (CELL + ui.spacing().item_spacing.x)).floor() as usize).max(1);
         egui::ScrollArea::vertical().show(ui, |ui| {
-            ui.horizontal_wrapped(|ui| {
-                for (row, tex) in app.rows.iter().zip(&app.thumbnails) {
-                    let Some(tex) = tex else { continue };
-                    ui.vertical(|ui| {
-                        ui.set_width(150.0);
-                        ui.image((tex.id(), egui::vec2(72.0, 72.0)));
-                        if let Ok(top) = &row.top {
-                            if let Some((c, p)) = top.first() {
-                                let right = row.truth.map(|t| t == *c);
-                                let colour = match right {
-                                    Some(true) => Color32::from_rgb(30, 140, 60),
-                                    Some(false) => Color32::from_rgb(190, 60, 40),
-                                    None => ui.visuals().text_color(),
-                                };
-                                let name = names.get(*c).map(String::as_str).unwrap_or("?");
-                                ui.colored_label(colour, format!("{name} {:.0}%", p * 100.0));
-                            }
-                        }
-                        let file = row.path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
-                        ui.label(RichText::new(file).small());
-                    });
+            egui::Grid::new("images").min_col_width(CELL).max_col_width(CELL).show(ui, |ui| {
+                let shown = app.rows.iter().zip(&app.thumbnails).filter_map(|(row, tex)| tex.as_ref().map(|t| (row, t)));
+                for (i, (row, tex)) in shown.enumerate() {
+                    ui.vertical(|ui| image_cell(ui, row, tex, &names));
+                    if (i + 1) % columns == 0 {
+                        ui.end_row();
+                    }
                 }
             });
         });
     });
+}
+
+fn image_cell(ui: &mut egui::Ui, row: &super::workers::ImageRow, tex: &egui::TextureHandle, names: &[String]) {
+    ui.image((tex.id(), egui::vec2(72.0, 72.0)));
+    if let Ok(top) = &row.top {
+        if let Some((c, p)) = top.first() {
+            let colour = match row.truth.map(|t| t == *c) {
+                Some(true) => Color32::from_rgb(30, 140, 60),
+                Some(false) => Color32::from_rgb(190, 60, 40),
+                None => ui.visuals().text_color(),
+            };
+            let name = names.get(*c).map(String::as_str).unwrap_or("?");
+            ui.colored_label(colour, format!("{name} {:.0}%", p * 100.0));
+        }
+    }
+    let file = row.path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+    ui.label(RichText::new(file).small());
 }

@@ -1,0 +1,88 @@
+//! The first window, driven through its real widgets with egui_kittest (no display needed).
+mod common;
+
+use std::time::{Duration, Instant};
+
+use atlas::app::AtlasApp;
+use egui_kittest::kittest::Queryable;
+use eframe::egui::accesskit::Role;
+use egui_kittest::Harness;
+
+fn harness(app: AtlasApp) -> Harness<'static, AtlasApp> {
+    Harness::builder().with_size([1200.0, 800.0]).build_ui_state(|ui, app: &mut AtlasApp| app.show(ui), app)
+}
+
+/// Steps frames (the app polls its job channels each frame) until `done` holds.
+fn step_until(h: &mut Harness<'static, AtlasApp>, what: &str, done: impl Fn(&AtlasApp) -> bool) {
+    let start = Instant::now();
+    loop {
+        h.step();
+        if done(h.state()) {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(300), "timed out waiting for {what}; errors: {:?}", h.state().errors);
+        std::thread::sleep(Duration::from_millis(30));
+    }
+}
+
+#[test]
+fn shows_model_images_predictions_and_runs_a_cancellable_resumable_collection() {
+    let run = common::scratch("app-run");
+    let mut h = harness(AtlasApp::new(common::model(), common::assets()));
+    step_until(&mut h, "the images to be classified", |a| a.open_job.is_none());
+    assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
+    h.get_by_label("EfficientNet-Lite0");
+    h.get_by_label("head (linear head)");
+    let images = common::image_files(&common::assets()).len();
+    assert_eq!(h.state().rows.len(), images);
+    h.get_by_label_contains("top-1 accuracy on labelled images");
+    h.get_by_label_contains("Bullmastiff"); // a bundled photo's prediction is on screen
+
+    // Collect two layers only: untick the other five through their checkboxes.
+    h.state_mut().collect_form.out = run.clone();
+    for layer in ["stage2", "stage3", "stage5", "stage6", "stage7"] {
+        h.get_by_role_and_label(Role::CheckBox, layer).click();
+    }
+    h.step();
+    assert_eq!(h.state().collect_form.layers, vec![false, false, true, false, false, false, true]);
+    h.get_by_label("Start collection").click();
+    step_until(&mut h, "collection progress", |a| {
+        a.collect_job.as_ref().and_then(|j| j.progress.as_ref()).is_some_and(|p| p.stage == "collecting")
+    });
+    h.get_by_label("Cancel collection").click();
+    step_until(&mut h, "the cancel", |a| a.collect_job.is_none());
+    assert!(h.state().log.iter().any(|l| l.contains("cancelled")), "{:?}", h.state().log);
+    assert!(h.state().last_collection.is_none());
+
+    // Starting again resumes and finishes.
+    h.get_by_label("Start collection").click();
+    step_until(&mut h, "the collection", |a| a.last_collection.is_some() || !a.errors.is_empty());
+    assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
+    h.step();
+    h.get_by_label(&format!("head: {images} vectors × 1280 channels, attributions over 1000 classes"));
+    std::fs::remove_dir_all(&run).unwrap();
+}
+
+#[test]
+fn broken_model_and_empty_folder_are_reported_and_the_window_stays_usable() {
+    let dir = common::scratch("app-bad");
+    let bogus = dir.join("bogus.pt");
+    std::fs::write(&bogus, b"not a model").unwrap();
+    let mut h = harness(AtlasApp::new(bogus, common::assets()));
+    step_until(&mut h, "the model error", |a| !a.errors.is_empty());
+    h.get_by_label_contains("Error: ");
+    assert!(h.state().errors[0].contains("bogus.pt") && h.state().errors[0].contains("sidecar"), "{:?}", h.state().errors);
+    assert!(h.state().model.is_none());
+
+    // Switching to a good model and an empty folder: the model loads, the folder is reported.
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    h.get_by_label("dismiss").click();
+    h.step();
+    h.state_mut().model_path = common::model();
+    h.state_mut().open_folder(empty);
+    step_until(&mut h, "the empty-folder error", |a| !a.errors.is_empty());
+    assert!(h.state().model.is_some());
+    h.get_by_label_contains("contains no readable images");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
