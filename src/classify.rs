@@ -23,25 +23,47 @@ pub fn label_of(entry: &ImageEntry) -> Option<String> {
     entry.label.clone().or_else(|| {
         let stem = entry.path.file_stem()?.to_string_lossy().to_string();
         let prefix = stem.split('_').next()?;
-        let is_synset = prefix.len() == 9 && prefix.starts_with('n') && prefix[1..].bytes().all(|b| b.is_ascii_digit());
+        let is_synset = prefix.len() == 9
+            && prefix.starts_with('n')
+            && prefix[1..].bytes().all(|b| b.is_ascii_digit());
         is_synset.then(|| prefix.to_string())
     })
 }
 
 /// Classifies `entries` with the model's classification preprocessing, in batches, decoding on
 /// `workers` threads. `progress(done, total)` is called after every batch.
-pub fn classify(model: &AtlasModel, entries: &[ImageEntry], k: usize, batch_size: usize, workers: usize, mut progress: impl FnMut(usize, usize)) -> Result<Vec<Classified>> {
+pub fn classify(
+    model: &AtlasModel,
+    entries: &[ImageEntry],
+    k: usize,
+    batch_size: usize,
+    workers: usize,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Vec<Classified>> {
     let paths: Arc<Vec<PathBuf>> = Arc::new(entries.iter().map(|e| e.path.clone()).collect());
     let (w, h) = model.info.size();
-    let rx = spawn_loader(paths, (0..entries.len()).collect(), batch_size, model.info.classify_preprocess(), (w, h), workers);
-    let mut tops: Vec<Option<Result<Vec<(usize, f32)>, String>>> = (0..entries.len()).map(|_| None).collect();
+    let rx = spawn_loader(
+        paths,
+        (0..entries.len()).collect(),
+        batch_size,
+        model.info.classify_preprocess(),
+        (w, h),
+        workers,
+    );
+    let mut tops: Vec<Option<Result<Vec<(usize, f32)>, String>>> =
+        (0..entries.len()).map(|_| None).collect();
     let mut done = 0;
     for batch in rx {
         for (i, reason) in &batch.failures {
             tops[*i] = Some(Err(reason.clone()));
         }
         if !batch.indices.is_empty() {
-            let x = Tensor::from_slice(&batch.pixels).reshape([batch.indices.len() as i64, 3, h as i64, w as i64]);
+            let x = Tensor::from_slice(&batch.pixels).reshape([
+                batch.indices.len() as i64,
+                3,
+                h as i64,
+                w as i64,
+            ]);
             let probs = model.probabilities(&x)?;
             for (i, top) in batch.indices.iter().zip(top_k(&probs, k)) {
                 tops[*i] = Some(Ok(top));
@@ -67,7 +89,10 @@ pub fn classify(model: &AtlasModel, entries: &[ImageEntry], k: usize, batch_size
 
 /// Top-1 accuracy over the images whose label maps to a class: (correct, labelled).
 pub fn accuracy(results: &[Classified]) -> (usize, usize) {
-    let labelled: Vec<&Classified> = results.iter().filter(|r| r.truth.is_some() && r.top.is_ok()).collect();
+    let labelled: Vec<&Classified> = results
+        .iter()
+        .filter(|r| r.truth.is_some() && r.top.is_ok())
+        .collect();
     let correct = labelled
         .iter()
         .filter(|r| r.top.as_ref().ok().and_then(|t| t.first()).map(|t| t.0) == r.truth)

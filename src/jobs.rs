@@ -77,11 +77,19 @@ pub struct Reporter<T> {
 
 impl<T> Reporter<T> {
     pub fn new(tx: Sender<JobEvent<T>>) -> Self {
-        Reporter { tx, started: Instant::now() }
+        Reporter {
+            tx,
+            started: Instant::now(),
+        }
     }
     pub fn progress(&self, stage: &str, done: u64, total: u64) {
         let elapsed_s = self.started.elapsed().as_secs_f64();
-        let _ = self.tx.send(JobEvent::Progress(Progress { stage: stage.into(), done, total, elapsed_s }));
+        let _ = self.tx.send(JobEvent::Progress(Progress {
+            stage: stage.into(),
+            done,
+            total,
+            elapsed_s,
+        }));
     }
     pub fn problem(&self, problem: Problem) {
         let _ = self.tx.send(JobEvent::Problem(problem));
@@ -117,14 +125,22 @@ where
         .name(name.into())
         .spawn(move || {
             let reporter = Reporter::new(tx);
-            let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&reporter, &token))) {
+            let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                work(&reporter, &token)
+            })) {
                 Ok(Ok(Some(value))) => JobOutcome::Done(value),
                 Ok(Ok(None)) => JobOutcome::Cancelled,
                 Ok(Err(e)) => JobOutcome::Failed(format!("{e:#}")),
-                Err(_) => JobOutcome::Failed("the job crashed (internal error); finished work is kept".into()),
+                Err(_) => JobOutcome::Failed(
+                    "the job crashed (internal error); finished work is kept".into(),
+                ),
             };
             reporter.finish(outcome);
         })
         .expect("spawn job thread");
-    JobHandle { events: rx, cancel, thread: Some(thread) }
+    JobHandle {
+        events: rx,
+        cancel,
+        thread: Some(thread),
+    }
 }

@@ -15,7 +15,11 @@ use atlas::store::npy::Dtype;
 use atlas::{classify, defaults};
 
 #[derive(Parser)]
-#[command(name = "atlas", version, about = "Activation atlases of your own image classifier and images")]
+#[command(
+    name = "atlas",
+    version,
+    about = "Activation atlases of your own image classifier and images"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -88,12 +92,29 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
-    let result = match cli.command.unwrap_or(Command::App { images: None, model: None }) {
+    let result = match cli.command.unwrap_or(Command::App {
+        images: None,
+        model: None,
+    }) {
         Command::App { images, model } => atlas::app::run(
             model.unwrap_or_else(defaults::default_model),
             images.unwrap_or_else(defaults::default_images),
         ),
-        Command::Collect { model, images, layers, out, samples, margin, seed, batch, chunk, f16, limit, workers, attribution } => {
+        Command::Collect {
+            model,
+            images,
+            layers,
+            out,
+            samples,
+            margin,
+            seed,
+            batch,
+            chunk,
+            f16,
+            limit,
+            workers,
+            attribution,
+        } => {
             let attribution = match attribution.as_str() {
                 "auto" => AttributionMethod::Auto,
                 "forward-mode" => AttributionMethod::ForwardMode,
@@ -103,7 +124,11 @@ fn main() {
                     std::process::exit(2);
                 }
             };
-            let layers = if layers == "all" { vec![] } else { layers.split(',').map(|s| s.trim().to_string()).collect() };
+            let layers = if layers == "all" {
+                vec![]
+            } else {
+                layers.split(',').map(|s| s.trim().to_string()).collect()
+            };
             run_collect(CollectConfig {
                 model: model.unwrap_or_else(defaults::default_model),
                 images,
@@ -121,9 +146,19 @@ fn main() {
                 attribution,
             })
         }
-        Command::Classify { model, top, batch, quiet, inputs } => {
-            run_classify(&model.unwrap_or_else(defaults::default_model), top, batch, quiet, &inputs)
-        }
+        Command::Classify {
+            model,
+            top,
+            batch,
+            quiet,
+            inputs,
+        } => run_classify(
+            &model.unwrap_or_else(defaults::default_model),
+            top,
+            batch,
+            quiet,
+            &inputs,
+        ),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
@@ -173,7 +208,14 @@ fn run_collect(cfg: CollectConfig) -> Result<()> {
                             out.display()
                         );
                         for l in &m.layers {
-                            println!("  {:<16} {:>7} rows x {:>5} channels  {}/{}", l.name, l.rows, l.channels, out.display(), l.dir);
+                            println!(
+                                "  {:<16} {:>7} rows x {:>5} channels  {}/{}",
+                                l.name,
+                                l.rows,
+                                l.channels,
+                                out.display(),
+                                l.dir
+                            );
                         }
                         Ok(())
                     }
@@ -182,12 +224,20 @@ fn run_collect(cfg: CollectConfig) -> Result<()> {
                 };
             }
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => bail!("the collection stopped unexpectedly"),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                bail!("the collection stopped unexpectedly")
+            }
         }
     }
 }
 
-fn run_classify(model_path: &PathBuf, top: usize, batch: usize, quiet: bool, inputs: &[PathBuf]) -> Result<()> {
+fn run_classify(
+    model_path: &PathBuf,
+    top: usize,
+    batch: usize,
+    quiet: bool,
+    inputs: &[PathBuf],
+) -> Result<()> {
     let model = AtlasModel::load(model_path, atlas::model::default_device())?;
     let mut entries = vec![];
     for input in inputs {
@@ -198,7 +248,10 @@ fn run_classify(model_path: &PathBuf, top: usize, batch: usize, quiet: bool, inp
             }
             entries.extend(scan.images);
         } else {
-            entries.push(ImageEntry { path: input.clone(), label: None });
+            entries.push(ImageEntry {
+                path: input.clone(),
+                label: None,
+            });
         }
     }
     if entries.is_empty() {
@@ -206,13 +259,19 @@ fn run_classify(model_path: &PathBuf, top: usize, batch: usize, quiet: bool, inp
     }
     let pb = bar(entries.len() as u64);
     pb.set_message("classifying");
-    let results = classify::classify(&model, &entries, top, batch, 2, |d, _| pb.set_position(d as u64)).context("classifying")?;
+    let results = classify::classify(&model, &entries, top, batch, 2, |d, _| {
+        pb.set_position(d as u64)
+    })
+    .context("classifying")?;
     pb.finish_and_clear();
     let names = &model.info.classes;
     for r in &results {
         match &r.top {
             Ok(t) if !quiet => {
-                let cells: Vec<String> = t.iter().map(|(c, p)| format!("{} {:.2}%", names[*c].name, p * 100.0)).collect();
+                let cells: Vec<String> = t
+                    .iter()
+                    .map(|(c, p)| format!("{} {:.2}%", names[*c].name, p * 100.0))
+                    .collect();
                 println!("{}\t{}", r.path.display(), cells.join(", "));
             }
             Ok(_) => {}
@@ -221,7 +280,10 @@ fn run_classify(model_path: &PathBuf, top: usize, batch: usize, quiet: bool, inp
     }
     let (correct, labelled) = classify::accuracy(&results);
     if labelled > 0 {
-        println!("top-1 accuracy: {correct}/{labelled} = {:.2}%", 100.0 * correct as f64 / labelled as f64);
+        println!(
+            "top-1 accuracy: {correct}/{labelled} = {:.2}%",
+            100.0 * correct as f64 / labelled as f64
+        );
     }
     Ok(())
 }

@@ -4,12 +4,14 @@ mod common;
 use std::time::{Duration, Instant};
 
 use atlas::app::AtlasApp;
-use egui_kittest::kittest::Queryable;
 use eframe::egui::accesskit::Role;
+use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 
 fn harness(app: AtlasApp) -> Harness<'static, AtlasApp> {
-    Harness::builder().with_size([1200.0, 800.0]).build_ui_state(|ui, app: &mut AtlasApp| app.show(ui), app)
+    Harness::builder()
+        .with_size([1200.0, 800.0])
+        .build_ui_state(|ui, app: &mut AtlasApp| app.show(ui), app)
 }
 
 /// Steps frames (the app polls its job channels each frame) until `done` holds.
@@ -20,7 +22,11 @@ fn step_until(h: &mut Harness<'static, AtlasApp>, what: &str, done: impl Fn(&Atl
         if done(h.state()) {
             return;
         }
-        assert!(start.elapsed() < Duration::from_secs(300), "timed out waiting for {what}; errors: {:?}", h.state().errors);
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "timed out waiting for {what}; errors: {:?}",
+            h.state().errors
+        );
         std::thread::sleep(Duration::from_millis(30));
     }
 }
@@ -29,7 +35,9 @@ fn step_until(h: &mut Harness<'static, AtlasApp>, what: &str, done: impl Fn(&Atl
 fn shows_model_images_predictions_and_runs_a_cancellable_resumable_collection() {
     let run = common::scratch("app-run");
     let mut h = harness(AtlasApp::new(common::model(), common::assets()));
-    step_until(&mut h, "the images to be classified", |a| a.open_job.is_none());
+    step_until(&mut h, "the images to be classified", |a| {
+        a.open_job.is_none()
+    });
     assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
     h.get_by_label("EfficientNet-Lite0");
     h.get_by_label("head (linear head)");
@@ -44,22 +52,36 @@ fn shows_model_images_predictions_and_runs_a_cancellable_resumable_collection() 
         h.get_by_role_and_label(Role::CheckBox, layer).click();
     }
     h.step();
-    assert_eq!(h.state().collect_form.layers, vec![false, false, true, false, false, false, true]);
+    assert_eq!(
+        h.state().collect_form.layers,
+        vec![false, false, true, false, false, false, true]
+    );
     h.get_by_label("Start collection").click();
     step_until(&mut h, "collection progress", |a| {
-        a.collect_job.as_ref().and_then(|j| j.progress.as_ref()).is_some_and(|p| p.stage == "collecting")
+        a.collect_job
+            .as_ref()
+            .and_then(|j| j.progress.as_ref())
+            .is_some_and(|p| p.stage == "collecting")
     });
     h.get_by_label("Cancel collection").click();
     step_until(&mut h, "the cancel", |a| a.collect_job.is_none());
-    assert!(h.state().log.iter().any(|l| l.contains("cancelled")), "{:?}", h.state().log);
+    assert!(
+        h.state().log.iter().any(|l| l.contains("cancelled")),
+        "{:?}",
+        h.state().log
+    );
     assert!(h.state().last_collection.is_none());
 
     // Starting again resumes and finishes.
     h.get_by_label("Start collection").click();
-    step_until(&mut h, "the collection", |a| a.last_collection.is_some() || !a.errors.is_empty());
+    step_until(&mut h, "the collection", |a| {
+        a.last_collection.is_some() || !a.errors.is_empty()
+    });
     assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
     h.step();
-    h.get_by_label(&format!("head: {images} vectors × 1280 channels, attributions over 1000 classes"));
+    h.get_by_label(&format!(
+        "head: {images} vectors × 1280 channels, attributions over 1000 classes"
+    ));
     std::fs::remove_dir_all(&run).unwrap();
 }
 
@@ -71,7 +93,11 @@ fn broken_model_and_empty_folder_are_reported_and_the_window_stays_usable() {
     let mut h = harness(AtlasApp::new(bogus, common::assets()));
     step_until(&mut h, "the model error", |a| !a.errors.is_empty());
     h.get_by_label_contains("Error: ");
-    assert!(h.state().errors[0].contains("bogus.pt") && h.state().errors[0].contains("sidecar"), "{:?}", h.state().errors);
+    assert!(
+        h.state().errors[0].contains("bogus.pt") && h.state().errors[0].contains("sidecar"),
+        "{:?}",
+        h.state().errors
+    );
     assert!(h.state().model.is_none());
 
     // Switching to a good model and an empty folder: the model loads, the folder is reported.

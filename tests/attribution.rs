@@ -3,7 +3,10 @@
 //! attributions of all positions sum to the logit minus its bias.
 mod common;
 
-use atlas::collect::attribution::{forward_with_attributions, gather_vectors, linear_head_attribution, AttributionMethod, LayerSamples};
+use atlas::collect::attribution::{
+    forward_with_attributions, gather_vectors, linear_head_attribution, AttributionMethod,
+    LayerSamples,
+};
 use atlas::collect::positions::{sample_position, Position};
 use atlas::data::{load_rgb, to_chw_f32, Preprocess};
 use atlas::model::AtlasModel;
@@ -18,7 +21,9 @@ fn batch(model: &AtlasModel) -> (Vec<f32>, Tensor) {
     let files = common::image_files(&common::assets());
     let mut pixels = vec![];
     for f in files.iter().take(IMAGES) {
-        pixels.extend(to_chw_f32(&load_rgb(f, Preprocess::Squash, (w, h)).unwrap()));
+        pixels.extend(to_chw_f32(
+            &load_rgb(f, Preprocess::Squash, (w, h)).unwrap(),
+        ));
     }
     let x = Tensor::from_slice(&pixels).reshape([IMAGES as i64, 3, h as i64, w as i64]);
     (pixels, x)
@@ -30,7 +35,10 @@ fn max_row_relative_error(a: &[f32], b: &[f32], k: usize) -> f32 {
         .zip(b.chunks(k))
         .map(|(ra, rb)| {
             let scale = rb.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-            ra.iter().zip(rb).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+            ra.iter()
+                .zip(rb)
+                .fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+                / scale
         })
         .fold(0f32, f32::max)
 }
@@ -42,7 +50,10 @@ fn to_vec(t: &Tensor) -> Vec<f32> {
 #[test]
 fn rows_match_pytorch_forward_mode_reference() {
     let model = AtlasModel::load(&common::model(), Device::Cpu).unwrap();
-    let head = model.linear_head().unwrap().expect("EfficientNet-Lite0 has a linear head");
+    let head = model
+        .linear_head()
+        .unwrap()
+        .expect("EfficientNet-Lite0 has a linear head");
     let (pixels, x) = batch(&model);
     let k = model.num_classes();
 
@@ -51,18 +62,33 @@ fn rows_match_pytorch_forward_mode_reference() {
     let mut positions: Vec<(usize, Vec<Position>)> = vec![];
     for (l, info) in model.info.layers.iter().enumerate() {
         for draw in 0..DRAWS {
-            let pos = (0..IMAGES as u64).map(|i| sample_position(5, i, l as u64, draw, info.height, info.width, 1)).collect();
+            let pos = (0..IMAGES as u64)
+                .map(|i| sample_position(5, i, l as u64, draw, info.height, info.width, 1))
+                .collect();
             positions.push((l, pos));
         }
     }
-    let samples: Vec<LayerSamples> = positions.iter().map(|(l, p)| LayerSamples { layer: *l, positions: p }).collect();
+    let samples: Vec<LayerSamples> = positions
+        .iter()
+        .map(|(l, p)| LayerSamples {
+            layer: *l,
+            positions: p,
+        })
+        .collect();
     let mut ours = vec![];
-    for method in [AttributionMethod::ForwardMode, AttributionMethod::DoubleBackward] {
+    for method in [
+        AttributionMethod::ForwardMode,
+        AttributionMethod::DoubleBackward,
+    ] {
         let (fwd, attrs) = forward_with_attributions(&model, &x, &samples, method).unwrap();
         let mut rows = vec![];
         for ((l, pos), attr) in positions.iter().zip(attrs) {
             let attr = if *l == head.layer {
-                linear_head_attribution(&gather_vectors(&fwd.layers[*l], pos), &head, &fwd.layers[*l].size())
+                linear_head_attribution(
+                    &gather_vectors(&fwd.layers[*l], pos),
+                    &head,
+                    &fwd.layers[*l].size(),
+                )
             } else {
                 attr
             };
@@ -72,14 +98,24 @@ fn rows_match_pytorch_forward_mode_reference() {
     }
 
     let dir = common::scratch("attribution");
-    npy::write_nd(&dir.join("input.npy"), &pixels, &[IMAGES, 3, 224, 224], Dtype::F32).unwrap();
+    npy::write_nd(
+        &dir.join("input.npy"),
+        &pixels,
+        &[IMAGES, 3, 224, 224],
+        Dtype::F32,
+    )
+    .unwrap();
     let mut entries = vec![];
     for (l, pos) in &positions {
         for (i, p) in pos.iter().enumerate() {
             entries.push(serde_json::json!({"image": i, "layer": model.info.layers[*l].name, "y": p.y, "x": p.x}));
         }
     }
-    std::fs::write(dir.join("positions.json"), serde_json::Value::Array(entries).to_string()).unwrap();
+    std::fs::write(
+        dir.join("positions.json"),
+        serde_json::Value::Array(entries).to_string(),
+    )
+    .unwrap();
     let script = atlas::defaults::project_dir().join("tests/reference/attribution_ref.py");
     let out = std::process::Command::new(common::python())
         .arg(script)
@@ -93,16 +129,30 @@ fn rows_match_pytorch_forward_mode_reference() {
         .arg(dir.join("ref.npy"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "reference failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "reference failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let reference = npy::read(&dir.join("ref.npy")).unwrap();
-    assert_eq!((reference.rows, reference.cols), (positions.len() * IMAGES, k));
+    assert_eq!(
+        (reference.rows, reference.cols),
+        (positions.len() * IMAGES, k)
+    );
     for (name, rows) in ["forward-mode", "double-backward"].iter().zip(&ours) {
         let err = max_row_relative_error(rows, &reference.data, k);
-        println!("{name}: max row-relative error vs PyTorch forward-mode AD = {err:.2e} over {} rows", reference.rows);
+        println!(
+            "{name}: max row-relative error vs PyTorch forward-mode AD = {err:.2e} over {} rows",
+            reference.rows
+        );
         assert!(err < 1e-3, "{name}: {err}");
     }
     // A wrong answer must not pass: attributions at other positions are far off.
-    let shifted: Vec<f32> = reference.data[k..].iter().chain(&reference.data[..k]).copied().collect();
+    let shifted: Vec<f32> = reference.data[k..]
+        .iter()
+        .chain(&reference.data[..k])
+        .copied()
+        .collect();
     assert!(max_row_relative_error(&ours[0], &shifted, k) > 0.1);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -115,7 +165,10 @@ fn linear_head_attributions_sum_to_logit_minus_bias() {
     let fwd = tch::no_grad(|| model.forward(&x)).unwrap();
     let act = &fwd.layers[head.layer];
     let size = act.size();
-    let mut total = Tensor::zeros([IMAGES as i64, model.num_classes() as i64], (Kind::Float, Device::Cpu));
+    let mut total = Tensor::zeros(
+        [IMAGES as i64, model.num_classes() as i64],
+        (Kind::Float, Device::Cpu),
+    );
     for y in 0..size[2] {
         for x_ in 0..size[3] {
             let pos = vec![Position { y, x: x_ }; IMAGES];
@@ -124,14 +177,24 @@ fn linear_head_attributions_sum_to_logit_minus_bias() {
     }
     let expected = &fwd.logits - &head.bias;
     let err = max_row_relative_error(&to_vec(&total), &to_vec(&expected), model.num_classes());
-    println!("sum over {} positions vs logit - bias: max row-relative error {err:.2e}", size[2] * size[3]);
+    println!(
+        "sum over {} positions vs logit - bias: max row-relative error {err:.2e}",
+        size[2] * size[3]
+    );
     assert!(err < 1e-4, "{err}");
 
     // The autograd path agrees with the exact formula on the head layer.
-    let pos: Vec<Position> = (0..IMAGES as i64).map(|i| Position { y: 1 + i, x: 5 - i }).collect();
-    let samples = [LayerSamples { layer: head.layer, positions: &pos }];
-    let (fwd, attrs) = forward_with_attributions(&model, &x, &samples, AttributionMethod::DoubleBackward).unwrap();
-    let exact = linear_head_attribution(&gather_vectors(&fwd.layers[head.layer], &pos), &head, &size);
+    let pos: Vec<Position> = (0..IMAGES as i64)
+        .map(|i| Position { y: 1 + i, x: 5 - i })
+        .collect();
+    let samples = [LayerSamples {
+        layer: head.layer,
+        positions: &pos,
+    }];
+    let (fwd, attrs) =
+        forward_with_attributions(&model, &x, &samples, AttributionMethod::DoubleBackward).unwrap();
+    let exact =
+        linear_head_attribution(&gather_vectors(&fwd.layers[head.layer], &pos), &head, &size);
     let err = max_row_relative_error(&to_vec(&attrs[0]), &to_vec(&exact), model.num_classes());
     assert!(err < 1e-4, "double backward vs exact on the head: {err}");
 }

@@ -13,19 +13,35 @@ const LAYERS: &str = "stage3,head";
 
 fn collect_cmd(out: &Path) -> Command {
     let mut cmd = Command::new(common::atlas_bin());
-    cmd.args(["collect", "--layers", LAYERS, "--batch", "2", "--chunk", "2", "--samples", "2", "--seed", "11"])
-        .arg("--model")
-        .arg(common::model())
-        .arg("--images")
-        .arg(common::assets())
-        .arg("--out")
-        .arg(out);
+    cmd.args([
+        "collect",
+        "--layers",
+        LAYERS,
+        "--batch",
+        "2",
+        "--chunk",
+        "2",
+        "--samples",
+        "2",
+        "--seed",
+        "11",
+    ])
+    .arg("--model")
+    .arg(common::model())
+    .arg("--images")
+    .arg(common::assets())
+    .arg("--out")
+    .arg(out);
     cmd
 }
 
 fn finished_chunks(run: &Path) -> usize {
     std::fs::read_dir(run.join("parts"))
-        .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().len() == 6).count())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().len() == 6)
+                .count()
+        })
         .unwrap_or(0)
 }
 
@@ -35,7 +51,10 @@ fn assert_same_run(a: &Path, b: &Path) {
             let fa = std::fs::read(a.join("layers").join(layer).join(file)).unwrap();
             let fb = std::fs::read(b.join("layers").join(layer).join(file)).unwrap();
             assert!(fa.len() > 1000, "{layer}/{file} is too small to be real");
-            assert!(fa == fb, "{layer}/{file} differs between the interrupted and the uninterrupted run");
+            assert!(
+                fa == fb,
+                "{layer}/{file} differs between the interrupted and the uninterrupted run"
+            );
         }
     }
     for file in ["provenance.csv", "predictions.csv"] {
@@ -50,15 +69,29 @@ fn kill_9_then_rerun_equals_uninterrupted_run() {
     let dir = common::scratch("kill9");
     let (full, killed) = (dir.join("full"), dir.join("killed"));
     assert!(collect_cmd(&full).status().unwrap().success());
-    let rows = std::fs::read_to_string(full.join("provenance.csv")).unwrap().lines().count() - 1;
+    let rows = std::fs::read_to_string(full.join("provenance.csv"))
+        .unwrap()
+        .lines()
+        .count()
+        - 1;
     let images = common::image_files(&common::assets()).len();
     assert_eq!(rows, images * 2 * 2, "2 layers x 2 samples per image");
 
-    let mut child = collect_cmd(&killed).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = collect_cmd(&killed)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let started = Instant::now();
     while finished_chunks(&killed) < 2 {
-        assert!(started.elapsed() < Duration::from_secs(120), "no chunk saved in time");
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before we could kill it");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no chunk saved in time"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before we could kill it"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap(); // SIGKILL
@@ -67,10 +100,22 @@ fn kill_9_then_rerun_equals_uninterrupted_run() {
     let saved = finished_chunks(&killed);
 
     let out = collect_cmd(&killed).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let processed_now: usize = stdout.split("(").nth(1).and_then(|s| s.split_whitespace().next()).and_then(|n| n.parse().ok()).expect(&stdout);
-    assert!(processed_now <= images - saved * 2, "the rerun redid saved chunks: {stdout}");
+    let processed_now: usize = stdout
+        .split("(")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect(&stdout);
+    assert!(
+        processed_now <= images - saved * 2,
+        "the rerun redid saved chunks: {stdout}"
+    );
     assert_same_run(&full, &killed);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -92,7 +137,9 @@ fn cancel_then_resume_equals_uninterrupted_run() {
     let full = dir.join("full");
     let (tx, _rx) = crossbeam_channel::unbounded();
     let token = atlas::jobs::CancelToken::default();
-    collect(&config(&full), &Reporter::new(tx), &token).unwrap().expect("not cancelled");
+    collect(&config(&full), &Reporter::new(tx), &token)
+        .unwrap()
+        .expect("not cancelled");
 
     let resumed = dir.join("resumed");
     let job = spawn_collect(config(&resumed));
@@ -107,7 +154,10 @@ fn cancel_then_resume_equals_uninterrupted_run() {
             _ => {}
         }
     }
-    assert!(matches!(outcome, Some(JobOutcome::Cancelled)), "the job did not stop on cancel");
+    assert!(
+        matches!(outcome, Some(JobOutcome::Cancelled)),
+        "the job did not stop on cancel"
+    );
     let job = spawn_collect(config(&resumed));
     let done = job.events.iter().find_map(|ev| match ev {
         JobEvent::Finished(o) => Some(o),

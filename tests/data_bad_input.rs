@@ -291,10 +291,17 @@ fn collect_cli_over_messy_folder_processes_good_and_reports_bad() {
     let predictions = fs::read_to_string(out.join("predictions.csv")).unwrap();
     assert_eq!(predictions.lines().count(), 1 + GOOD.len(), "{predictions}");
     for (good, _, _) in GOOD {
-        assert!(predictions.contains(&*root.join(good).to_string_lossy()), "{good} missing from predictions");
+        assert!(
+            predictions.contains(&*root.join(good).to_string_lossy()),
+            "{good} missing from predictions"
+        );
     }
     let problems = fs::read_to_string(out.join("problems.csv")).unwrap();
-    assert_eq!(problems.lines().count(), 1 + SCAN_PROBLEMS.len() + DECODE_FAILURES.len(), "{problems}");
+    assert_eq!(
+        problems.lines().count(),
+        1 + SCAN_PROBLEMS.len() + DECODE_FAILURES.len(),
+        "{problems}"
+    );
     for (bad, why) in SCAN_PROBLEMS.iter().chain(DECODE_FAILURES) {
         let line = problems
             .lines()

@@ -7,7 +7,10 @@ use tch::Device;
 
 fn load_err(path: &std::path::Path) -> String {
     match AtlasModel::load(path, Device::Cpu) {
-        Ok(_) => panic!("{} loaded although it is not an atlas model", path.display()),
+        Ok(_) => panic!(
+            "{} loaded although it is not an atlas model",
+            path.display()
+        ),
         Err(e) => format!("{e:#}"),
     }
 }
@@ -37,13 +40,20 @@ fn wrong_files_are_named_with_the_reason() {
     // A sidecar next to garbage.
     let garbage = dir.join("garbage.pt");
     std::fs::write(&garbage, b"this is not torchscript").unwrap();
-    std::fs::copy(common::model().with_extension("json"), dir.join("garbage.json")).unwrap();
+    std::fs::copy(
+        common::model().with_extension("json"),
+        dir.join("garbage.json"),
+    )
+    .unwrap();
     let e = load_err(&garbage);
     assert!(e.contains("garbage.pt") && e.contains("TorchScript"), "{e}");
     // A sidecar that lies about a layer's shape.
     let liar = dir.join("liar.pt");
     std::fs::copy(common::model(), &liar).unwrap();
-    let mut sidecar: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(common::model().with_extension("json")).unwrap()).unwrap();
+    let mut sidecar: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::model().with_extension("json")).unwrap(),
+    )
+    .unwrap();
     sidecar["layers"][0]["channels"] = serde_json::json!(7);
     std::fs::write(dir.join("liar.json"), sidecar.to_string()).unwrap();
     let e = load_err(&liar);
@@ -51,9 +61,16 @@ fn wrong_files_are_named_with_the_reason() {
     // A sidecar with a missing field.
     let partial = dir.join("partial.pt");
     std::fs::copy(common::model(), &partial).unwrap();
-    std::fs::write(dir.join("partial.json"), r#"{"format": "activation-atlas-model/1", "name": "x"}"#).unwrap();
+    std::fs::write(
+        dir.join("partial.json"),
+        r#"{"format": "activation-atlas-model/1", "name": "x"}"#,
+    )
+    .unwrap();
     let e = load_err(&partial);
-    assert!(e.contains("partial.json") && e.contains("missing field"), "{e}");
+    assert!(
+        e.contains("partial.json") && e.contains("missing field"),
+        "{e}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

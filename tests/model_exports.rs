@@ -31,26 +31,58 @@ fn export(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
 /// Rust double-backward rows against tests/reference/attribution_ref.py for two layers.
 fn check_against_reference(model: &AtlasModel, layers: &[&str], dir: &Path) {
     let (w, h) = model.info.size();
-    let files: Vec<PathBuf> = common::image_files(&common::assets()).into_iter().take(2).collect();
-    let pixels: Vec<f32> = files.iter().flat_map(|f| to_chw_f32(&load_rgb(f, Preprocess::Squash, (w, h)).unwrap())).collect();
+    let files: Vec<PathBuf> = common::image_files(&common::assets())
+        .into_iter()
+        .take(2)
+        .collect();
+    let pixels: Vec<f32> = files
+        .iter()
+        .flat_map(|f| to_chw_f32(&load_rgb(f, Preprocess::Squash, (w, h)).unwrap()))
+        .collect();
     let x = Tensor::from_slice(&pixels).reshape([2, 3, h as i64, w as i64]);
     let mut positions = vec![];
     let mut entries = vec![];
     for name in layers {
         let l = model.info.layer_index(name).unwrap();
         let info = &model.info.layers[l];
-        let pos = vec![Position { y: 1, x: 2 }, Position { y: info.height - 2, x: info.width / 2 }];
+        let pos = vec![
+            Position { y: 1, x: 2 },
+            Position {
+                y: info.height - 2,
+                x: info.width / 2,
+            },
+        ];
         for (i, p) in pos.iter().enumerate() {
             entries.push(serde_json::json!({"image": i, "layer": name, "y": p.y, "x": p.x}));
         }
         positions.push((l, pos));
     }
-    let samples: Vec<LayerSamples> = positions.iter().map(|(l, p)| LayerSamples { layer: *l, positions: p }).collect();
-    let (_, attrs) = forward_with_attributions(model, &x, &samples, AttributionMethod::DoubleBackward).unwrap();
-    let ours: Vec<f32> = attrs.iter().flat_map(|a| Vec::<f32>::try_from(a.to_kind(Kind::Float).flatten(0, -1)).unwrap()).collect();
+    let samples: Vec<LayerSamples> = positions
+        .iter()
+        .map(|(l, p)| LayerSamples {
+            layer: *l,
+            positions: p,
+        })
+        .collect();
+    let (_, attrs) =
+        forward_with_attributions(model, &x, &samples, AttributionMethod::DoubleBackward).unwrap();
+    let ours: Vec<f32> = attrs
+        .iter()
+        .flat_map(|a| Vec::<f32>::try_from(a.to_kind(Kind::Float).flatten(0, -1)).unwrap())
+        .collect();
 
-    npy::write_nd(&dir.join("input.npy"), &pixels, &[2, 3, h as usize, w as usize], Dtype::F32).unwrap();
-    std::fs::write(dir.join("positions.json"), serde_json::Value::Array(entries).to_string()).unwrap();
+    npy::write_nd(
+        &dir.join("input.npy"),
+        &pixels,
+        &[2, 3, h as usize, w as usize],
+        Dtype::F32,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("positions.json"),
+        serde_json::Value::Array(entries).to_string(),
+    )
+    .unwrap();
     let out = std::process::Command::new(common::python())
         .arg(atlas::defaults::project_dir().join("tests/reference/attribution_ref.py"))
         .arg("--model")
@@ -63,13 +95,21 @@ fn check_against_reference(model: &AtlasModel, layers: &[&str], dir: &Path) {
         .arg(dir.join("ref.npy"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let reference = npy::read(&dir.join("ref.npy")).unwrap();
     let k = model.num_classes();
     for (row, (a, b)) in ours.chunks(k).zip(reference.data.chunks(k)).enumerate() {
         let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
         let err = a.iter().zip(b).fold(0f32, |m, (p, q)| m.max((p - q).abs())) / scale.max(1e-12);
-        assert!(scale > 0.0 && err < 1e-3, "{}: row {row}: error {err}, scale {scale}", model.info.name);
+        assert!(
+            scale > 0.0 && err < 1e-3,
+            "{}: row {row}: error {err}, scale {scale}",
+            model.info.name
+        );
     }
 }
 
@@ -84,7 +124,9 @@ fn collect_two(model: &Path, layers: &[&str], dir: &Path) -> atlas::collect::Col
         ..Default::default()
     };
     let (tx, _rx) = crossbeam_channel::unbounded();
-    collect(&cfg, &Reporter::new(tx), &CancelToken::default()).unwrap().unwrap()
+    collect(&cfg, &Reporter::new(tx), &CancelToken::default())
+        .unwrap()
+        .unwrap()
 }
 
 #[test]
@@ -94,15 +136,30 @@ fn inceptionv1_export_with_random_weights() {
     let model = AtlasModel::load(&pt, Device::Cpu).unwrap();
     assert_eq!(model.num_classes(), 1008, "lucid's 1008 logits");
     let names: Vec<&str> = model.info.layers.iter().map(|l| l.name.as_str()).collect();
-    assert_eq!(names, ["mixed3a", "mixed3b", "mixed4a", "mixed4b", "mixed4c", "mixed4d", "mixed4e", "mixed5a", "mixed5b"]);
+    assert_eq!(
+        names,
+        [
+            "mixed3a", "mixed3b", "mixed4a", "mixed4b", "mixed4c", "mixed4d", "mixed4e", "mixed5a",
+            "mixed5b"
+        ]
+    );
     let l4a = &model.info.layers[2];
-    assert_eq!((l4a.channels, l4a.height), (508, 14), "mixed4a has 508 channels, not 512");
+    assert_eq!(
+        (l4a.channels, l4a.height),
+        (508, 14),
+        "mixed4a has 508 channels, not 512"
+    );
     assert_eq!(model.info.linear_head_layer.as_deref(), Some("mixed5b"));
     assert!(!model.has_jvp());
     // mixed4a reaches the logits through the 4e→5a max-pool: the relaxation is on that path.
     check_against_reference(&model, &["mixed4a", "mixed5a"], &dir);
     let summary = collect_two(&pt, &["mixed4c", "mixed5b"], &dir);
-    let acts = npy::read(&dir.join("run").join(&summary.manifest.layers[0].dir).join("acts.npy")).unwrap();
+    let acts = npy::read(
+        &dir.join("run")
+            .join(&summary.manifest.layers[0].dir)
+            .join("acts.npy"),
+    )
+    .unwrap();
     assert_eq!((acts.rows, acts.cols, acts.dtype), (3, 512, Dtype::F16));
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -110,10 +167,27 @@ fn inceptionv1_export_with_random_weights() {
 #[test]
 fn torchvision_resnet18_export_by_name() {
     let dir = common::scratch("resnet18");
-    let pt = export(&dir, "resnet18", &["torchvision", "--arch", "resnet18", "--layers", "layer1,layer2,layer3,layer4", "--weights", "none"]);
+    let pt = export(
+        &dir,
+        "resnet18",
+        &[
+            "torchvision",
+            "--arch",
+            "resnet18",
+            "--layers",
+            "layer1,layer2,layer3,layer4",
+            "--weights",
+            "none",
+        ],
+    );
     let model = AtlasModel::load(&pt, Device::Cpu).unwrap();
     assert_eq!(model.num_classes(), 1000);
-    let shapes: Vec<(i64, i64)> = model.info.layers.iter().map(|l| (l.channels, l.height)).collect();
+    let shapes: Vec<(i64, i64)> = model
+        .info
+        .layers
+        .iter()
+        .map(|l| (l.channels, l.height))
+        .collect();
     assert_eq!(shapes, [(64, 56), (128, 28), (256, 14), (512, 7)]);
     check_against_reference(&model, &["layer2", "layer3"], &dir);
     let summary = collect_two(&pt, &["layer3", "layer4"], &dir);

@@ -20,14 +20,19 @@ fn data_or_skip(test: &str) -> Option<std::path::PathBuf> {
 /// PyTorch gives 87.4% on these 1,000 files (shorter side 256, centre crop 224).
 #[test]
 fn efficientnet_lite0_top1_on_imagenet_samples() {
-    let Some(data) = data_or_skip("accuracy") else { return };
+    let Some(data) = data_or_skip("accuracy") else {
+        return;
+    };
     let model = AtlasModel::load(&common::model(), atlas::model::default_device()).unwrap();
     let scan = scan_folder(&data.join("imagenet-samples")).unwrap();
     assert_eq!(scan.images.len(), 1000, "problems: {:?}", scan.problems);
     let results = classify(&model, &scan.images, 5, 50, 2, |_, _| {}).unwrap();
     let (correct, labelled) = accuracy(&results);
     let acc = correct as f64 / labelled as f64;
-    println!("EfficientNet-Lite0 through the Rust path: top-1 {correct}/{labelled} = {:.2}%", acc * 100.0);
+    println!(
+        "EfficientNet-Lite0 through the Rust path: top-1 {correct}/{labelled} = {:.2}%",
+        acc * 100.0
+    );
     assert_eq!(labelled, 1000, "every file name carries its synset");
     assert!(acc >= 0.85, "top-1 {acc:.4} < 0.85");
 }
@@ -36,11 +41,16 @@ fn efficientnet_lite0_top1_on_imagenet_samples() {
 /// pointing at the right class for most Imagenette classes.
 #[test]
 fn collection_on_imagenette() {
-    let Some(data) = data_or_skip("collection") else { return };
+    let Some(data) = data_or_skip("collection") else {
+        return;
+    };
     let root = data.join("imagenette-val");
     // 30 images of each of the 10 classes, through symlinks, to keep the tier quick.
     let subset = common::scratch("imagenette-subset");
-    let mut classes: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut classes: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     classes.sort();
     for class in &classes {
         let dst = subset.join(class.file_name().unwrap());
@@ -50,31 +60,57 @@ fn collection_on_imagenette() {
         }
     }
     let out = subset.join("run");
-    let cfg = CollectConfig { model: common::model(), images: subset.clone(), out: out.clone(), ..Default::default() };
+    let cfg = CollectConfig {
+        model: common::model(),
+        images: subset.clone(),
+        out: out.clone(),
+        ..Default::default()
+    };
     let (tx, _rx) = crossbeam_channel::unbounded();
-    let summary = collect(&cfg, &Reporter::new(tx), &CancelToken::default()).unwrap().unwrap();
+    let summary = collect(&cfg, &Reporter::new(tx), &CancelToken::default())
+        .unwrap()
+        .unwrap();
     let m = &summary.manifest;
     assert_eq!(m.images_done, 300);
     assert_eq!(m.problems, 0);
     let model = AtlasModel::load(&common::model(), tch::Device::Cpu).unwrap();
-    let images = atlas::collect::RunFolder::new(&out).read_image_list().unwrap();
+    let images = atlas::collect::RunFolder::new(&out)
+        .read_image_list()
+        .unwrap();
     for layer in &m.layers {
         let acts = npy::read(&out.join(&layer.dir).join("acts.npy")).unwrap();
         let attr = npy::read(&out.join(&layer.dir).join("attr.npy")).unwrap();
         assert_eq!((acts.rows, acts.cols), (300, layer.channels));
         assert_eq!((attr.rows, attr.cols), (300, 1000));
-        assert!(acts.data.iter().chain(&attr.data).all(|v| v.is_finite()), "{} has non-finite values", layer.name);
-        assert!(acts.data.iter().all(|v| *v >= 0.0), "ReLU6 outputs are non-negative");
+        assert!(
+            acts.data.iter().chain(&attr.data).all(|v| v.is_finite()),
+            "{} has non-finite values",
+            layer.name
+        );
+        assert!(
+            acts.data.iter().all(|v| *v >= 0.0),
+            "ReLU6 outputs are non-negative"
+        );
     }
     // Head layer: per class folder, the class with the largest mean attribution.
-    let head = m.layers.iter().find(|l| Some(&l.name) == model.info.linear_head_layer.as_ref()).unwrap();
+    let head = m
+        .layers
+        .iter()
+        .find(|l| Some(&l.name) == model.info.linear_head_layer.as_ref())
+        .unwrap();
     let attr = npy::read(&out.join(&head.dir).join("attr.npy")).unwrap();
     let mut hits = 0;
     for class in 0..10 {
-        let rows: Vec<usize> = (0..300).filter(|r| images[*r].2 == images[class * 30].2).collect();
+        let rows: Vec<usize> = (0..300)
+            .filter(|r| images[*r].2 == images[class * 30].2)
+            .collect();
         let truth = images[class * 30].2.unwrap();
-        let mean: Vec<f32> = (0..1000).map(|c| rows.iter().map(|r| attr.row(*r)[c]).sum::<f32>()).collect();
-        let best = (0..1000).max_by(|a, b| mean[*a].total_cmp(&mean[*b])).unwrap();
+        let mean: Vec<f32> = (0..1000)
+            .map(|c| rows.iter().map(|r| attr.row(*r)[c]).sum::<f32>())
+            .collect();
+        let best = (0..1000)
+            .max_by(|a, b| mean[*a].total_cmp(&mean[*b]))
+            .unwrap();
         hits += (best == truth) as usize;
     }
     println!("head-layer mean attribution names the folder's class for {hits}/10 classes");

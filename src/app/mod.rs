@@ -17,11 +17,21 @@ use workers::{ImageRow, OpenUpdate};
 /// Opens the window. Fails with a readable message when there is no display.
 pub fn run(model: PathBuf, images: PathBuf) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default().with_inner_size([1200.0, 800.0]).with_title("Activation Atlas"),
+        viewport: egui::ViewportBuilder::default()
+            .with_inner_size([1200.0, 800.0])
+            .with_title("Activation Atlas"),
         ..Default::default()
     };
-    eframe::run_native("Activation Atlas", options, Box::new(move |_cc| Ok(Box::new(AtlasApp::new(model, images)))))
-        .map_err(|e| anyhow::anyhow!("cannot open a window ({e}); is a display available (DISPLAY / WAYLAND_DISPLAY)?"))
+    eframe::run_native(
+        "Activation Atlas",
+        options,
+        Box::new(move |_cc| Ok(Box::new(AtlasApp::new(model, images)))),
+    )
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open a window ({e}); is a display available (DISPLAY / WAYLAND_DISPLAY)?"
+        )
+    })
 }
 
 /// A long job with what the UI shows about it.
@@ -32,7 +42,10 @@ pub struct Tracked<T> {
 
 impl<T> Tracked<T> {
     fn new(handle: JobHandle<T>) -> Self {
-        Tracked { handle, progress: None }
+        Tracked {
+            handle,
+            progress: None,
+        }
     }
 }
 
@@ -77,7 +90,11 @@ impl AtlasApp {
             log: vec![],
             open_job: None,
             collect_job: None,
-            collect_form: CollectForm { layers: vec![], samples_per_image: 1, out: PathBuf::new() },
+            collect_form: CollectForm {
+                layers: vec![],
+                samples_per_image: 1,
+                out: PathBuf::new(),
+            },
             last_collection: None,
             pick_folder: None,
             pick_model: None,
@@ -97,7 +114,10 @@ impl AtlasApp {
         self.problems.clear();
         self.images_total = 0;
         self.collect_form.out = default_run_dir(&self.model_path, &self.images_path);
-        self.open_job = Some(Tracked::new(workers::spawn_open(self.model_path.clone(), self.images_path.clone())));
+        self.open_job = Some(Tracked::new(workers::spawn_open(
+            self.model_path.clone(),
+            self.images_path.clone(),
+        )));
     }
 
     pub fn open_folder(&mut self, folder: PathBuf) {
@@ -115,7 +135,8 @@ impl AtlasApp {
             .map(|(l, _)| l.name.clone())
             .collect::<Vec<_>>();
         if layers.is_empty() {
-            self.errors.push("choose at least one layer to collect".into());
+            self.errors
+                .push("choose at least one layer to collect".into());
             return;
         }
         let cfg = CollectConfig {
@@ -126,7 +147,8 @@ impl AtlasApp {
             samples_per_image: self.collect_form.samples_per_image,
             ..Default::default()
         };
-        self.log.push(format!("collecting into {}", cfg.out.display()));
+        self.log
+            .push(format!("collecting into {}", cfg.out.display()));
         self.collect_job = Some(Tracked::new(spawn_collect(cfg)));
     }
 
@@ -156,7 +178,11 @@ impl AtlasApp {
                     JobEvent::Partial(OpenUpdate::Rows(rows)) => {
                         for row in rows {
                             let tex = row.thumbnail.as_ref().map(|img| {
-                                ctx.load_texture(format!("thumb-{}", self.thumbnails.len()), img.clone(), egui::TextureOptions::LINEAR)
+                                ctx.load_texture(
+                                    format!("thumb-{}", self.thumbnails.len()),
+                                    img.clone(),
+                                    egui::TextureOptions::LINEAR,
+                                )
                             });
                             self.thumbnails.push(tex);
                             self.rows.push(row);
@@ -189,11 +215,18 @@ impl AtlasApp {
                         finished = true;
                         match outcome {
                             JobOutcome::Done(summary) => {
-                                self.log.push(format!("collection complete: {} images", summary.manifest.images_done));
+                                self.log.push(format!(
+                                    "collection complete: {} images",
+                                    summary.manifest.images_done
+                                ));
                                 self.last_collection = Some(summary);
                             }
-                            JobOutcome::Cancelled => self.log.push("collection cancelled; start it again to resume".into()),
-                            JobOutcome::Failed(e) => self.errors.push(format!("collection failed: {e}")),
+                            JobOutcome::Cancelled => self
+                                .log
+                                .push("collection cancelled; start it again to resume".into()),
+                            JobOutcome::Failed(e) => {
+                                self.errors.push(format!("collection failed: {e}"))
+                            }
                         }
                     }
                 }
@@ -220,7 +253,13 @@ impl AtlasApp {
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
         self.poll_jobs(&ctx);
-        let dropped: Vec<PathBuf> = ctx.input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).collect());
+        let dropped: Vec<PathBuf> = ctx.input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .collect()
+        });
         if let Some(folder) = dropped.into_iter().find(|p| p.is_dir()) {
             self.open_folder(folder);
         }
@@ -231,10 +270,12 @@ impl AtlasApp {
     }
 
     pub fn ask_folder(&mut self) {
-        self.pick_folder.get_or_insert_with(workers::spawn_pick_folder);
+        self.pick_folder
+            .get_or_insert_with(workers::spawn_pick_folder);
     }
     pub fn ask_model(&mut self) {
-        self.pick_model.get_or_insert_with(workers::spawn_pick_model);
+        self.pick_model
+            .get_or_insert_with(workers::spawn_pick_model);
     }
 }
 
@@ -250,7 +291,11 @@ fn poll_pick(slot: &mut Option<JobHandle<PathBuf>>) -> Option<PathBuf> {
 /// `runs/<model>-<folder>` inside the project: one run folder per (model, image folder) pair,
 /// so reopening the same pair resumes or reuses its run.
 fn default_run_dir(model: &std::path::Path, images: &std::path::Path) -> PathBuf {
-    let stem = |p: &std::path::Path| p.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    let stem = |p: &std::path::Path| {
+        p.file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default()
+    };
     crate::defaults::default_runs_dir().join(format!("{}-{}", stem(model), stem(images)))
 }
 

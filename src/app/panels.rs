@@ -5,7 +5,10 @@ use super::AtlasApp;
 use crate::jobs::Progress;
 
 fn progress_row(ui: &mut egui::Ui, p: &Progress) {
-    let eta = p.eta_s().map(|s| format!(", ETA {s:.0} s")).unwrap_or_default();
+    let eta = p
+        .eta_s()
+        .map(|s| format!(", ETA {s:.0} s"))
+        .unwrap_or_default();
     ui.add(
         egui::ProgressBar::new(p.fraction())
             .desired_width(260.0)
@@ -51,51 +54,74 @@ pub fn top_bar(app: &mut AtlasApp, ui: &mut egui::Ui) {
 }
 
 pub fn model_panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
-    egui::Panel::left("model_panel").default_size(260.0).show(ui, |ui| {
-        ui.heading("Model");
-        let Some(info) = &app.model else {
-            ui.label(format!("loading {} …", app.model_path.display()));
-            return;
-        };
-        ui.label(RichText::new(&info.name).strong());
-        ui.label(format!("{} classes, input {}×{}", info.classes.len(), info.input_size[1], info.input_size[0]));
-        ui.label(format!("device: {}", app.device));
-        ui.label(format!("file: {}", app.model_path.display()));
-        ui.separator();
-        ui.label(RichText::new("Layers").strong());
-        egui::Grid::new("layers").striped(true).show(ui, |ui| {
-            ui.label("name");
-            ui.label("channels");
-            ui.label("grid");
-            ui.end_row();
-            for l in &info.layers {
-                let head = info.linear_head_layer.as_deref() == Some(l.name.as_str());
-                ui.label(if head { format!("{} (linear head)", l.name) } else { l.name.clone() });
-                ui.label(l.channels.to_string());
-                ui.label(format!("{}×{}", l.height, l.width));
+    egui::Panel::left("model_panel")
+        .default_size(260.0)
+        .show(ui, |ui| {
+            ui.heading("Model");
+            let Some(info) = &app.model else {
+                ui.label(format!("loading {} …", app.model_path.display()));
+                return;
+            };
+            ui.label(RichText::new(&info.name).strong());
+            ui.label(format!(
+                "{} classes, input {}×{}",
+                info.classes.len(),
+                info.input_size[1],
+                info.input_size[0]
+            ));
+            ui.label(format!("device: {}", app.device));
+            ui.label(format!("file: {}", app.model_path.display()));
+            ui.separator();
+            ui.label(RichText::new("Layers").strong());
+            egui::Grid::new("layers").striped(true).show(ui, |ui| {
+                ui.label("name");
+                ui.label("channels");
+                ui.label("grid");
                 ui.end_row();
+                for l in &info.layers {
+                    let head = info.linear_head_layer.as_deref() == Some(l.name.as_str());
+                    ui.label(if head {
+                        format!("{} (linear head)", l.name)
+                    } else {
+                        l.name.clone()
+                    });
+                    ui.label(l.channels.to_string());
+                    ui.label(format!("{}×{}", l.height, l.width));
+                    ui.end_row();
+                }
+            });
+            ui.separator();
+            let (correct, labelled) = accuracy(app);
+            ui.label(format!(
+                "images classified: {} of {}",
+                app.rows.len(),
+                app.images_total
+            ));
+            if labelled > 0 {
+                ui.label(format!(
+                    "top-1 accuracy on labelled images: {correct}/{labelled} ({:.1}%)",
+                    100.0 * correct as f64 / labelled as f64
+                ));
+            }
+            if !app.problems.is_empty() {
+                ui.collapsing(format!("skipped inputs: {}", app.problems.len()), |ui| {
+                    egui::ScrollArea::vertical()
+                        .max_height(160.0)
+                        .show(ui, |ui| {
+                            for p in &app.problems {
+                                ui.label(format!("{}: {}", p.path.display(), p.reason));
+                            }
+                        });
+                });
             }
         });
-        ui.separator();
-        let (correct, labelled) = accuracy(app);
-        ui.label(format!("images classified: {} of {}", app.rows.len(), app.images_total));
-        if labelled > 0 {
-            ui.label(format!("top-1 accuracy on labelled images: {correct}/{labelled} ({:.1}%)", 100.0 * correct as f64 / labelled as f64));
-        }
-        if !app.problems.is_empty() {
-            ui.collapsing(format!("skipped inputs: {}", app.problems.len()), |ui| {
-                egui::ScrollArea::vertical().max_height(160.0).show(ui, |ui| {
-                    for p in &app.problems {
-                        ui.label(format!("{}: {}", p.path.display(), p.reason));
-                    }
-                });
-            });
-        }
-    });
 }
 
 fn accuracy(app: &AtlasApp) -> (usize, usize) {
-    let labelled = app.rows.iter().filter(|r| r.truth.is_some() && r.top.is_ok());
+    let labelled = app
+        .rows
+        .iter()
+        .filter(|r| r.truth.is_some() && r.top.is_ok());
     let mut correct = 0;
     let mut n = 0;
     for r in labelled {
@@ -142,7 +168,10 @@ pub fn collect_panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
         });
         if let Some(done) = &app.last_collection {
             for l in &done.manifest.layers {
-                ui.label(format!("{}: {} vectors × {} channels, attributions over {} classes", l.name, l.rows, l.channels, done.manifest.num_classes));
+                ui.label(format!(
+                    "{}: {} vectors × {} channels, attributions over {} classes",
+                    l.name, l.rows, l.channels, done.manifest.num_classes
+                ));
             }
         }
         if let Some(line) = app.log.last() {
@@ -154,24 +183,41 @@ pub fn collect_panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
 pub fn images_panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
     egui::CentralPanel::default().show(ui, |ui| {
         ui.heading(format!("Images and predictions ({})", app.rows.len()));
-        let names: Vec<String> = app.model.as_ref().map(|m| m.classes.iter().map(|c| c.name.clone()).collect()).unwrap_or_default();
+        let names: Vec<String> = app
+            .model
+            .as_ref()
+            .map(|m| m.classes.iter().map(|c| c.name.clone()).collect())
+            .unwrap_or_default();
         const CELL: f32 = 150.0;
-        let columns = ((ui.available_width() / (CELL + ui.spacing().item_spacing.x)).floor() as usize).max(1);
+        let columns =
+            ((ui.available_width() / (CELL + ui.spacing().item_spacing.x)).floor() as usize).max(1);
         egui::ScrollArea::vertical().show(ui, |ui| {
-            egui::Grid::new("images").min_col_width(CELL).max_col_width(CELL).show(ui, |ui| {
-                let shown = app.rows.iter().zip(&app.thumbnails).filter_map(|(row, tex)| tex.as_ref().map(|t| (row, t)));
-                for (i, (row, tex)) in shown.enumerate() {
-                    ui.vertical(|ui| image_cell(ui, row, tex, &names));
-                    if (i + 1) % columns == 0 {
-                        ui.end_row();
+            egui::Grid::new("images")
+                .min_col_width(CELL)
+                .max_col_width(CELL)
+                .show(ui, |ui| {
+                    let shown = app
+                        .rows
+                        .iter()
+                        .zip(&app.thumbnails)
+                        .filter_map(|(row, tex)| tex.as_ref().map(|t| (row, t)));
+                    for (i, (row, tex)) in shown.enumerate() {
+                        ui.vertical(|ui| image_cell(ui, row, tex, &names));
+                        if (i + 1) % columns == 0 {
+                            ui.end_row();
+                        }
                     }
-                }
-            });
+                });
         });
     });
 }
 
-fn image_cell(ui: &mut egui::Ui, row: &super::workers::ImageRow, tex: &egui::TextureHandle, names: &[String]) {
+fn image_cell(
+    ui: &mut egui::Ui,
+    row: &super::workers::ImageRow,
+    tex: &egui::TextureHandle,
+    names: &[String],
+) {
     ui.image((tex.id(), egui::vec2(72.0, 72.0)));
     if let Ok(top) = &row.top {
         if let Some((c, p)) = top.first() {
@@ -184,6 +230,10 @@ fn image_cell(ui: &mut egui::Ui, row: &super::workers::ImageRow, tex: &egui::Tex
             ui.colored_label(colour, format!("{name} {:.0}%", p * 100.0));
         }
     }
-    let file = row.path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+    let file = row
+        .path
+        .file_name()
+        .map(|f| f.to_string_lossy().to_string())
+        .unwrap_or_default();
     ui.label(RichText::new(file).small());
 }

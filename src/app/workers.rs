@@ -39,9 +39,13 @@ pub fn spawn_open(model_path: PathBuf, images: PathBuf) -> JobHandle<OpenUpdate>
     jobs::spawn("open", move |reporter, cancel| {
         reporter.progress("loading model", 0, 1);
         let model = AtlasModel::load(&model_path, crate::model::default_device())?;
-        reporter.partial(OpenUpdate::Model(Box::new(model.info.clone()), format!("{:?}", model.device)));
+        reporter.partial(OpenUpdate::Model(
+            Box::new(model.info.clone()),
+            format!("{:?}", model.device),
+        ));
         reporter.progress("scanning", 0, 1);
-        let scan = scan_folder(&images).with_context(|| format!("cannot open image folder {}", images.display()))?;
+        let scan = scan_folder(&images)
+            .with_context(|| format!("cannot open image folder {}", images.display()))?;
         for p in scan.problems {
             reporter.problem(p);
         }
@@ -62,7 +66,11 @@ pub fn spawn_open(model_path: PathBuf, images: PathBuf) -> JobHandle<OpenUpdate>
                 .map(|(i, r)| {
                     let keep_thumb = slice_index * 64 + i < MAX_THUMBNAILS;
                     ImageRow {
-                        thumbnail: if keep_thumb && r.top.is_ok() { thumbnail(&r.path) } else { None },
+                        thumbnail: if keep_thumb && r.top.is_ok() {
+                            thumbnail(&r.path)
+                        } else {
+                            None
+                        },
                         label: r.label.or_else(|| label_of(&slice[i])),
                         truth: r.truth,
                         top: r.top,
@@ -71,25 +79,44 @@ pub fn spawn_open(model_path: PathBuf, images: PathBuf) -> JobHandle<OpenUpdate>
                 })
                 .collect();
             reporter.partial(OpenUpdate::Rows(rows));
-            reporter.progress("classifying", ((slice_index + 1) * 64).min(total) as u64, total as u64);
+            reporter.progress(
+                "classifying",
+                ((slice_index + 1) * 64).min(total) as u64,
+                total as u64,
+            );
         }
         Ok(Some(OpenUpdate::Complete))
     })
 }
 
 fn thumbnail(path: &std::path::Path) -> Option<ColorImage> {
-    let img = crate::data::load_rgb(path, crate::data::Preprocess::ResizeShorterCrop { resize: THUMB }, (THUMB, THUMB)).ok()?;
-    Some(ColorImage::from_rgb([img.width() as usize, img.height() as usize], img.as_raw()))
+    let img = crate::data::load_rgb(
+        path,
+        crate::data::Preprocess::ResizeShorterCrop { resize: THUMB },
+        (THUMB, THUMB),
+    )
+    .ok()?;
+    Some(ColorImage::from_rgb(
+        [img.width() as usize, img.height() as usize],
+        img.as_raw(),
+    ))
 }
 
 /// Opens the native folder dialog off the UI thread (it can block; with no portal it returns None).
 pub fn spawn_pick_folder() -> JobHandle<PathBuf> {
-    jobs::spawn("pick-folder", |_, _| Ok(rfd::FileDialog::new().set_title("Open an image folder").pick_folder()))
+    jobs::spawn("pick-folder", |_, _| {
+        Ok(rfd::FileDialog::new()
+            .set_title("Open an image folder")
+            .pick_folder())
+    })
 }
 
 /// Opens the native file dialog for a model file.
 pub fn spawn_pick_model() -> JobHandle<PathBuf> {
     jobs::spawn("pick-model", |_, _| {
-        Ok(rfd::FileDialog::new().set_title("Open an atlas model").add_filter("TorchScript", &["pt"]).pick_file())
+        Ok(rfd::FileDialog::new()
+            .set_title("Open an atlas model")
+            .add_filter("TorchScript", &["pt"])
+            .pick_file())
     })
 }

@@ -28,8 +28,10 @@ pub struct LayerSamples<'a> {
 pub fn gather_vectors(act: &Tensor, positions: &[Position]) -> Tensor {
     let device = act.device();
     let b = Tensor::arange(positions.len() as i64, (Kind::Int64, device));
-    let ys = Tensor::from_slice(&positions.iter().map(|p| p.y).collect::<Vec<_>>()).to_device(device);
-    let xs = Tensor::from_slice(&positions.iter().map(|p| p.x).collect::<Vec<_>>()).to_device(device);
+    let ys =
+        Tensor::from_slice(&positions.iter().map(|p| p.y).collect::<Vec<_>>()).to_device(device);
+    let xs =
+        Tensor::from_slice(&positions.iter().map(|p| p.x).collect::<Vec<_>>()).to_device(device);
     act.index(&[Some(b), None, Some(ys), Some(xs)])
 }
 
@@ -43,7 +45,11 @@ pub fn linear_head_attribution(vectors: &Tensor, head: &LinearHead, act_size: &[
 ///
 /// `logits` and `layers` must come from a forward pass recorded with gradients (the input or the
 /// weights require grad). Returns one tensor per entry of `samples`, in order.
-pub fn backprop_attributions(logits: &Tensor, layers: &[Tensor], samples: &[LayerSamples]) -> Result<Vec<Tensor>> {
+pub fn backprop_attributions(
+    logits: &Tensor,
+    layers: &[Tensor],
+    samples: &[LayerSamples],
+) -> Result<Vec<Tensor>> {
     if samples.is_empty() {
         return Ok(vec![]);
     }
@@ -58,7 +64,10 @@ pub fn backprop_attributions(logits: &Tensor, layers: &[Tensor], samples: &[Laye
 
     let mut out = Vec::with_capacity(samples.len());
     for sample in samples {
-        let slot = involved.iter().position(|&l| l == sample.layer).expect("involved layer");
+        let slot = involved
+            .iter()
+            .position(|&l| l == sample.layer)
+            .expect("involved layer");
         let h = gather_vectors(&layers[sample.layer], sample.positions).detach();
         let g = gather_vectors(&grads[slot], sample.positions);
         let t = (g * h).sum(Kind::Float);
@@ -79,7 +88,12 @@ pub enum AttributionMethod {
 }
 
 /// One forward pass of `x` plus the attribution rows of every sample set, in order.
-pub fn forward_with_attributions(model: &AtlasModel, x: &Tensor, samples: &[LayerSamples], method: AttributionMethod) -> Result<(Forward, Vec<Tensor>)> {
+pub fn forward_with_attributions(
+    model: &AtlasModel,
+    x: &Tensor,
+    samples: &[LayerSamples],
+    method: AttributionMethod,
+) -> Result<(Forward, Vec<Tensor>)> {
     let forward_mode = match method {
         AttributionMethod::Auto => model.has_jvp(),
         AttributionMethod::ForwardMode => true,
@@ -92,7 +106,11 @@ pub fn forward_with_attributions(model: &AtlasModel, x: &Tensor, samples: &[Laye
             .map(|s| {
                 let ys: Vec<i64> = s.positions.iter().map(|p| p.y).collect();
                 let xs: Vec<i64> = s.positions.iter().map(|p| p.x).collect();
-                (s.layer, Tensor::from_slice(&ys).to_device(device), Tensor::from_slice(&xs).to_device(device))
+                (
+                    s.layer,
+                    Tensor::from_slice(&ys).to_device(device),
+                    Tensor::from_slice(&xs).to_device(device),
+                )
             })
             .collect();
         return tch::no_grad(|| model.attribution_jvp(x, &requests));

@@ -10,7 +10,10 @@ use crate::jobs::{self, CancelToken, JobHandle, Reporter};
 use crate::model::{torch_model::top_k, AtlasModel};
 use crate::store::npy::Dtype;
 
-use super::attribution::{forward_with_attributions, gather_vectors, linear_head_attribution, AttributionMethod, LayerSamples};
+use super::attribution::{
+    forward_with_attributions, gather_vectors, linear_head_attribution, AttributionMethod,
+    LayerSamples,
+};
 use super::positions::{sample_position, Position};
 use super::run_folder::{ChunkData, ChunkLayer, RunFolder, RunManifest, RunSettings, FORMAT};
 
@@ -68,7 +71,9 @@ pub struct CollectSummary {
 
 /// Starts a collection on a background thread.
 pub fn spawn_collect(config: CollectConfig) -> JobHandle<CollectSummary> {
-    jobs::spawn("collect", move |reporter, cancel| collect(&config, reporter, cancel))
+    jobs::spawn("collect", move |reporter, cancel| {
+        collect(&config, reporter, cancel)
+    })
 }
 
 fn preprocess_label(p: &Preprocess) -> String {
@@ -79,7 +84,11 @@ fn preprocess_label(p: &Preprocess) -> String {
 }
 
 /// Runs (or resumes) a collection. Returns `None` when cancelled; finished chunks stay saved.
-pub fn collect(cfg: &CollectConfig, reporter: &Reporter<CollectSummary>, cancel: &CancelToken) -> Result<Option<CollectSummary>> {
+pub fn collect(
+    cfg: &CollectConfig,
+    reporter: &Reporter<CollectSummary>,
+    cancel: &CancelToken,
+) -> Result<Option<CollectSummary>> {
     let started = std::time::Instant::now();
     if cfg.batch_size == 0 || cfg.samples_per_image == 0 {
         bail!("batch size and samples per image must be at least 1");
@@ -95,7 +104,11 @@ pub fn collect(cfg: &CollectConfig, reporter: &Reporter<CollectSummary>, cancel:
             .map(|name| {
                 info.layer_index(name).with_context(|| {
                     let known: Vec<&str> = info.layers.iter().map(|l| l.name.as_str()).collect();
-                    format!("model {} has no layer {name:?}; it exposes {}", info.name, known.join(", "))
+                    format!(
+                        "model {} has no layer {name:?}; it exposes {}",
+                        info.name,
+                        known.join(", ")
+                    )
                 })
             })
             .collect::<Result<_>>()?
@@ -106,7 +119,10 @@ pub fn collect(cfg: &CollectConfig, reporter: &Reporter<CollectSummary>, cancel:
         model_name: info.name.clone(),
         model_bytes: std::fs::metadata(&cfg.model)?.len(),
         images_root: cfg.images.canonicalize().unwrap_or(cfg.images.clone()),
-        layers: layers.iter().map(|&l| info.layers[l].name.clone()).collect(),
+        layers: layers
+            .iter()
+            .map(|&l| info.layers[l].name.clone())
+            .collect(),
         samples_per_image: cfg.samples_per_image,
         margin: cfg.margin,
         seed: cfg.seed,
@@ -130,7 +146,11 @@ pub fn collect(cfg: &CollectConfig, reporter: &Reporter<CollectSummary>, cancel:
     };
     if manifest.status == "complete" {
         reporter.log("the run is already complete");
-        return Ok(Some(CollectSummary { manifest, images_processed_now: 0, seconds: 0.0 }));
+        return Ok(Some(CollectSummary {
+            manifest,
+            images_processed_now: 0,
+            seconds: 0.0,
+        }));
     }
 
     let images = run.read_image_list()?;
@@ -138,7 +158,10 @@ pub fn collect(cfg: &CollectConfig, reporter: &Reporter<CollectSummary>, cancel:
     let num_chunks = paths.len().div_ceil(chunk_images);
     let done = run.finished_chunks()?;
     let total = paths.len() as u64;
-    let mut images_done = done.iter().map(|&c| chunk_len(c, chunk_images, paths.len())).sum::<usize>() as u64;
+    let mut images_done = done
+        .iter()
+        .map(|&c| chunk_len(c, chunk_images, paths.len()))
+        .sum::<usize>() as u64;
     let mut processed_now = 0usize;
     let head = model.linear_head()?;
     let size = info.size();
@@ -147,7 +170,14 @@ pub fn collect(cfg: &CollectConfig, reporter: &Reporter<CollectSummary>, cancel:
     for chunk in (0..num_chunks).filter(|c| !done.contains(c)) {
         let start = chunk * chunk_images;
         let order: Vec<usize> = (start..(start + chunk_images).min(paths.len())).collect();
-        let rx = spawn_loader(paths.clone(), order, cfg.batch_size, cfg.preprocess.clone(), size, cfg.decode_workers);
+        let rx = spawn_loader(
+            paths.clone(),
+            order,
+            cfg.batch_size,
+            cfg.preprocess.clone(),
+            size,
+            cfg.decode_workers,
+        );
         let mut data = ChunkData {
             index: chunk,
             layers: layers.iter().map(|_| ChunkLayer::default()).collect(),
@@ -161,7 +191,10 @@ pub fn collect(cfg: &CollectConfig, reporter: &Reporter<CollectSummary>, cancel:
             }
             let n = batch.indices.len() + batch.failures.len();
             for (img, reason) in &batch.failures {
-                reporter.problem(crate::data::Problem { path: paths[*img].clone(), reason: reason.clone() });
+                reporter.problem(crate::data::Problem {
+                    path: paths[*img].clone(),
+                    reason: reason.clone(),
+                });
             }
             process_batch(&model, head.as_ref(), &layers, cfg, &batch, &mut data)?;
             images_done += n as u64;
@@ -175,17 +208,30 @@ pub fn collect(cfg: &CollectConfig, reporter: &Reporter<CollectSummary>, cancel:
     }
 
     reporter.progress("merging", 0, 1);
-    let channels: Vec<usize> = layers.iter().map(|&l| info.layers[l].channels as usize).collect();
+    let channels: Vec<usize> = layers
+        .iter()
+        .map(|&l| info.layers[l].channels as usize)
+        .collect();
     run.finalize(&mut manifest, &channels)?;
     reporter.progress("merging", 1, 1);
-    Ok(Some(CollectSummary { manifest, images_processed_now: processed_now, seconds: started.elapsed().as_secs_f64() }))
+    Ok(Some(CollectSummary {
+        manifest,
+        images_processed_now: processed_now,
+        seconds: started.elapsed().as_secs_f64(),
+    }))
 }
 
 fn chunk_len(chunk: usize, chunk_images: usize, total: usize) -> usize {
     (total - chunk * chunk_images).min(chunk_images)
 }
 
-fn start_run(cfg: &CollectConfig, run: &RunFolder, model: &AtlasModel, settings: RunSettings, reporter: &Reporter<CollectSummary>) -> Result<RunManifest> {
+fn start_run(
+    cfg: &CollectConfig,
+    run: &RunFolder,
+    model: &AtlasModel,
+    settings: RunSettings,
+    reporter: &Reporter<CollectSummary>,
+) -> Result<RunManifest> {
     reporter.progress("scanning images", 0, 1);
     let scan = scan_folder(&cfg.images)?;
     for p in &scan.problems {
@@ -196,7 +242,11 @@ fn start_run(cfg: &CollectConfig, run: &RunFolder, model: &AtlasModel, settings:
         entries.truncate(limit);
     }
     if entries.is_empty() {
-        bail!("{} contains no images that can be read ({} other files skipped)", cfg.images.display(), scan.problems.len());
+        bail!(
+            "{} contains no images that can be read ({} other files skipped)",
+            cfg.images.display(),
+            scan.problems.len()
+        );
     }
     let classes: Vec<Option<usize>> = entries
         .iter()
@@ -215,12 +265,23 @@ fn start_run(cfg: &CollectConfig, run: &RunFolder, model: &AtlasModel, settings:
         problems: 0,
     };
     run.write_manifest(&manifest)?;
-    reporter.log(format!("{} images to collect from {}", entries.len(), cfg.images.display()));
+    reporter.log(format!(
+        "{} images to collect from {}",
+        entries.len(),
+        cfg.images.display()
+    ));
     Ok(manifest)
 }
 
 /// One batch: a single forward pass for all layers, then the attributions of every sample.
-fn process_batch(model: &AtlasModel, head: Option<&crate::model::LinearHead>, layers: &[usize], cfg: &CollectConfig, batch: &Batch, data: &mut ChunkData) -> Result<()> {
+fn process_batch(
+    model: &AtlasModel,
+    head: Option<&crate::model::LinearHead>,
+    layers: &[usize],
+    cfg: &CollectConfig,
+    batch: &Batch,
+    data: &mut ChunkData,
+) -> Result<()> {
     for (img, reason) in &batch.failures {
         data.problems.push((*img, reason.clone()));
     }
@@ -229,7 +290,9 @@ fn process_batch(model: &AtlasModel, head: Option<&crate::model::LinearHead>, la
         return Ok(());
     }
     let (w, h) = model.info.size();
-    let x = Tensor::from_slice(&batch.pixels).reshape([b as i64, 3, h as i64, w as i64]).to_device(model.device);
+    let x = Tensor::from_slice(&batch.pixels)
+        .reshape([b as i64, 3, h as i64, w as i64])
+        .to_device(model.device);
 
     // Positions for every (layer, draw), then one attribution pass over all of them.
     let mut plan: Vec<(usize, u32, Vec<Position>)> = vec![];
@@ -239,7 +302,17 @@ fn process_batch(model: &AtlasModel, head: Option<&crate::model::LinearHead>, la
             let positions = batch
                 .indices
                 .iter()
-                .map(|&img| sample_position(cfg.seed, img as u64, l as u64, draw as u64, info.height, info.width, cfg.margin))
+                .map(|&img| {
+                    sample_position(
+                        cfg.seed,
+                        img as u64,
+                        l as u64,
+                        draw as u64,
+                        info.height,
+                        info.width,
+                        cfg.margin,
+                    )
+                })
                 .collect();
             plan.push((slot, draw, positions));
         }
@@ -248,7 +321,10 @@ fn process_batch(model: &AtlasModel, head: Option<&crate::model::LinearHead>, la
     let backprop: Vec<LayerSamples> = plan
         .iter()
         .filter(|(slot, _, _)| !is_head(layers[*slot]))
-        .map(|(slot, _, pos)| LayerSamples { layer: layers[*slot], positions: pos })
+        .map(|(slot, _, pos)| LayerSamples {
+            layer: layers[*slot],
+            positions: pos,
+        })
         .collect();
     let (fwd, attrs) = forward_with_attributions(model, &x, &backprop, cfg.attribution)?;
     let mut backprop_attr = attrs.into_iter();
@@ -258,7 +334,8 @@ fn process_batch(model: &AtlasModel, head: Option<&crate::model::LinearHead>, la
     }
 
     // Rows are stored image-major: for each image, its draws in order.
-    let mut per_slot: Vec<Vec<(u32, Vec<Position>, Vec<f32>, Vec<f32>, usize, usize)>> = layers.iter().map(|_| vec![]).collect();
+    let mut per_slot: Vec<Vec<(u32, Vec<Position>, Vec<f32>, Vec<f32>, usize, usize)>> =
+        layers.iter().map(|_| vec![]).collect();
     for (slot, draw, positions) in &plan {
         let l = layers[*slot];
         let act = &fwd.layers[l];
@@ -266,11 +343,20 @@ fn process_batch(model: &AtlasModel, head: Option<&crate::model::LinearHead>, la
         let attr = if is_head(l) {
             linear_head_attribution(&vectors, head.expect("head"), &act.size())
         } else {
-            backprop_attr.next().expect("one attribution per planned sample")
+            backprop_attr
+                .next()
+                .expect("one attribution per planned sample")
         };
         let c = vectors.size()[1] as usize;
         let k = attr.size()[1] as usize;
-        per_slot[*slot].push((*draw, positions.clone(), to_vec(&vectors), to_vec(&attr), c, k));
+        per_slot[*slot].push((
+            *draw,
+            positions.clone(),
+            to_vec(&vectors),
+            to_vec(&attr),
+            c,
+            k,
+        ));
     }
     for (slot, draws) in per_slot.iter().enumerate() {
         let out = &mut data.layers[slot];
@@ -286,6 +372,10 @@ fn process_batch(model: &AtlasModel, head: Option<&crate::model::LinearHead>, la
 }
 
 fn to_vec(t: &Tensor) -> Vec<f32> {
-    let t = t.detach().to_device(tch::Device::Cpu).to_kind(Kind::Float).contiguous();
+    let t = t
+        .detach()
+        .to_device(tch::Device::Cpu)
+        .to_kind(Kind::Float)
+        .contiguous();
     Vec::<f32>::try_from(t.flatten(0, -1)).expect("float tensor")
 }

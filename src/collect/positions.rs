@@ -20,14 +20,25 @@ pub struct Position {
 /// every border ("we avoid the edges due to boundary effects"; spec §1.3 recommends a margin on
 /// both sides). When the layer is too small for the margin, the margin shrinks so a position
 /// always exists.
-pub fn sample_position(seed: u64, image: u64, layer: u64, draw: u64, height: i64, width: i64, margin: i64) -> Position {
+pub fn sample_position(
+    seed: u64,
+    image: u64,
+    layer: u64,
+    draw: u64,
+    height: i64,
+    width: i64,
+    margin: i64,
+) -> Position {
     let h = mix(seed ^ mix(image ^ mix(layer.wrapping_mul(0x1000_0001) ^ mix(draw))));
     let pick = |r: u64, n: i64| {
         let m = margin.min((n - 1) / 2).max(0);
         let span = (n - 2 * m) as u64;
         m + (r % span) as i64
     };
-    Position { y: pick(h >> 32, height), x: pick(h & 0xFFFF_FFFF, width) }
+    Position {
+        y: pick(h >> 32, height),
+        x: pick(h & 0xFFFF_FFFF, width),
+    }
 }
 
 #[cfg(test)]
@@ -43,8 +54,15 @@ mod tests {
             assert!((1..=12).contains(&p.y) && (1..=12).contains(&p.x), "{p:?}");
             seen.insert((p.y, p.x));
         }
-        assert_eq!(seen.len(), 144, "every interior cell of a 14x14 grid gets drawn");
-        assert_ne!(sample_position(7, 0, 2, 0, 14, 14, 1), sample_position(8, 0, 2, 0, 14, 14, 1));
+        assert_eq!(
+            seen.len(),
+            144,
+            "every interior cell of a 14x14 grid gets drawn"
+        );
+        assert_ne!(
+            sample_position(7, 0, 2, 0, 14, 14, 1),
+            sample_position(8, 0, 2, 0, 14, 14, 1)
+        );
     }
 
     #[test]

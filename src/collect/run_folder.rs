@@ -96,7 +96,13 @@ pub struct RunFolder {
 pub fn layer_dir_name(layer: &str) -> String {
     let s: String = layer
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if s.is_empty() || s.starts_with('.') {
         format!("_{s}")
@@ -160,31 +166,53 @@ impl RunFolder {
         let m: RunManifest = serde_json::from_str(&text)
             .with_context(|| format!("{} is not a run manifest", path.display()))?;
         if m.format != FORMAT {
-            bail!("{} has format {:?}, expected {FORMAT:?}", path.display(), m.format);
+            bail!(
+                "{} has format {:?}, expected {FORMAT:?}",
+                path.display(),
+                m.format
+            );
         }
         Ok(Some(m))
     }
 
     pub fn write_manifest(&self, m: &RunManifest) -> Result<()> {
-        atomic::write_bytes(&self.manifest_path(), serde_json::to_string_pretty(m)?.as_bytes())
+        atomic::write_bytes(
+            &self.manifest_path(),
+            serde_json::to_string_pretty(m)?.as_bytes(),
+        )
     }
 
     /// Writes the fixed image list and the scan's problems when a run starts.
-    pub fn write_image_list(&self, images: &[ImageEntry], classes: &[Option<usize>], problems: &[Problem]) -> Result<()> {
+    pub fn write_image_list(
+        &self,
+        images: &[ImageEntry],
+        classes: &[Option<usize>],
+        problems: &[Problem],
+    ) -> Result<()> {
         fs::create_dir_all(&self.root)?;
         atomic::write_with(&self.root.join("images.csv"), |out| {
             writeln!(out, "index,path,label,class_index")?;
             for (i, (img, class)) in images.iter().zip(classes).enumerate() {
                 let label = img.label.as_deref().unwrap_or("");
                 let class = class.map(|c| c.to_string()).unwrap_or_default();
-                writeln!(out, "{i},{},{},{class}", csv_field(&img.path.to_string_lossy()), csv_field(label))?;
+                writeln!(
+                    out,
+                    "{i},{},{},{class}",
+                    csv_field(&img.path.to_string_lossy()),
+                    csv_field(label)
+                )?;
             }
             Ok(())
         })?;
         atomic::write_with(&self.root.join("scan-problems.csv"), |out| {
             writeln!(out, "path,reason")?;
             for p in problems {
-                writeln!(out, "{},{}", csv_field(&p.path.to_string_lossy()), csv_field(&p.reason))?;
+                writeln!(
+                    out,
+                    "{},{}",
+                    csv_field(&p.path.to_string_lossy()),
+                    csv_field(&p.reason)
+                )?;
             }
             Ok(())
         })
@@ -192,7 +220,8 @@ impl RunFolder {
 
     /// Reads back the image list: (path, label, class index).
     pub fn read_image_list(&self) -> Result<Vec<(PathBuf, Option<String>, Option<usize>)>> {
-        let file = fs::File::open(self.root.join("images.csv")).context("run folder has no images.csv")?;
+        let file =
+            fs::File::open(self.root.join("images.csv")).context("run folder has no images.csv")?;
         let mut out = vec![];
         for line in BufReader::new(file).lines().skip(1) {
             let f = parse_csv_line(&line?);
@@ -228,16 +257,35 @@ impl RunFolder {
     }
 
     /// Saves one chunk: written under a temporary name, then renamed into place.
-    pub fn save_chunk(&self, chunk: &ChunkData, layer_names: &[String], acts_dtype: Dtype) -> Result<()> {
-        let tmp = self.parts_dir().join(format!("tmp-{:06}-{}", chunk.index, std::process::id()));
+    pub fn save_chunk(
+        &self,
+        chunk: &ChunkData,
+        layer_names: &[String],
+        acts_dtype: Dtype,
+    ) -> Result<()> {
+        let tmp = self
+            .parts_dir()
+            .join(format!("tmp-{:06}-{}", chunk.index, std::process::id()));
         let _ = fs::remove_dir_all(&tmp);
         fs::create_dir_all(&tmp)?;
         for (l, data) in chunk.layers.iter().enumerate() {
             let n = data.rows.len();
             let c = if n == 0 { 0 } else { data.acts.len() / n };
             let k = if n == 0 { 0 } else { data.attr.len() / n };
-            npy::write(&tmp.join(format!("{l}.acts.npy")), &data.acts, n, c, acts_dtype)?;
-            npy::write(&tmp.join(format!("{l}.attr.npy")), &data.attr, n, k, Dtype::F32)?;
+            npy::write(
+                &tmp.join(format!("{l}.acts.npy")),
+                &data.acts,
+                n,
+                c,
+                acts_dtype,
+            )?;
+            npy::write(
+                &tmp.join(format!("{l}.attr.npy")),
+                &data.attr,
+                n,
+                k,
+                Dtype::F32,
+            )?;
             atomic::write_with(&tmp.join(format!("{l}.rows.csv")), |out| {
                 for (img, y, x, d) in &data.rows {
                     writeln!(out, "{img},{y},{x},{d}")?;
@@ -281,8 +329,26 @@ impl RunFolder {
             for &c in &chunks {
                 rows += count_npy_rows(&self.chunk_dir(c).join(format!("{l}.acts.npy")))?;
             }
-            concat_npy(&chunks.iter().map(|&c| self.chunk_dir(c).join(format!("{l}.acts.npy"))).collect::<Vec<_>>(), &dir.join("acts.npy"), rows, channels[l], dtype)?;
-            concat_npy(&chunks.iter().map(|&c| self.chunk_dir(c).join(format!("{l}.attr.npy"))).collect::<Vec<_>>(), &dir.join("attr.npy"), rows, manifest.num_classes, Dtype::F32)?;
+            concat_npy(
+                &chunks
+                    .iter()
+                    .map(|&c| self.chunk_dir(c).join(format!("{l}.acts.npy")))
+                    .collect::<Vec<_>>(),
+                &dir.join("acts.npy"),
+                rows,
+                channels[l],
+                dtype,
+            )?;
+            concat_npy(
+                &chunks
+                    .iter()
+                    .map(|&c| self.chunk_dir(c).join(format!("{l}.attr.npy")))
+                    .collect::<Vec<_>>(),
+                &dir.join("attr.npy"),
+                rows,
+                manifest.num_classes,
+                Dtype::F32,
+            )?;
             let mut row_in_layer = 0usize;
             for &c in &chunks {
                 let text = fs::read_to_string(self.chunk_dir(c).join(format!("{l}.rows.csv")))?;
@@ -303,7 +369,12 @@ impl RunFolder {
                     row_global += 1;
                 }
             }
-            summaries.push(LayerSummary { name: layer.clone(), dir: format!("layers/{}", layer_dir_name(layer)), channels: channels[l], rows });
+            summaries.push(LayerSummary {
+                name: layer.clone(),
+                dir: format!("layers/{}", layer_dir_name(layer)),
+                channels: channels[l],
+                rows,
+            });
         }
         let _ = row_global;
         atomic::write_with(&self.root.join("provenance.csv"), |out| {
@@ -327,20 +398,32 @@ impl RunFolder {
             }
         }
         atomic::write_with(&self.root.join("predictions.csv"), |out| {
-            writeln!(out, "image_index,path,label,top1,p1,top2,p2,top3,p3,top4,p4,top5,p5")?;
+            writeln!(
+                out,
+                "image_index,path,label,top1,p1,top2,p2,top3,p3,top4,p4,top5,p5"
+            )?;
             for (img, top) in &predictions {
                 let (path, label, _) = &images[*img];
-                write!(out, "{img},{},{}", csv_field(&path.to_string_lossy()), csv_field(label.as_deref().unwrap_or("")))?;
+                write!(
+                    out,
+                    "{img},{},{}",
+                    csv_field(&path.to_string_lossy()),
+                    csv_field(label.as_deref().unwrap_or(""))
+                )?;
                 for cell in top.split(' ').filter(|s| !s.is_empty()) {
                     let (c, p) = cell.split_once(':').context("bad prediction cell")?;
-                    let name = names.get(c.parse::<usize>()?).map(String::as_str).unwrap_or("?");
+                    let name = names
+                        .get(c.parse::<usize>()?)
+                        .map(String::as_str)
+                        .unwrap_or("?");
                     write!(out, ",{},{p}", csv_field(name))?;
                 }
                 writeln!(out)?;
             }
             Ok(())
         })?;
-        let scan_problems = fs::read_to_string(self.root.join("scan-problems.csv")).unwrap_or_default();
+        let scan_problems =
+            fs::read_to_string(self.root.join("scan-problems.csv")).unwrap_or_default();
         let scan_lines: Vec<&str> = scan_problems.lines().skip(1).collect();
         atomic::write_with(&self.root.join("problems.csv"), |out| {
             writeln!(out, "path,reason")?;
@@ -348,7 +431,11 @@ impl RunFolder {
                 writeln!(out, "{line}")?;
             }
             for (img, reason) in &problems {
-                writeln!(out, "{},{reason}", csv_field(&images[*img].0.to_string_lossy()))?;
+                writeln!(
+                    out,
+                    "{},{reason}",
+                    csv_field(&images[*img].0.to_string_lossy())
+                )?;
             }
             Ok(())
         })?;
@@ -363,19 +450,30 @@ impl RunFolder {
 }
 
 fn count_npy_rows(path: &Path) -> Result<usize> {
-    let mut f = BufReader::new(fs::File::open(path).with_context(|| format!("missing {}", path.display()))?);
+    let mut f = BufReader::new(
+        fs::File::open(path).with_context(|| format!("missing {}", path.display()))?,
+    );
     Ok(npy::read_header(&mut f)?.1)
 }
 
 /// Concatenates row blocks of the same dtype and width by copying their raw bytes.
-fn concat_npy(parts: &[PathBuf], out_path: &Path, rows: usize, cols: usize, dtype: Dtype) -> Result<()> {
+fn concat_npy(
+    parts: &[PathBuf],
+    out_path: &Path,
+    rows: usize,
+    cols: usize,
+    dtype: Dtype,
+) -> Result<()> {
     atomic::write_with(out_path, |out| {
         out.write_all(&npy::header(dtype, rows, cols))?;
         for part in parts {
             let mut f = BufReader::new(fs::File::open(part)?);
             let (d, r, c, _) = npy::read_header(&mut f)?;
             if r > 0 && (d != dtype || c != cols) {
-                bail!("{} has dtype {d:?} and {c} columns, expected {dtype:?} and {cols}", part.display());
+                bail!(
+                    "{} has dtype {d:?} and {c} columns, expected {dtype:?} and {cols}",
+                    part.display()
+                );
             }
             let copied = std::io::copy(&mut f.by_ref().take((r * c * dtype.size()) as u64), out)?;
             if copied as usize != r * c * dtype.size() {

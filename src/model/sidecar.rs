@@ -150,10 +150,21 @@ mod tests {
             normalisation: String::new(),
             classify_preprocess: ClassifyPreprocess::Squash,
             classes: vec![
-                ClassInfo { name: "tench".into(), synset: Some("n01440764".into()) },
-                ClassInfo { name: "great white shark".into(), synset: None },
+                ClassInfo {
+                    name: "tench".into(),
+                    synset: Some("n01440764".into()),
+                },
+                ClassInfo {
+                    name: "great white shark".into(),
+                    synset: None,
+                },
             ],
-            layers: vec![LayerInfo { name: "a".into(), channels: 4, height: 8, width: 8 }],
+            layers: vec![LayerInfo {
+                name: "a".into(),
+                channels: 4,
+                height: 8,
+                width: 8,
+            }],
             linear_head_layer: None,
             relaxed_method: None,
             jvp_method: None,

@@ -36,10 +36,19 @@ impl AtlasModel {
         }
         let info = Sidecar::load(path)?;
         let mut module = CModule::load_on_device(path, device).map_err(|e| {
-            anyhow!("{} is not a TorchScript module that libtorch can load: {}", path.display(), first_line(&e.to_string()))
+            anyhow!(
+                "{} is not a TorchScript module that libtorch can load: {}",
+                path.display(),
+                first_line(&e.to_string())
+            )
         })?;
         module.set_eval();
-        let model = AtlasModel { path: path.to_path_buf(), info, device, module };
+        let model = AtlasModel {
+            path: path.to_path_buf(),
+            info,
+            device,
+            module,
+        };
         model
             .check_against_sidecar()
             .with_context(|| format!("{} does not match its sidecar", path.display()))?;
@@ -52,18 +61,30 @@ impl AtlasModel {
         let out = tch::no_grad(|| self.forward(&x))?;
         let k = self.info.classes.len() as i64;
         if out.logits.size() != [1, k] {
-            bail!("forward returned logits of shape {:?}, expected [1, {k}] (one per class)", out.logits.size());
+            bail!(
+                "forward returned logits of shape {:?}, expected [1, {k}] (one per class)",
+                out.logits.size()
+            );
         }
         for (t, l) in out.layers.iter().zip(&self.info.layers) {
             let want = [1, l.channels, l.height, l.width];
             if t.size() != want {
-                bail!("layer {:?} has shape {:?}, the sidecar says {:?}", l.name, t.size(), want);
+                bail!(
+                    "layer {:?} has shape {:?}, the sidecar says {:?}",
+                    l.name,
+                    t.size(),
+                    want
+                );
             }
         }
         if let Some(head) = self.linear_head()? {
             let c = self.info.layers[head.layer].channels;
             if head.weight.size() != [k, c] || head.bias.size() != [k] {
-                bail!("linear_head returned W {:?} and b {:?}, expected [{k}, {c}] and [{k}]", head.weight.size(), head.bias.size());
+                bail!(
+                    "linear_head returned W {:?} and b {:?}, expected [{k}, {c}] and [{k}]",
+                    head.weight.size(),
+                    head.bias.size()
+                );
             }
         }
         if let Some(method) = &self.info.relaxed_method {
@@ -72,9 +93,13 @@ impl AtlasModel {
         }
         if self.has_jvp() {
             let zero = Tensor::zeros([1], (Kind::Int64, self.device));
-            let (_, attrs) = tch::no_grad(|| self.attribution_jvp(&x, &[(0, zero.shallow_clone(), zero)]))?;
+            let (_, attrs) =
+                tch::no_grad(|| self.attribution_jvp(&x, &[(0, zero.shallow_clone(), zero)]))?;
             if attrs[0].size() != [1, k] {
-                bail!("jvp_method returned attributions of shape {:?}, expected [1, {k}]", attrs[0].size());
+                bail!(
+                    "jvp_method returned attributions of shape {:?}, expected [1, {k}]",
+                    attrs[0].size()
+                );
             }
         }
         Ok(())
@@ -109,14 +134,21 @@ impl AtlasModel {
             bail!("{method} must return (logits, [layers]), got another type");
         };
         if parts.len() != 2 {
-            bail!("{method} must return a pair (logits, [layers]), got {} values", parts.len());
+            bail!(
+                "{method} must return a pair (logits, [layers]), got {} values",
+                parts.len()
+            );
         }
         let layers = tensor_list(parts.pop(), method)?;
         let Some(IValue::Tensor(logits)) = parts.pop() else {
             bail!("{method}: first output must be the logits tensor");
         };
         if layers.len() != self.info.layers.len() {
-            bail!("{method} returned {} layers, the sidecar lists {}", layers.len(), self.info.layers.len());
+            bail!(
+                "{method} returned {} layers, the sidecar lists {}",
+                layers.len(),
+                self.info.layers.len()
+            );
         }
         Ok(Forward { logits, layers })
     }
@@ -129,8 +161,16 @@ impl AtlasModel {
     /// Forward-mode attribution (the sidecar's `jvp_method`): one call returns the forward pass and,
     /// for every `(layer, ys, xs)` request, the attribution rows `[B,K]` of the vectors at those
     /// positions. Run it under `no_grad`.
-    pub fn attribution_jvp(&self, x: &Tensor, requests: &[(usize, Tensor, Tensor)]) -> Result<(Forward, Vec<Tensor>)> {
-        let method = self.info.jvp_method.as_deref().context("the model has no jvp_method")?;
+    pub fn attribution_jvp(
+        &self,
+        x: &Tensor,
+        requests: &[(usize, Tensor, Tensor)],
+    ) -> Result<(Forward, Vec<Tensor>)> {
+        let method = self
+            .info
+            .jvp_method
+            .as_deref()
+            .context("the model has no jvp_method")?;
         let layers = IValue::IntList(requests.iter().map(|r| r.0 as i64).collect());
         let ys = IValue::TensorList(requests.iter().map(|r| r.1.shallow_clone()).collect());
         let xs = IValue::TensorList(requests.iter().map(|r| r.2.shallow_clone()).collect());
@@ -150,7 +190,12 @@ impl AtlasModel {
             bail!("{method}: first output must be the logits tensor");
         };
         if attrs.len() != requests.len() || layers.len() != self.info.layers.len() {
-            bail!("{method} returned {} attributions and {} layers for {} requests", attrs.len(), layers.len(), requests.len());
+            bail!(
+                "{method} returned {} attributions and {} layers for {} requests",
+                attrs.len(),
+                layers.len(),
+                requests.len()
+            );
         }
         Ok((Forward { logits, layers }, attrs))
     }
@@ -164,7 +209,12 @@ impl AtlasModel {
         let out = self
             .module
             .method_is::<IValue>("linear_head", &[])
-            .map_err(|e| anyhow!("the sidecar names a linear head but method linear_head fails: {}", first_line(&e.to_string())))?;
+            .map_err(|e| {
+                anyhow!(
+                    "the sidecar names a linear head but method linear_head fails: {}",
+                    first_line(&e.to_string())
+                )
+            })?;
         match out {
             IValue::Tuple(mut v) if v.len() == 2 => match (v.remove(0), v.remove(0)) {
                 (IValue::Tensor(weight), IValue::Tensor(bias)) => Ok(Some(LinearHead {
@@ -202,7 +252,11 @@ fn tensor_list(value: Option<IValue>, method: &str) -> Result<Vec<Tensor>> {
 }
 
 fn first_line(s: &str) -> String {
-    s.lines().find(|l| !l.trim().is_empty()).unwrap_or(s).trim().to_string()
+    s.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(s)
+        .trim()
+        .to_string()
 }
 
 /// The `k` most probable classes of every row of `probs` `[B,K]`: (index, probability).

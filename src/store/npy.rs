@@ -38,8 +38,15 @@ pub fn header(dtype: Dtype, rows: usize, cols: usize) -> Vec<u8> {
 /// The header bytes of a C-order array of any shape.
 pub fn header_nd(dtype: Dtype, shape: &[usize]) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let tuple = if dims.len() == 1 { format!("{},", dims[0]) } else { dims.join(", ") };
-    let dict = format!("{{'descr': '{}', 'fortran_order': False, 'shape': ({tuple}), }}", dtype.descr());
+    let tuple = if dims.len() == 1 {
+        format!("{},", dims[0])
+    } else {
+        dims.join(", ")
+    };
+    let dict = format!(
+        "{{'descr': '{}', 'fortran_order': False, 'shape': ({tuple}), }}",
+        dtype.descr()
+    );
     let unpadded = 10 + dict.len() + 1;
     let pad = (64 - unpadded % 64) % 64;
     let mut out = Vec::with_capacity(unpadded + pad);
@@ -55,7 +62,9 @@ pub fn header_nd(dtype: Dtype, shape: &[usize]) -> Vec<u8> {
 pub fn write_values(out: &mut impl Write, values: &[f32], dtype: Dtype) -> Result<()> {
     let mut buf = Vec::with_capacity(values.len() * dtype.size());
     match dtype {
-        Dtype::F32 => values.iter().for_each(|v| buf.extend_from_slice(&v.to_le_bytes())),
+        Dtype::F32 => values
+            .iter()
+            .for_each(|v| buf.extend_from_slice(&v.to_le_bytes())),
         Dtype::F16 => values
             .iter()
             .for_each(|v| buf.extend_from_slice(&f16::from_f32(*v).to_le_bytes())),
@@ -67,7 +76,11 @@ pub fn write_values(out: &mut impl Write, values: &[f32], dtype: Dtype) -> Resul
 /// Writes a whole matrix atomically.
 pub fn write(path: &Path, values: &[f32], rows: usize, cols: usize, dtype: Dtype) -> Result<()> {
     if values.len() != rows * cols {
-        bail!("npy write {}: {} values for shape {rows}x{cols}", path.display(), values.len());
+        bail!(
+            "npy write {}: {} values for shape {rows}x{cols}",
+            path.display(),
+            values.len()
+        );
     }
     super::atomic::write_with(path, |out| {
         out.write_all(&header(dtype, rows, cols))?;
@@ -78,7 +91,11 @@ pub fn write(path: &Path, values: &[f32], rows: usize, cols: usize, dtype: Dtype
 /// Writes an array of any shape atomically (e.g. an image batch `[n, 3, h, w]` for Python).
 pub fn write_nd(path: &Path, values: &[f32], shape: &[usize], dtype: Dtype) -> Result<()> {
     if values.len() != shape.iter().product::<usize>() {
-        bail!("npy write {}: {} values for shape {shape:?}", path.display(), values.len());
+        bail!(
+            "npy write {}: {} values for shape {shape:?}",
+            path.display(),
+            values.len()
+        );
     }
     super::atomic::write_with(path, |out| {
         out.write_all(&header_nd(dtype, shape))?;
@@ -113,7 +130,10 @@ pub fn read_header(reader: &mut impl Read) -> Result<(Dtype, usize, usize, usize
         2 | 3 => {
             let mut rest = [0u8; 2];
             reader.read_exact(&mut rest)?;
-            (u32::from_le_bytes([magic[8], magic[9], rest[0], rest[1]]) as usize, 12)
+            (
+                u32::from_le_bytes([magic[8], magic[9], rest[0], rest[1]]) as usize,
+                12,
+            )
         }
         v => bail!("unsupported .npy version {v}"),
     };
@@ -170,7 +190,12 @@ pub fn read(path: &Path) -> Result<Matrix> {
             .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
             .collect(),
     };
-    Ok(Matrix { rows, cols, dtype, data })
+    Ok(Matrix {
+        rows,
+        cols,
+        dtype,
+        data,
+    })
 }
 
 #[cfg(test)]
@@ -189,7 +214,11 @@ mod tests {
             assert_eq!((m.rows, m.cols, m.dtype), (3, 4, dtype));
             assert_eq!(m.data, values, "these values are exact in f16 too");
             let len = std::fs::metadata(&path).unwrap().len() as usize;
-            assert_eq!(len % 64, (12 * dtype.size()) % 64, "header is 64-byte aligned");
+            assert_eq!(
+                len % 64,
+                (12 * dtype.size()) % 64,
+                "header is 64-byte aligned"
+            );
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -5,14 +5,22 @@ use std::path::{Path, PathBuf};
 /// The embedded default model, exported by `scripts/setup.sh`.
 pub fn model() -> PathBuf {
     let path = atlas::defaults::default_model();
-    assert!(path.exists(), "{} is missing: run scripts/setup.sh first", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/setup.sh first",
+        path.display()
+    );
     path
 }
 
 /// The bundled photographs, fetched by `scripts/setup.sh`.
 pub fn assets() -> PathBuf {
     let path = atlas::defaults::default_images();
-    assert!(path.is_dir(), "{} is missing: run scripts/setup.sh first", path.display());
+    assert!(
+        path.is_dir(),
+        "{} is missing: run scripts/setup.sh first",
+        path.display()
+    );
     path
 }
 
@@ -25,7 +33,11 @@ pub fn python() -> PathBuf {
 /// a folder is an error, so a misconfigured CI cannot silently skip it.
 pub fn atlas_data() -> Option<PathBuf> {
     let dir = PathBuf::from(std::env::var_os("ATLAS_DATA")?);
-    assert!(dir.is_dir(), "ATLAS_DATA={} is not a directory", dir.display());
+    assert!(
+        dir.is_dir(),
+        "ATLAS_DATA={} is not a directory",
+        dir.display()
+    );
     Some(dir)
 }
 
@@ -39,7 +51,12 @@ pub fn scratch(name: &str) -> PathBuf {
 
 /// Every image file under `dir`, sorted.
 pub fn image_files(dir: &Path) -> Vec<PathBuf> {
-    atlas::data::scan_folder(dir).unwrap().images.into_iter().map(|e| e.path).collect()
+    atlas::data::scan_folder(dir)
+        .unwrap()
+        .images
+        .into_iter()
+        .map(|e| e.path)
+        .collect()
 }
 
 pub fn atlas_bin() -> PathBuf {
