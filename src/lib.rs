@@ -8,6 +8,8 @@ pub mod classify;
 pub mod collect;
 pub mod data;
 pub mod defaults;
+pub mod grid;
 pub mod jobs;
+pub mod layout;
 pub mod model;
 pub mod store;

@@ -1,0 +1,228 @@
+//! 2-D layout of activation vectors: UMAP (McInnes et al.), reimplemented after umap-learn
+//! because the `umap-rs` crate produced poor layouts on this data (see notes/toolchain.md).
+//!
+//! Pipeline ([`umap`]): metric preparation (L2-normalise for cosine) → optional PCA to
+//! `pca_dims` → exact kNN by blocked matrix products ([`knn`]) → umap-learn's fuzzy simplicial
+//! set ([`fuzzy`]) → PCA initialisation → umap-learn's SGD ([`embed`]). [`normalize_layout`]
+//! then maps the layout to [0, 1]² for binning (spec §2.4).
+//!
+//! Initialisation: umap-learn's default is a spectral embedding of the graph; this
+//! implementation uses umap-learn's `init="pca"` path (first two principal components of the
+//! prepared rows, scaled to [0, 10]) because a robust eigensolver for large, often disconnected
+//! kNN graphs is not written yet.
+
+pub mod embed;
+pub mod fuzzy;
+pub mod knn;
+mod linalg;
+pub mod normalize;
+mod pca;
+mod rng;
+
+pub use knn::Metric;
+pub use normalize::normalize_layout;
+
+/// UMAP settings. Defaults are the published atlases' `50_0.05_cosine` (spec §2.2) with
+/// umap-learn's other defaults.
+#[derive(Clone, Debug)]
+pub struct UmapParams {
+    /// Neighbours per point, counting the point itself (umap-learn convention).
+    pub n_neighbors: usize,
+    pub min_dist: f32,
+    pub spread: f32,
+    pub metric: Metric,
+    /// `None`: umap-learn's default, 500 epochs up to 10,000 points and 200 above.
+    pub n_epochs: Option<usize>,
+    pub learning_rate: f32,
+    pub negative_sample_rate: usize,
+    /// Reduce to this many principal components before the kNN search when the input has more
+    /// dimensions (candidates are then re-ranked with exact distances). `None`: search in the
+    /// full dimension (exact, much slower for 512–1280-d input).
+    pub pca_dims: Option<usize>,
+    pub seed: u64,
+    /// Run the SGD sequentially so a seed gives bit-identical layouts whatever the thread count
+    /// (all other stages are deterministic anyway). Slower on several cores.
+    pub deterministic: bool,
+}
+
+impl Default for UmapParams {
+    fn default() -> Self {
+        UmapParams {
+            n_neighbors: 50,
+            min_dist: 0.05,
+            spread: 1.0,
+            metric: Metric::Cosine,
+            n_epochs: None,
+            learning_rate: 1.0,
+            negative_sample_rate: 5,
+            pca_dims: Some(64),
+            seed: 0,
+            deterministic: false,
+        }
+    }
+}
+
+/// Lay out the `n×d` row-major rows of `data` in 2-D with UMAP.
+///
+/// `progress(stage, fraction)` is called on the calling thread with stages `"neighbours"`,
+/// `"graph"`, `"init"`, `"optimise"`; `cancel` is polled between batches of work. Returns
+/// `Ok(None)` when cancelled, otherwise one point per row (raw UMAP coordinates; see
+/// [`normalize_layout`]).
+pub fn umap(
+    data: &[f32],
+    n: usize,
+    d: usize,
+    params: &UmapParams,
+    progress: &mut dyn FnMut(&str, f32),
+    cancel: &dyn Fn() -> bool,
+) -> anyhow::Result<Option<Vec<[f32; 2]>>> {
+    anyhow::ensure!(
+        data.len() == n * d,
+        "umap: data has {} values, expected {n}×{d}",
+        data.len()
+    );
+    anyhow::ensure!(d > 0 || n == 0, "umap: rows have no dimensions");
+    anyhow::ensure!(
+        data.iter().all(|v| v.is_finite()),
+        "umap: data contains NaN or infinite values"
+    );
+    anyhow::ensure!(
+        params.n_neighbors >= 2,
+        "umap: n_neighbors must be at least 2"
+    );
+    if n <= 2 {
+        // Nothing to lay out meaningfully.
+        return Ok(Some((0..n).map(|i| [i as f32, 0.0]).collect()));
+    }
+    let k = params.n_neighbors.min(n);
+
+    progress("neighbours", 0.0);
+    let prepared = knn::prepare(data, d, params.metric);
+    let (space, m, pca) = knn::search_space(&prepared, n, d, params.pca_dims, params.seed);
+    if cancel() {
+        return Ok(None);
+    }
+    let reduced = space.is_some();
+    let sp = space.as_deref().unwrap_or(&prepared);
+    let Some(nn) = knn::knn_search(
+        &prepared,
+        d,
+        sp,
+        m,
+        n,
+        k,
+        params.metric,
+        reduced,
+        &mut |f| progress("neighbours", f),
+        cancel,
+    ) else {
+        return Ok(None);
+    };
+
+    progress("graph", 0.0);
+    let graph = fuzzy::fuzzy_simplicial_set(&nn);
+    progress("graph", 1.0);
+    if cancel() {
+        return Ok(None);
+    }
+
+    progress("init", 0.0);
+    // First two principal components of the prepared rows: the PCA used for the search already
+    // has them (ordered by variance); otherwise fit one.
+    let coords: Vec<[f32; 2]> = match pca {
+        Some(_) => (0..n)
+            .map(|i| [sp[i * m], sp[i * m + 1.min(m - 1)]])
+            .collect(),
+        None => {
+            let p = pca::Pca::fit(&prepared, n, d, 2.min(d), params.seed);
+            let y = p.transform(&prepared, n);
+            (0..n)
+                .map(|i| [y[i * p.m], if p.m > 1 { y[i * p.m + 1] } else { 0.0 }])
+                .collect()
+        }
+    };
+    let mut emb = embed::init_from_coords(&coords, params.seed);
+    progress("init", 1.0);
+
+    let (a, b) = embed::find_ab_params(params.spread, params.min_dist);
+    let sgd = embed::SgdParams {
+        a,
+        b,
+        n_epochs: params
+            .n_epochs
+            .unwrap_or_else(|| embed::default_n_epochs(n)),
+        learning_rate: params.learning_rate,
+        negative_sample_rate: params.negative_sample_rate,
+        repulsion_strength: 1.0,
+        seed: params.seed,
+        deterministic: params.deterministic,
+    };
+    progress("optimise", 0.0);
+    if !embed::optimize_layout(
+        &mut emb,
+        &graph,
+        &sgd,
+        &mut |f| progress("optimise", f),
+        cancel,
+    ) {
+        return Ok(None);
+    }
+    Ok(Some(emb))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rng::Rng;
+    use super::*;
+
+    fn blobs(n_per: usize, d: usize) -> Vec<f32> {
+        let mut rng = Rng::new(9);
+        let centres: Vec<f32> = (0..3 * d).map(|_| rng.normal() as f32).collect();
+        let mut x = Vec::new();
+        for c in 0..3 {
+            for _ in 0..n_per {
+                x.extend((0..d).map(|j| centres[c * d + j] + 0.2 * rng.normal() as f32));
+            }
+        }
+        x
+    }
+
+    #[test]
+    fn seed_reproducible_when_deterministic() {
+        let (n, d) = (150, 10);
+        let x = blobs(50, d);
+        let p = UmapParams {
+            n_neighbors: 10,
+            n_epochs: Some(50),
+            deterministic: true,
+            seed: 4,
+            ..Default::default()
+        };
+        let a = umap(&x, n, d, &p, &mut |_, _| {}, &|| false)
+            .unwrap()
+            .unwrap();
+        let b = umap(&x, n, d, &p, &mut |_, _| {}, &|| false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(a, b);
+        let c = umap(
+            &x,
+            n,
+            d,
+            &UmapParams { seed: 5, ..p },
+            &mut |_, _| {},
+            &|| false,
+        )
+        .unwrap()
+        .unwrap();
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn cancel_returns_none_and_bad_input_is_refused() {
+        let x = blobs(20, 4);
+        let r = umap(&x, 60, 4, &UmapParams::default(), &mut |_, _| {}, &|| true).unwrap();
+        assert!(r.is_none());
+        assert!(umap(&x, 61, 4, &UmapParams::default(), &mut |_, _| {}, &|| false).is_err());
+    }
+}
