@@ -139,11 +139,22 @@ impl AtlasApp {
                 .push("choose at least one layer to collect".into());
             return;
         }
+        // One run folder per (layers, positions) choice under the pair's folder, so changing the
+        // settings starts a new run instead of clashing with the saved one.
+        let tag = if layers.len() == model.layers.len() {
+            "all-layers".to_string()
+        } else {
+            layers.join("+")
+        };
+        let out = self
+            .collect_form
+            .out
+            .join(format!("{tag}-x{}", self.collect_form.samples_per_image));
         let cfg = CollectConfig {
             model: self.model_path.clone(),
             images: self.images_path.clone(),
             layers,
-            out: self.collect_form.out.clone(),
+            out,
             samples_per_image: self.collect_form.samples_per_image,
             ..Default::default()
         };

@@ -149,7 +149,10 @@ pub fn collect_panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
             ui.label("positions per image:");
             ui.add(egui::DragValue::new(&mut app.collect_form.samples_per_image).range(1..=16));
-            ui.label(format!("run folder: {}", app.collect_form.out.display()));
+            ui.label(format!(
+                "runs are saved under {}",
+                app.collect_form.out.display()
+            ));
         });
         ui.horizontal(|ui| {
             if let Some(job) = &app.collect_job {
