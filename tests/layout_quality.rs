@@ -147,3 +147,62 @@ fn umap_separates_labelled_mixture() {
     assert!(agreement >= 0.95, "neighbour label agreement {agreement}");
     assert!(trust >= 0.9, "trustworthiness {trust}");
 }
+
+/// Lay out any `.npy` matrix for benchmarking against `benches/layout_reference.py`:
+/// `ATLAS_LAYOUT_INPUT=X.npy ATLAS_LAYOUT_OUTPUT=ours.npy cargo test --release --test
+/// layout_quality -- --ignored --nocapture` (optional `ATLAS_LAYOUT_NEIGHBORS`, `ATLAS_LAYOUT_MIN_DIST`).
+#[test]
+#[ignore = "benchmark helper driven by environment variables"]
+fn layout_npy_file() {
+    let Ok(input) = std::env::var("ATLAS_LAYOUT_INPUT") else {
+        println!("ATLAS_LAYOUT_INPUT not set: nothing to do");
+        return;
+    };
+    let m = atlas::store::npy::read(std::path::Path::new(&input)).expect("read input");
+    let env = |k: &str| std::env::var(k).ok();
+    let params = UmapParams {
+        n_neighbors: env("ATLAS_LAYOUT_NEIGHBORS").map_or(50, |v| v.parse().unwrap()),
+        min_dist: env("ATLAS_LAYOUT_MIN_DIST").map_or(0.05, |v| v.parse().unwrap()),
+        seed: 7,
+        ..Default::default()
+    };
+    let t0 = Instant::now();
+    let mut last = String::new();
+    let mut stage_start = Instant::now();
+    let y = umap(
+        &m.data,
+        m.rows,
+        m.cols,
+        &params,
+        &mut |stage, _| {
+            if stage != last {
+                if !last.is_empty() {
+                    println!("  {last}: {:.2} s", stage_start.elapsed().as_secs_f64());
+                }
+                last = stage.to_string();
+                stage_start = Instant::now();
+            }
+        },
+        &|| false,
+    )
+    .unwrap()
+    .unwrap();
+    println!("  {last}: {:.2} s", stage_start.elapsed().as_secs_f64());
+    println!(
+        "rust umap: n={} d={} time {:.2} s",
+        m.rows,
+        m.cols,
+        t0.elapsed().as_secs_f64()
+    );
+    if let Some(out) = env("ATLAS_LAYOUT_OUTPUT") {
+        let flat: Vec<f32> = y.iter().flatten().copied().collect();
+        atlas::store::npy::write(
+            std::path::Path::new(&out),
+            &flat,
+            m.rows,
+            2,
+            atlas::store::npy::Dtype::F32,
+        )
+        .unwrap();
+    }
+}

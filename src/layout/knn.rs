@@ -8,6 +8,7 @@
 //! 8-lane FMAs per dimension). When the space was reduced, `2k + 10` candidates are kept and
 //! re-ranked with exact distances in the full space, so only the candidate recall depends on PCA.
 
+use super::linalg::{dot_f32, sqdist_f32};
 use super::pca::Pca;
 use rayon::prelude::*;
 
@@ -39,7 +40,7 @@ pub(crate) fn prepare(data: &[f32], d: usize, metric: Metric) -> Vec<f32> {
     let mut x = data.to_vec();
     if metric == Metric::Cosine {
         x.par_chunks_mut(d).for_each(|r| {
-            let nrm = r.iter().map(|v| v * v).sum::<f32>().sqrt();
+            let nrm = dot_f32(r, r).sqrt();
             if nrm > 0.0 {
                 r.iter_mut().for_each(|v| *v /= nrm);
             }
@@ -52,16 +53,8 @@ pub(crate) fn prepare(data: &[f32], d: usize, metric: Metric) -> Vec<f32> {
 #[inline]
 pub(crate) fn distance(a: &[f32], b: &[f32], metric: Metric) -> f32 {
     match metric {
-        Metric::Cosine => {
-            let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-            (1.0 - dot).max(0.0)
-        }
-        Metric::Euclidean => a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| (x - y) * (x - y))
-            .sum::<f32>()
-            .sqrt(),
+        Metric::Cosine => (1.0 - dot_f32(a, b)).max(0.0),
+        Metric::Euclidean => sqdist_f32(a, b).sqrt(),
     }
 }
 
@@ -110,7 +103,7 @@ pub(crate) fn knn_search(
     let norms: Vec<f32> = (0..n.div_ceil(NR) * NR)
         .map(|j| {
             if j < n {
-                space[j * m..(j + 1) * m].iter().map(|v| v * v).sum()
+                dot_f32(&space[j * m..(j + 1) * m], &space[j * m..(j + 1) * m])
             } else {
                 f32::INFINITY // padding rows are never selected
             }

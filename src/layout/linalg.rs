@@ -1,5 +1,5 @@
 //! Small dense linear algebra written by hand (no BLAS / nalgebra in this project): a cyclic
-//! Jacobi eigen-solver for the small symmetric matrices of PCA, and Gram–Schmidt.
+//! Jacobi eigen-solver for the small symmetric matrices of PCA, and a vectorisable dot product.
 
 /// Eigen-decomposition of a symmetric `n×n` matrix (row-major, overwritten).
 /// Returns eigenvalues in descending order and the matching eigenvectors as rows
@@ -70,31 +70,36 @@ pub(crate) fn sym_eigen(a: &mut [f64], n: usize) -> (Vec<f64>, Vec<f64>) {
     (vals, vecs)
 }
 
-/// Orthonormalise a set of vectors in place (modified Gram–Schmidt, done twice for stability).
-/// A vector that is (numerically) in the span of the previous ones becomes zero.
-pub(crate) fn orthonormalize(vs: &mut [Vec<f64>]) {
-    for c in 0..vs.len() {
-        let norm0 = dot(&vs[c], &vs[c]).sqrt();
-        for _pass in 0..2 {
-            for p in 0..c {
-                let (prev, cur) = vs.split_at_mut(c);
-                let proj = dot(&prev[p], &cur[0]);
-                for (x, y) in cur[0].iter_mut().zip(&prev[p]) {
-                    *x -= proj * y;
-                }
-            }
-        }
-        let norm = dot(&vs[c], &vs[c]).sqrt();
-        if norm <= 1e-10 * norm0.max(1e-300) || norm == 0.0 {
-            vs[c].iter_mut().for_each(|x| *x = 0.0);
-        } else {
-            vs[c].iter_mut().for_each(|x| *x /= norm);
+/// f32 dot product with 8 independent partial sums, so the compiler can vectorise it (a plain
+/// iterator `sum` must keep the sequential order and stays scalar).
+#[inline]
+pub(crate) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
         }
     }
+    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    acc.iter().sum::<f32>() + tail
 }
 
-pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+/// Squared Euclidean distance, vectorisable like [`dot_f32`] (no cancellation for close points).
+#[inline]
+pub(crate) fn sqdist_f32(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            let t = x[i] - y[i];
+            acc[i] += t * t;
+        }
+    }
+    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| (x - y) * (x - y)).sum();
+    acc.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]

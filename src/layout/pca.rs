@@ -6,25 +6,26 @@
 //! initialisation of the embedding. Every reduction sums fixed-size chunks in a fixed order, so
 //! results do not depend on the number of threads.
 
-use super::linalg::{orthonormalize, sym_eigen};
+use super::linalg::sym_eigen;
 use super::rng::Rng;
 use rayon::prelude::*;
 
-/// Rows used to fit the components; projecting all rows is cheap, fitting on all is not needed.
-const MAX_FIT_ROWS: usize = 20_000;
+/// Rows used to fit the components; projecting all rows is cheap, fitting on all is not needed
+/// for a search-space reduction whose candidates are re-ranked exactly anyway.
+const MAX_FIT_ROWS: usize = 10_000;
 /// Up to this input dimension the covariance matrix is formed and diagonalised exactly.
 const EXACT_MAX_DIM: usize = 256;
 const OVERSAMPLE: usize = 10;
-const POWER_ITERS: usize = 4;
+const POWER_ITERS: usize = 3;
 const ROW_CHUNK: usize = 512;
 
-/// A fitted PCA: `components` holds `m` unit vectors of length `d` (row-major, by decreasing
-/// variance).
+/// A fitted PCA: `m` unit components of length `d`, by decreasing variance.
 pub(crate) struct Pca {
     pub d: usize,
     pub m: usize,
     pub mean: Vec<f32>,
-    pub components: Vec<f32>,
+    /// Components transposed, `d×m` row-major: `comp_t[kk*m + c]` is entry kk of component c.
+    pub comp_t: Vec<f32>,
 }
 
 impl Pca {
@@ -46,27 +47,32 @@ impl Pca {
             }
         }
         mean.iter_mut().for_each(|m| *m /= s as f64);
-        // Centred copy of the fit rows in f64 (≤ 20k × 1280 × 8 B = 200 MB worst case; the
-        // randomized path touches it several times, so converting once pays off).
-        let xc: Vec<f64> = rows
+        let mean32: Vec<f32> = mean.iter().map(|&x| x as f32).collect();
+        let xc: Vec<f32> = rows
             .iter()
             .flat_map(|&r| {
                 data[r * d..(r + 1) * d]
                     .iter()
-                    .zip(&mean)
-                    .map(|(x, m)| *x as f64 - m)
+                    .zip(&mean32)
+                    .map(|(x, m)| x - m)
             })
             .collect();
         let comps = if d <= EXACT_MAX_DIM {
-            exact_components(&xc, s, d, m)
+            exact_components(&xc, d, m)
         } else {
             randomized_components(&xc, s, d, m, seed)
         };
+        let mut comp_t = vec![0.0f32; d * m];
+        for (c, v) in comps.iter().enumerate() {
+            for kk in 0..d {
+                comp_t[kk * m + c] = v[kk] as f32;
+            }
+        }
         Pca {
             d,
             m,
-            mean: mean.iter().map(|&x| x as f32).collect(),
-            components: comps.iter().flatten().map(|&x| x as f32).collect(),
+            mean: mean32,
+            comp_t,
         }
     }
 
@@ -75,37 +81,31 @@ impl Pca {
         let (d, m) = (self.d, self.m);
         let mut out = vec![0.0f32; n * m];
         out.par_chunks_mut(m)
-            .zip(data.par_chunks(d))
+            .zip(data[..n * d].par_chunks(d))
             .for_each(|(o, x)| {
-                for (c, oc) in o.iter_mut().enumerate() {
-                    let comp = &self.components[c * d..(c + 1) * d];
-                    let mut acc = 0.0f32;
-                    for ((xi, mi), ci) in x.iter().zip(&self.mean).zip(comp) {
-                        acc += (xi - mi) * ci;
-                    }
-                    *oc = acc;
+                // axpy form (no reductions) so the compiler vectorises it.
+                for ((xi, mi), ct) in x.iter().zip(&self.mean).zip(self.comp_t.chunks_exact(m)) {
+                    let v = xi - mi;
+                    o.iter_mut().zip(ct).for_each(|(a, b)| *a += v * b);
                 }
             });
         out
     }
 }
 
-fn exact_components(xc: &[f64], s: usize, d: usize, m: usize) -> Vec<Vec<f64>> {
-    // Covariance (up to a constant factor) X^T X, accumulated per row chunk then summed in order.
+fn exact_components(xc: &[f32], d: usize, m: usize) -> Vec<Vec<f64>> {
+    // Covariance (up to a constant factor) Xᵀ X, accumulated per row chunk then summed in order.
     let partials: Vec<Vec<f64>> = xc
         .par_chunks(ROW_CHUNK * d)
         .map(|chunk| {
             let mut c = vec![0.0f64; d * d];
             for row in chunk.chunks_exact(d) {
                 for i in 0..d {
-                    let ri = row[i];
-                    if ri == 0.0 {
-                        continue;
-                    }
-                    let ci = &mut c[i * d..(i + 1) * d];
-                    for (cij, rj) in ci[i..].iter_mut().zip(&row[i..]) {
-                        *cij += ri * rj;
-                    }
+                    let ri = row[i] as f64;
+                    c[i * d + i..(i + 1) * d]
+                        .iter_mut()
+                        .zip(&row[i..])
+                        .for_each(|(a, b)| *a += ri * *b as f64);
                 }
             }
             c
@@ -120,79 +120,108 @@ fn exact_components(xc: &[f64], s: usize, d: usize, m: usize) -> Vec<Vec<f64>> {
             cov[i * d + j] = cov[j * d + i];
         }
     }
-    let _ = s;
     let (_vals, vecs) = sym_eigen(&mut cov, d);
     (0..m).map(|c| vecs[c * d..(c + 1) * d].to_vec()).collect()
 }
 
-/// Z = Xᵀ Q for the column vectors `q` (each of length s): returns `l` vectors of length d.
-fn xt_times(xc: &[f64], s: usize, d: usize, q: &[Vec<f64>]) -> Vec<Vec<f64>> {
-    let l = q.len();
-    let n_chunks = s.div_ceil(ROW_CHUNK);
-    let partials: Vec<Vec<f64>> = (0..n_chunks)
+/// `Xᵀ Q` for row-major `q` (`s×l`): row-major `d×l`, summed per row chunk in a fixed order.
+fn xt_times(xc: &[f32], s: usize, d: usize, q: &[f32], l: usize) -> Vec<f32> {
+    let partials: Vec<Vec<f32>> = (0..s.div_ceil(ROW_CHUNK))
         .into_par_iter()
         .map(|ch| {
-            let mut z = vec![0.0f64; l * d];
+            let mut z = vec![0.0f32; d * l];
             for i in ch * ROW_CHUNK..((ch + 1) * ROW_CHUNK).min(s) {
-                let row = &xc[i * d..(i + 1) * d];
-                for c in 0..l {
-                    let w = q[c][i];
-                    for (zc, x) in z[c * d..(c + 1) * d].iter_mut().zip(row) {
-                        *zc += w * x;
-                    }
+                let qi = &q[i * l..(i + 1) * l];
+                for (zk, &x) in z.chunks_exact_mut(l).zip(&xc[i * d..(i + 1) * d]) {
+                    zk.iter_mut().zip(qi).for_each(|(a, b)| *a += x * b);
                 }
             }
             z
         })
         .collect();
-    let mut z = vec![vec![0.0f64; d]; l];
+    let mut z = vec![0.0f32; d * l];
     for p in &partials {
-        for c in 0..l {
-            z[c].iter_mut()
-                .zip(&p[c * d..(c + 1) * d])
-                .for_each(|(a, b)| *a += b);
-        }
+        z.iter_mut().zip(p).for_each(|(a, b)| *a += b);
     }
     z
 }
 
-/// Y = X Z for `l` vectors z of length d: returns `l` vectors of length s.
-fn x_times(xc: &[f64], s: usize, d: usize, z: &[Vec<f64>]) -> Vec<Vec<f64>> {
-    let l = z.len();
-    let rows: Vec<Vec<f64>> = (0..s)
-        .into_par_iter()
-        .map(|i| {
-            let row = &xc[i * d..(i + 1) * d];
-            z.iter().map(|zc| super::linalg::dot(row, zc)).collect()
-        })
-        .collect();
-    (0..l)
-        .map(|c| rows.iter().map(|r| r[c]).collect())
-        .collect()
+/// `X Z` for row-major `z` (`d×l`): row-major `s×l`.
+fn x_times(xc: &[f32], d: usize, z: &[f32], l: usize) -> Vec<f32> {
+    let mut y = vec![0.0f32; (xc.len() / d) * l];
+    y.par_chunks_mut(l)
+        .zip(xc.par_chunks(d))
+        .for_each(|(yi, xi)| {
+            for (zk, &x) in z.chunks_exact(l).zip(xi) {
+                yi.iter_mut().zip(zk).for_each(|(a, b)| *a += x * b);
+            }
+        });
+    y
 }
 
-fn randomized_components(xc: &[f64], s: usize, d: usize, m: usize, seed: u64) -> Vec<Vec<f64>> {
+/// Orthonormalise the columns of the row-major `r×l` matrix `a` in place through the
+/// eigen-decomposition of its Gram matrix (`A ← A V Λ^(-1/2)`); columns whose eigenvalue is
+/// negligible become zero. Used after every half power step, when the column scales differ by
+/// at most one factor of the spectrum, so squaring the condition number is harmless.
+fn orthonormalize_cols(a: &mut [f32], l: usize) {
+    let mut g = vec![0.0f64; l * l];
+    for row in a.chunks_exact(l) {
+        for i in 0..l {
+            let ri = row[i] as f64;
+            g[i * l + i..(i + 1) * l]
+                .iter_mut()
+                .zip(&row[i..])
+                .for_each(|(x, y)| *x += ri * *y as f64);
+        }
+    }
+    for i in 0..l {
+        for j in 0..i {
+            g[i * l + j] = g[j * l + i];
+        }
+    }
+    let (vals, vecs) = sym_eigen(&mut g, l);
+    let top = vals.first().copied().unwrap_or(0.0).max(0.0);
+    // T = V Λ^(-1/2), l×l row-major: T[i][c] = vecs[c][i] / sqrt(λ_c).
+    let mut t = vec![0.0f32; l * l];
+    for c in 0..l {
+        if vals[c] > 1e-10 * top && vals[c] > 0.0 {
+            let s = 1.0 / vals[c].sqrt();
+            for i in 0..l {
+                t[i * l + c] = (vecs[c * l + i] * s) as f32;
+            }
+        }
+    }
+    a.par_chunks_mut(l).for_each(|row| {
+        let mut out = vec![0.0f32; l];
+        for (ti, &x) in t.chunks_exact(l).zip(row.iter()) {
+            out.iter_mut().zip(ti).for_each(|(o, b)| *o += x * b);
+        }
+        row.copy_from_slice(&out);
+    });
+}
+
+fn randomized_components(xc: &[f32], s: usize, d: usize, m: usize, seed: u64) -> Vec<Vec<f64>> {
     let l = (m + OVERSAMPLE).min(d).min(s.max(1));
     let mut rng = Rng::new(seed ^ 0x5ca1_ab1e);
-    let omega: Vec<Vec<f64>> = (0..l)
-        .map(|_| (0..d).map(|_| rng.normal()).collect())
-        .collect();
-    let mut q = x_times(xc, s, d, &omega);
-    orthonormalize(&mut q);
+    let omega: Vec<f32> = (0..d * l).map(|_| rng.normal() as f32).collect();
+    let mut q = x_times(xc, d, &omega, l);
+    orthonormalize_cols(&mut q, l);
     // Power iterations sharpen the spectrum so the leading subspace is found accurately even
     // when the singular values decay slowly (typical for activations).
     for _ in 0..POWER_ITERS {
-        let mut z = xt_times(xc, s, d, &q);
-        orthonormalize(&mut z);
-        q = x_times(xc, s, d, &z);
-        orthonormalize(&mut q);
+        let mut z = xt_times(xc, s, d, &q, l);
+        orthonormalize_cols(&mut z, l);
+        q = x_times(xc, d, &z, l);
+        orthonormalize_cols(&mut q, l);
     }
-    // B = Qᵀ X = Zᵀ; right singular vectors of B are V = Z U Σ⁻¹ where Zᵀ Z = U Σ² Uᵀ.
-    let z = xt_times(xc, s, d, &q);
+    // B = Qᵀ X = Zᵀ with Z = Xᵀ Q; right singular vectors of B: V = Z U Σ⁻¹ where Zᵀ Z = U Σ² Uᵀ.
+    let z = xt_times(xc, s, d, &q, l);
     let mut g = vec![0.0f64; l * l];
-    for i in 0..l {
-        for j in 0..l {
-            g[i * l + j] = super::linalg::dot(&z[i], &z[j]);
+    for row in z.chunks_exact(l) {
+        for i in 0..l {
+            for j in 0..l {
+                g[i * l + j] += row[i] as f64 * row[j] as f64;
+            }
         }
     }
     let (vals, u) = sym_eigen(&mut g, l);
@@ -200,11 +229,10 @@ fn randomized_components(xc: &[f64], s: usize, d: usize, m: usize, seed: u64) ->
         .map(|c| {
             let mut v = vec![0.0f64; d];
             if c < l && vals[c] > 0.0 {
-                for (i, zi) in z.iter().enumerate() {
-                    let w = u[c * l + i];
-                    v.iter_mut().zip(zi).for_each(|(a, b)| *a += w * b);
+                for (kk, row) in z.chunks_exact(l).enumerate() {
+                    v[kk] = (0..l).map(|i| row[i] as f64 * u[c * l + i]).sum();
                 }
-                let norm = super::linalg::dot(&v, &v).sqrt();
+                let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
                 if norm > 0.0 {
                     v.iter_mut().for_each(|x| *x /= norm);
                 }
@@ -232,7 +260,7 @@ mod tests {
             }
         }
         let pca = Pca::fit(&data, n, d, 4, 1);
-        let c0 = &pca.components[..d];
+        let c0: Vec<f32> = (0..d).map(|kk| pca.comp_t[kk * 4]).collect();
         let cos: f32 = c0.iter().zip(&dir).map(|(a, b)| a * b).sum::<f32>() / norm;
         assert!(cos.abs() > 0.99, "d={d}: cos {cos}");
         let proj = pca.transform(&data, n);
