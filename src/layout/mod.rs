@@ -225,4 +225,64 @@ mod tests {
         assert!(r.is_none());
         assert!(umap(&x, 61, 4, &UmapParams::default(), &mut |_, _| {}, &|| false).is_err());
     }
+
+    #[test]
+    fn degenerate_inputs_give_finite_layouts() {
+        let finite = |y: &[[f32; 2]]| y.iter().all(|p| p[0].is_finite() && p[1].is_finite());
+        let p = UmapParams {
+            n_epochs: Some(30),
+            ..Default::default()
+        };
+        let run = |x: &[f32], n: usize, d: usize, p: &UmapParams| {
+            umap(x, n, d, p, &mut |_, _| {}, &|| false)
+                .unwrap()
+                .unwrap()
+        };
+        // Fewer points than neighbours.
+        let y = run(&[1.0, 0.0, 0.0, 1.0, 1.0, 1.0], 3, 2, &p);
+        assert!(y.len() == 3 && finite(&y));
+        // All rows identical, and all-zero rows under cosine.
+        assert!(finite(&run(&vec![0.5; 40 * 3], 40, 3, &p)));
+        assert!(finite(&run(&vec![0.0; 40 * 3], 40, 3, &p)));
+        // Euclidean metric, one dimension.
+        let x: Vec<f32> = (0..60).map(|i| (i % 7) as f32).collect();
+        let e = UmapParams {
+            metric: Metric::Euclidean,
+            ..p.clone()
+        };
+        assert!(finite(&run(&x, 60, 1, &e)));
+        // Empty input.
+        assert!(run(&[], 0, 5, &p).is_empty());
+    }
+
+    #[test]
+    fn progress_reports_every_stage_in_order() {
+        let x = blobs(30, 6);
+        let mut stages: Vec<String> = Vec::new();
+        let mut last = -1.0f32;
+        let p = UmapParams {
+            n_neighbors: 10,
+            n_epochs: Some(20),
+            ..Default::default()
+        };
+        umap(
+            &x,
+            90,
+            6,
+            &p,
+            &mut |s, f| {
+                assert!((0.0..=1.0).contains(&f));
+                if stages.last().map(|l| l != s).unwrap_or(true) {
+                    stages.push(s.to_string());
+                    last = -1.0;
+                }
+                assert!(f >= last);
+                last = f;
+            },
+            &|| false,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(stages, ["neighbours", "graph", "init", "optimise"]);
+    }
 }
