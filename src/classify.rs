@@ -8,13 +8,16 @@ use tch::Tensor;
 use crate::data::{spawn_loader, ImageEntry};
 use crate::model::{torch_model::top_k, AtlasModel};
 
+/// The k most probable classes: (class index, probability), best first.
+pub type TopK = Vec<(usize, f32)>;
+
 /// The prediction for one image, or why it could not be read.
 pub struct Classified {
     pub path: PathBuf,
     pub label: Option<String>,
     /// The logit index of the true class, when the label maps to one.
     pub truth: Option<usize>,
-    pub top: Result<Vec<(usize, f32)>, String>,
+    pub top: Result<TopK, String>,
 }
 
 /// The label of an image: its first-level folder name, else a synset prefix of its file name
@@ -50,8 +53,7 @@ pub fn classify(
         (w, h),
         workers,
     );
-    let mut tops: Vec<Option<Result<Vec<(usize, f32)>, String>>> =
-        (0..entries.len()).map(|_| None).collect();
+    let mut tops: Vec<Option<Result<TopK, String>>> = (0..entries.len()).map(|_| None).collect();
     let mut done = 0;
     for batch in rx {
         for (i, reason) in &batch.failures {

@@ -232,7 +232,7 @@ fn run_collect(cfg: CollectConfig) -> Result<()> {
 }
 
 fn run_classify(
-    model_path: &PathBuf,
+    model_path: &std::path::Path,
     top: usize,
     batch: usize,
     quiet: bool,

@@ -174,7 +174,7 @@ pub fn collect(
             paths.clone(),
             order,
             cfg.batch_size,
-            cfg.preprocess.clone(),
+            cfg.preprocess,
             size,
             cfg.decode_workers,
         );
@@ -204,7 +204,7 @@ pub fn collect(
         if cancel.is_cancelled() {
             return Ok(None);
         }
-        run.save_chunk(&data, &manifest.settings.layers, cfg.acts_dtype)?;
+        run.save_chunk(&data, cfg.acts_dtype)?;
     }
 
     reporter.progress("merging", 0, 1);
@@ -334,8 +334,7 @@ fn process_batch(
     }
 
     // Rows are stored image-major: for each image, its draws in order.
-    let mut per_slot: Vec<Vec<(u32, Vec<Position>, Vec<f32>, Vec<f32>, usize, usize)>> =
-        layers.iter().map(|_| vec![]).collect();
+    let mut per_slot: Vec<Vec<DrawRows>> = layers.iter().map(|_| vec![]).collect();
     for (slot, draw, positions) in &plan {
         let l = layers[*slot];
         let act = &fwd.layers[l];
@@ -347,28 +346,38 @@ fn process_batch(
                 .next()
                 .expect("one attribution per planned sample")
         };
-        let c = vectors.size()[1] as usize;
-        let k = attr.size()[1] as usize;
-        per_slot[*slot].push((
-            *draw,
-            positions.clone(),
-            to_vec(&vectors),
-            to_vec(&attr),
-            c,
-            k,
-        ));
+        per_slot[*slot].push(DrawRows {
+            draw: *draw,
+            positions: positions.clone(),
+            channels: vectors.size()[1] as usize,
+            classes: attr.size()[1] as usize,
+            vectors: to_vec(&vectors),
+            attr: to_vec(&attr),
+        });
     }
     for (slot, draws) in per_slot.iter().enumerate() {
         let out = &mut data.layers[slot];
         for (i, &img) in batch.indices.iter().enumerate() {
-            for (draw, positions, vectors, attr, c, k) in draws {
-                out.acts.extend_from_slice(&vectors[i * c..(i + 1) * c]);
-                out.attr.extend_from_slice(&attr[i * k..(i + 1) * k]);
-                out.rows.push((img, positions[i].y, positions[i].x, *draw));
+            for d in draws {
+                let (c, k) = (d.channels, d.classes);
+                out.acts.extend_from_slice(&d.vectors[i * c..(i + 1) * c]);
+                out.attr.extend_from_slice(&d.attr[i * k..(i + 1) * k]);
+                out.rows
+                    .push((img, d.positions[i].y, d.positions[i].x, d.draw));
             }
         }
     }
     Ok(())
+}
+
+/// One (layer, draw) of a batch, on the CPU: `[B, channels]` vectors and `[B, classes]` rows.
+struct DrawRows {
+    draw: u32,
+    positions: Vec<Position>,
+    channels: usize,
+    classes: usize,
+    vectors: Vec<f32>,
+    attr: Vec<f32>,
 }
 
 fn to_vec(t: &Tensor) -> Vec<f32> {

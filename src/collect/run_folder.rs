@@ -88,6 +88,9 @@ pub struct ChunkData {
     pub problems: Vec<(usize, String)>,
 }
 
+/// One line of `images.csv`: path, folder label, class index of that label.
+pub type ImageRecord = (PathBuf, Option<String>, Option<usize>);
+
 pub struct RunFolder {
     pub root: PathBuf,
 }
@@ -219,7 +222,7 @@ impl RunFolder {
     }
 
     /// Reads back the image list: (path, label, class index).
-    pub fn read_image_list(&self) -> Result<Vec<(PathBuf, Option<String>, Option<usize>)>> {
+    pub fn read_image_list(&self) -> Result<Vec<ImageRecord>> {
         let file =
             fs::File::open(self.root.join("images.csv")).context("run folder has no images.csv")?;
         let mut out = vec![];
@@ -257,12 +260,7 @@ impl RunFolder {
     }
 
     /// Saves one chunk: written under a temporary name, then renamed into place.
-    pub fn save_chunk(
-        &self,
-        chunk: &ChunkData,
-        layer_names: &[String],
-        acts_dtype: Dtype,
-    ) -> Result<()> {
+    pub fn save_chunk(&self, chunk: &ChunkData, acts_dtype: Dtype) -> Result<()> {
         let tmp = self
             .parts_dir()
             .join(format!("tmp-{:06}-{}", chunk.index, std::process::id()));
@@ -270,8 +268,8 @@ impl RunFolder {
         fs::create_dir_all(&tmp)?;
         for (l, data) in chunk.layers.iter().enumerate() {
             let n = data.rows.len();
-            let c = if n == 0 { 0 } else { data.acts.len() / n };
-            let k = if n == 0 { 0 } else { data.attr.len() / n };
+            let c = data.acts.len().checked_div(n).unwrap_or(0);
+            let k = data.attr.len().checked_div(n).unwrap_or(0);
             npy::write(
                 &tmp.join(format!("{l}.acts.npy")),
                 &data.acts,
@@ -292,7 +290,6 @@ impl RunFolder {
                 }
                 Ok(())
             })?;
-            let _ = &layer_names[l];
         }
         atomic::write_with(&tmp.join("predictions.csv"), |out| {
             for (img, top) in &chunk.predictions {
@@ -321,7 +318,6 @@ impl RunFolder {
         let dtype = manifest.settings.acts_dtype;
         let mut summaries = vec![];
         let mut provenance: Vec<String> = vec![];
-        let mut row_global = 0usize;
         for (l, layer) in manifest.settings.layers.iter().enumerate() {
             let dir = self.layer_dir(layer);
             fs::create_dir_all(&dir)?;
@@ -366,7 +362,6 @@ impl RunFolder {
                         f[3]
                     ));
                     row_in_layer += 1;
-                    row_global += 1;
                 }
             }
             summaries.push(LayerSummary {
@@ -376,7 +371,6 @@ impl RunFolder {
                 rows,
             });
         }
-        let _ = row_global;
         atomic::write_with(&self.root.join("provenance.csv"), |out| {
             writeln!(out, "row,layer,image_index,path,label,y,x,draw")?;
             for line in &provenance {
