@@ -27,11 +27,14 @@ def agreement(y, labels, k):
     return float((labels[nn] == labels[:, None]).mean())
 
 
-def score(name, x, y, labels, metric, k, secs=None):
+def score(name, x, y, labels, metric, k, secs=None, max_trust_n=30000):
     from sklearn.manifold import trustworthiness
 
-    t = trustworthiness(x, y, n_neighbors=k, metric=metric)
-    line = f"{name:>10}: trustworthiness {t:.4f}"
+    if len(x) <= max_trust_n:
+        t = trustworthiness(x, y, n_neighbors=k, metric=metric)
+        line = f"{name:>10}: trustworthiness {t:.4f}"
+    else:  # sklearn builds the full n×n distance matrix
+        line = f"{name:>10}: trustworthiness skipped (n > {max_trust_n})"
     if labels is not None:
         line += f", agreement {agreement(y, labels, k):.4f}"
     if secs is not None:

@@ -300,21 +300,29 @@ pub fn optimize_layout(
                 oth[1] -= gy * alpha;
                 store(k, oth);
                 s.next += eps[e];
-                let n_neg = ((ep - s.next_neg) / eps_neg[e]).floor().max(0.0) as usize;
+                // `as usize` floors a non-negative value and saturates a negative one to 0
+                // (`floor` would be a libm call on baseline x86-64).
+                let n_neg = ((ep - s.next_neg) / eps_neg[e]) as usize;
+                // The repulsive gradients of this edge's negative samples are all taken at the
+                // same position of `cur` and then summed, where umap-learn applies them one by
+                // one. Each is still clipped at 4 and the step is tiny, so the difference is
+                // second order; it removes a ~100-cycle dependency chain per sample and lets the
+                // samples' arithmetic overlap.
+                let (mut sx, mut sy) = (0.0f32, 0.0f32);
                 for _ in 0..n_neg {
                     let kk = rng.below(n);
                     let o = load(kk);
                     let (dx, dy) = (cur[0] - o[0], cur[1] - o[1]);
                     let d2 = dx * dx + dy * dy;
+                    // d2 == 0 (the point itself or a coincident one): no force, as in umap-learn.
                     if d2 > 0.0 {
                         let gc = 2.0 * gamma * b / ((0.001 + d2) * (a * fast_pow(d2, b) + 1.0));
-                        if gc > 0.0 {
-                            cur[0] += clip(gc * dx) * alpha;
-                            cur[1] += clip(gc * dy) * alpha;
-                        }
+                        sx += clip(gc * dx);
+                        sy += clip(gc * dy);
                     }
-                    // d2 == 0 (the point itself or a coincident one): no force, as in umap-learn.
                 }
+                cur[0] += sx * alpha;
+                cur[1] += sy * alpha;
                 store(j, cur);
                 s.next_neg += n_neg as f64 * eps_neg[e];
             }
