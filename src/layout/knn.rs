@@ -80,6 +80,7 @@ pub(crate) fn search_space(
 /// Exact kNN of the `n×d` prepared rows, searched in `space` (`n×m`; pass the prepared rows
 /// themselves for no reduction). `progress` receives the fraction done; `cancel` is polled
 /// between batches of query blocks. Returns `None` when cancelled.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn knn_search(
     prepared: &[f32],
     d: usize,
@@ -309,7 +310,7 @@ unsafe fn scan_avx2(
 /// Loop over database cache blocks × query groups × panels. `FMA` selects `mul_add` (only fast
 /// when compiled with the fma feature; otherwise a libm call) or separate multiply and add.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)] // explicit indices keep the tile in registers
 fn scan<const FMA: bool>(
     qp: &[f32],
     groups: usize,
@@ -403,6 +404,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::needless_range_loop)]
     fn exact_search_matches_brute_force() {
         // Odd sizes exercise the padding of query groups and database panels.
         for metric in [Metric::Cosine, Metric::Euclidean] {
