@@ -10,7 +10,6 @@ use atlas::collect::attribution::{
 use atlas::collect::positions::{sample_position, Position};
 use atlas::data::{load_rgb, to_chw_f32, Preprocess};
 use atlas::model::AtlasModel;
-use atlas::store::npy::{self, Dtype};
 use tch::{Device, Kind, Tensor};
 
 const IMAGES: usize = 4;
@@ -27,20 +26,6 @@ fn batch(model: &AtlasModel) -> (Vec<f32>, Tensor) {
     }
     let x = Tensor::from_slice(&pixels).reshape([IMAGES as i64, 3, h as i64, w as i64]);
     (pixels, x)
-}
-
-/// max over rows of max|a − b| / max|b|: elementwise ratios are meaningless for near-zero classes.
-fn max_row_relative_error(a: &[f32], b: &[f32], k: usize) -> f32 {
-    a.chunks(k)
-        .zip(b.chunks(k))
-        .map(|(ra, rb)| {
-            let scale = rb.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-            ra.iter()
-                .zip(rb)
-                .fold(0f32, |m, (x, y)| m.max((x - y).abs()))
-                / scale
-        })
-        .fold(0f32, f32::max)
 }
 
 fn to_vec(t: &Tensor) -> Vec<f32> {
@@ -98,49 +83,25 @@ fn rows_match_pytorch_forward_mode_reference() {
     }
 
     let dir = common::scratch("attribution");
-    npy::write_nd(
-        &dir.join("input.npy"),
-        &pixels,
-        &[IMAGES, 3, 224, 224],
-        Dtype::F32,
-    )
-    .unwrap();
     let mut entries = vec![];
     for (l, pos) in &positions {
         for (i, p) in pos.iter().enumerate() {
             entries.push(serde_json::json!({"image": i, "layer": model.info.layers[*l].name, "y": p.y, "x": p.x}));
         }
     }
-    std::fs::write(
-        dir.join("positions.json"),
-        serde_json::Value::Array(entries).to_string(),
-    )
-    .unwrap();
-    let script = atlas::defaults::project_dir().join("tests/reference/attribution_ref.py");
-    let out = std::process::Command::new(common::python())
-        .arg(script)
-        .arg("--model")
-        .arg(common::model())
-        .arg("--tensor")
-        .arg(dir.join("input.npy"))
-        .arg("--positions")
-        .arg(dir.join("positions.json"))
-        .arg("--out")
-        .arg(dir.join("ref.npy"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "reference failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let reference = common::attribution_reference(
+        &common::model(),
+        &pixels,
+        [IMAGES, 3, 224, 224],
+        entries,
+        &dir,
     );
-    let reference = npy::read(&dir.join("ref.npy")).unwrap();
     assert_eq!(
         (reference.rows, reference.cols),
         (positions.len() * IMAGES, k)
     );
     for (name, rows) in ["forward-mode", "double-backward"].iter().zip(&ours) {
-        let err = max_row_relative_error(rows, &reference.data, k);
+        let err = common::max_row_relative_error(rows, &reference.data, k);
         println!(
             "{name}: max row-relative error vs PyTorch forward-mode AD = {err:.2e} over {} rows",
             reference.rows
@@ -153,7 +114,7 @@ fn rows_match_pytorch_forward_mode_reference() {
         .chain(&reference.data[..k])
         .copied()
         .collect();
-    assert!(max_row_relative_error(&ours[0], &shifted, k) > 0.1);
+    assert!(common::max_row_relative_error(&ours[0], &shifted, k) > 0.1);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -176,7 +137,8 @@ fn linear_head_attributions_sum_to_logit_minus_bias() {
         }
     }
     let expected = &fwd.logits - &head.bias;
-    let err = max_row_relative_error(&to_vec(&total), &to_vec(&expected), model.num_classes());
+    let err =
+        common::max_row_relative_error(&to_vec(&total), &to_vec(&expected), model.num_classes());
     println!(
         "sum over {} positions vs logit - bias: max row-relative error {err:.2e}",
         size[2] * size[3]
@@ -195,6 +157,7 @@ fn linear_head_attributions_sum_to_logit_minus_bias() {
         forward_with_attributions(&model, &x, &samples, AttributionMethod::DoubleBackward).unwrap();
     let exact =
         linear_head_attribution(&gather_vectors(&fwd.layers[head.layer], &pos), &head, &size);
-    let err = max_row_relative_error(&to_vec(&attrs[0]), &to_vec(&exact), model.num_classes());
+    let err =
+        common::max_row_relative_error(&to_vec(&attrs[0]), &to_vec(&exact), model.num_classes());
     assert!(err < 1e-4, "double backward vs exact on the head: {err}");
 }

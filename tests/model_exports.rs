@@ -71,36 +71,13 @@ fn check_against_reference(model: &AtlasModel, layers: &[&str], dir: &Path) {
         .flat_map(|a| Vec::<f32>::try_from(a.to_kind(Kind::Float).flatten(0, -1)).unwrap())
         .collect();
 
-    npy::write_nd(
-        &dir.join("input.npy"),
+    let reference = common::attribution_reference(
+        &model.path,
         &pixels,
-        &[2, 3, h as usize, w as usize],
-        Dtype::F32,
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("positions.json"),
-        serde_json::Value::Array(entries).to_string(),
-    )
-    .unwrap();
-    let out = std::process::Command::new(common::python())
-        .arg(atlas::defaults::project_dir().join("tests/reference/attribution_ref.py"))
-        .arg("--model")
-        .arg(&model.path)
-        .arg("--tensor")
-        .arg(dir.join("input.npy"))
-        .arg("--positions")
-        .arg(dir.join("positions.json"))
-        .arg("--out")
-        .arg(dir.join("ref.npy"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        [2, 3, h as usize, w as usize],
+        entries,
+        dir,
     );
-    let reference = npy::read(&dir.join("ref.npy")).unwrap();
     let k = model.num_classes();
     for (row, (a, b)) in ours.chunks(k).zip(reference.data.chunks(k)).enumerate() {
         let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));

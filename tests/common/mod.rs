@@ -62,3 +62,55 @@ pub fn image_files(dir: &Path) -> Vec<PathBuf> {
 pub fn atlas_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_atlas"))
 }
+
+/// Runs the independent PyTorch reference (`tests/reference/attribution_ref.py`: the eager model
+/// rebuilt from the sidecar, forward-mode AD) on an input batch `[n,3,h,w]` and the given
+/// `{"image", "layer", "y", "x"}` entries; returns its attribution rows `[entries, K]`.
+pub fn attribution_reference(
+    model: &Path,
+    pixels: &[f32],
+    shape: [usize; 4],
+    entries: Vec<serde_json::Value>,
+    dir: &Path,
+) -> atlas::store::npy::Matrix {
+    use atlas::store::npy;
+    npy::write_nd(&dir.join("input.npy"), pixels, &shape, npy::Dtype::F32).unwrap();
+    std::fs::write(
+        dir.join("positions.json"),
+        serde_json::Value::Array(entries).to_string(),
+    )
+    .unwrap();
+    let out = std::process::Command::new(python())
+        .arg(atlas::defaults::project_dir().join("tests/reference/attribution_ref.py"))
+        .arg("--model")
+        .arg(model)
+        .arg("--tensor")
+        .arg(dir.join("input.npy"))
+        .arg("--positions")
+        .arg(dir.join("positions.json"))
+        .arg("--out")
+        .arg(dir.join("ref.npy"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "reference failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    npy::read(&dir.join("ref.npy")).unwrap()
+}
+
+/// Max over rows of max|a − b| / max|b|: elementwise ratios mean nothing for near-zero classes.
+pub fn max_row_relative_error(a: &[f32], b: &[f32], k: usize) -> f32 {
+    assert_eq!(a.len(), b.len(), "different numbers of values");
+    a.chunks(k)
+        .zip(b.chunks(k))
+        .map(|(ra, rb)| {
+            let scale = rb.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+            ra.iter()
+                .zip(rb)
+                .fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+                / scale
+        })
+        .fold(0f32, f32::max)
+}
