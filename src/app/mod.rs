@@ -47,6 +47,26 @@ impl<T> Tracked<T> {
             progress: None,
         }
     }
+
+    /// Takes every pending event: progress is kept here, problems and log lines go to the app's
+    /// lists; partial results and the final outcome (if the job ended) are returned.
+    fn drain(
+        &mut self,
+        problems: &mut Vec<Problem>,
+        log: &mut Vec<String>,
+    ) -> (Vec<T>, Option<JobOutcome<T>>) {
+        let mut partials = vec![];
+        while let Ok(ev) = self.handle.events.try_recv() {
+            match ev {
+                JobEvent::Progress(p) => self.progress = Some(p),
+                JobEvent::Problem(p) => problems.push(p),
+                JobEvent::Log(l) => log.push(l),
+                JobEvent::Partial(item) => partials.push(item),
+                JobEvent::Finished(outcome) => return (partials, Some(outcome)),
+            }
+        }
+        (partials, None)
+    }
 }
 
 /// Settings of the next collection, edited in the collection panel.
@@ -120,6 +140,28 @@ impl AtlasApp {
         )));
     }
 
+    fn apply_open_update(&mut self, update: OpenUpdate, ctx: &egui::Context) {
+        match update {
+            OpenUpdate::Model(info, device) => {
+                self.collect_form.layers = vec![true; info.layers.len()];
+                self.model = Some(*info);
+                self.device = device;
+            }
+            OpenUpdate::Scanned(n) => self.images_total = n,
+            OpenUpdate::Rows(rows) => {
+                for row in rows {
+                    let tex = row.thumbnail.as_ref().map(|img| {
+                        let name = format!("thumb-{}", self.thumbnails.len());
+                        ctx.load_texture(name, img.clone(), egui::TextureOptions::LINEAR)
+                    });
+                    self.thumbnails.push(tex);
+                    self.rows.push(row);
+                }
+            }
+            OpenUpdate::Complete => {}
+        }
+    }
+
     pub fn open_folder(&mut self, folder: PathBuf) {
         self.images_path = folder;
         self.open();
@@ -171,78 +213,35 @@ impl AtlasApp {
 
     /// Drains every job channel; called once per frame before drawing.
     pub fn poll_jobs(&mut self, ctx: &egui::Context) {
-        let mut busy = false;
+        let busy = self.open_job.is_some() || self.collect_job.is_some();
         if let Some(job) = &mut self.open_job {
-            busy = true;
-            let mut finished = false;
-            while let Ok(ev) = job.handle.events.try_recv() {
-                match ev {
-                    JobEvent::Progress(p) => job.progress = Some(p),
-                    JobEvent::Problem(p) => self.problems.push(p),
-                    JobEvent::Log(l) => self.log.push(l),
-                    JobEvent::Partial(OpenUpdate::Model(info, device)) => {
-                        self.collect_form.layers = vec![true; info.layers.len()];
-                        self.model = Some(*info);
-                        self.device = device;
-                    }
-                    JobEvent::Partial(OpenUpdate::Scanned(n)) => self.images_total = n,
-                    JobEvent::Partial(OpenUpdate::Rows(rows)) => {
-                        for row in rows {
-                            let tex = row.thumbnail.as_ref().map(|img| {
-                                ctx.load_texture(
-                                    format!("thumb-{}", self.thumbnails.len()),
-                                    img.clone(),
-                                    egui::TextureOptions::LINEAR,
-                                )
-                            });
-                            self.thumbnails.push(tex);
-                            self.rows.push(row);
-                        }
-                    }
-                    JobEvent::Partial(OpenUpdate::Complete) => {}
-                    JobEvent::Finished(outcome) => {
-                        finished = true;
-                        match outcome {
-                            JobOutcome::Failed(e) => self.errors.push(e),
-                            JobOutcome::Cancelled | JobOutcome::Done(_) => {}
-                        }
-                    }
-                }
+            let (partials, outcome) = job.drain(&mut self.problems, &mut self.log);
+            for update in partials {
+                self.apply_open_update(update, ctx);
             }
-            if finished {
+            if let Some(outcome) = outcome {
+                if let JobOutcome::Failed(e) = outcome {
+                    self.errors.push(e);
+                }
                 self.open_job = None;
             }
         }
         if let Some(job) = &mut self.collect_job {
-            busy = true;
-            let mut finished = false;
-            while let Ok(ev) = job.handle.events.try_recv() {
-                match ev {
-                    JobEvent::Progress(p) => job.progress = Some(p),
-                    JobEvent::Problem(p) => self.problems.push(p),
-                    JobEvent::Log(l) => self.log.push(l),
-                    JobEvent::Partial(_) => {}
-                    JobEvent::Finished(outcome) => {
-                        finished = true;
-                        match outcome {
-                            JobOutcome::Done(summary) => {
-                                self.log.push(format!(
-                                    "collection complete: {} images",
-                                    summary.manifest.images_done
-                                ));
-                                self.last_collection = Some(summary);
-                            }
-                            JobOutcome::Cancelled => self
-                                .log
-                                .push("collection cancelled; start it again to resume".into()),
-                            JobOutcome::Failed(e) => {
-                                self.errors.push(format!("collection failed: {e}"))
-                            }
-                        }
+            let (_, outcome) = job.drain(&mut self.problems, &mut self.log);
+            if let Some(outcome) = outcome {
+                match outcome {
+                    JobOutcome::Done(summary) => {
+                        self.log.push(format!(
+                            "collection complete: {} images",
+                            summary.manifest.images_done
+                        ));
+                        self.last_collection = Some(summary);
                     }
+                    JobOutcome::Cancelled => self
+                        .log
+                        .push("collection cancelled; start it again to resume".into()),
+                    JobOutcome::Failed(e) => self.errors.push(format!("collection failed: {e}")),
                 }
-            }
-            if finished {
                 self.collect_job = None;
             }
         }
@@ -253,8 +252,7 @@ impl AtlasApp {
             self.model_path = path;
             self.open();
         }
-        busy |= self.pick_folder.is_some() || self.pick_model.is_some();
-        if busy {
+        if busy || self.pick_folder.is_some() || self.pick_model.is_some() {
             // Keep polling while work runs, without spinning the CPU.
             ctx.request_repaint_after(std::time::Duration::from_millis(100));
         }
