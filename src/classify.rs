@@ -90,9 +90,9 @@ pub fn classify(
 }
 
 /// Top-1 accuracy over the images whose label maps to a class: (correct, labelled).
-pub fn accuracy(results: &[Classified]) -> (usize, usize) {
+pub fn accuracy<'a>(results: impl IntoIterator<Item = &'a Classified>) -> (usize, usize) {
     let labelled: Vec<&Classified> = results
-        .iter()
+        .into_iter()
         .filter(|r| r.truth.is_some() && r.top.is_ok())
         .collect();
     let correct = labelled

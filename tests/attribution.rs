@@ -8,25 +8,11 @@ use atlas::collect::attribution::{
     LayerSamples,
 };
 use atlas::collect::positions::{sample_position, Position};
-use atlas::data::{load_rgb, to_chw_f32, Preprocess};
 use atlas::model::AtlasModel;
 use tch::{Device, Kind, Tensor};
 
 const IMAGES: usize = 4;
 const DRAWS: u64 = 1;
-
-fn batch(model: &AtlasModel) -> (Vec<f32>, Tensor) {
-    let (w, h) = model.info.size();
-    let files = common::image_files(&common::assets());
-    let mut pixels = vec![];
-    for f in files.iter().take(IMAGES) {
-        pixels.extend(to_chw_f32(
-            &load_rgb(f, Preprocess::Squash, (w, h)).unwrap(),
-        ));
-    }
-    let x = Tensor::from_slice(&pixels).reshape([IMAGES as i64, 3, h as i64, w as i64]);
-    (pixels, x)
-}
 
 fn to_vec(t: &Tensor) -> Vec<f32> {
     Vec::<f32>::try_from(t.detach().to_kind(Kind::Float).contiguous().flatten(0, -1)).unwrap()
@@ -39,7 +25,7 @@ fn rows_match_pytorch_forward_mode_reference() {
         .linear_head()
         .unwrap()
         .expect("EfficientNet-Lite0 has a linear head");
-    let (pixels, x) = batch(&model);
+    let (pixels, x) = common::bundled_batch(&model, IMAGES);
     let k = model.num_classes();
 
     // Two positions per image in every layer; the head through its exact formula, every other layer
@@ -122,7 +108,7 @@ fn rows_match_pytorch_forward_mode_reference() {
 fn linear_head_attributions_sum_to_logit_minus_bias() {
     let model = AtlasModel::load(&common::model(), Device::Cpu).unwrap();
     let head = model.linear_head().unwrap().unwrap();
-    let (_, x) = batch(&model);
+    let (_, x) = common::bundled_batch(&model, IMAGES);
     let fwd = tch::no_grad(|| model.forward(&x)).unwrap();
     let act = &fwd.layers[head.layer];
     let size = act.size();

@@ -9,11 +9,10 @@ use std::path::{Path, PathBuf};
 use atlas::collect::attribution::{forward_with_attributions, AttributionMethod, LayerSamples};
 use atlas::collect::positions::Position;
 use atlas::collect::{collect, CollectConfig};
-use atlas::data::{load_rgb, to_chw_f32, Preprocess};
 use atlas::jobs::{CancelToken, Reporter};
 use atlas::model::AtlasModel;
 use atlas::store::npy::{self, Dtype};
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Kind};
 
 fn export(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
     let out = dir.join(name);
@@ -31,15 +30,7 @@ fn export(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
 /// Rust double-backward rows against tests/reference/attribution_ref.py for two layers.
 fn check_against_reference(model: &AtlasModel, layers: &[&str], dir: &Path) {
     let (w, h) = model.info.size();
-    let files: Vec<PathBuf> = common::image_files(&common::assets())
-        .into_iter()
-        .take(2)
-        .collect();
-    let pixels: Vec<f32> = files
-        .iter()
-        .flat_map(|f| to_chw_f32(&load_rgb(f, Preprocess::Squash, (w, h)).unwrap()))
-        .collect();
-    let x = Tensor::from_slice(&pixels).reshape([2, 3, h as i64, w as i64]);
+    let (pixels, x) = common::bundled_batch(model, 2);
     let mut positions = vec![];
     let mut entries = vec![];
     for name in layers {

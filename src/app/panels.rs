@@ -91,7 +91,7 @@ pub fn model_panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
                 }
             });
             ui.separator();
-            let (correct, labelled) = accuracy(app);
+            let (correct, labelled) = crate::classify::accuracy(app.rows.iter().map(|r| &r.result));
             ui.label(format!(
                 "images classified: {} of {}",
                 app.rows.len(),
@@ -115,22 +115,6 @@ pub fn model_panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
                 });
             }
         });
-}
-
-fn accuracy(app: &AtlasApp) -> (usize, usize) {
-    let labelled = app
-        .rows
-        .iter()
-        .filter(|r| r.truth.is_some() && r.top.is_ok());
-    let mut correct = 0;
-    let mut n = 0;
-    for r in labelled {
-        n += 1;
-        if r.top.as_ref().ok().and_then(|t| t.first()).map(|t| t.0) == r.truth {
-            correct += 1;
-        }
-    }
-    (correct, n)
 }
 
 pub fn collect_panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
@@ -222,6 +206,7 @@ fn image_cell(
     names: &[String],
 ) {
     ui.image((tex.id(), egui::vec2(72.0, 72.0)));
+    let row = &row.result;
     if let Ok(top) = &row.top {
         if let Some((c, p)) = top.first() {
             let colour = match row.truth.map(|t| t == *c) {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use eframe::egui::ColorImage;
 
-use crate::classify::{classify, label_of};
+use crate::classify::{classify, Classified};
 use crate::data::scan_folder;
 use crate::jobs::{self, JobHandle};
 use crate::model::{AtlasModel, Sidecar};
@@ -16,10 +16,7 @@ const THUMB: u32 = 72;
 
 /// One row of the image grid.
 pub struct ImageRow {
-    pub path: PathBuf,
-    pub label: Option<String>,
-    pub truth: Option<usize>,
-    pub top: Result<Vec<(usize, f32)>, String>,
+    pub result: Classified,
     pub thumbnail: Option<ColorImage>,
 }
 
@@ -65,16 +62,12 @@ pub fn spawn_open(model_path: PathBuf, images: PathBuf) -> JobHandle<OpenUpdate>
                 .enumerate()
                 .map(|(i, r)| {
                     let keep_thumb = slice_index * 64 + i < MAX_THUMBNAILS;
+                    let thumbnail = (keep_thumb && r.top.is_ok())
+                        .then(|| thumbnail(&r.path))
+                        .flatten();
                     ImageRow {
-                        thumbnail: if keep_thumb && r.top.is_ok() {
-                            thumbnail(&r.path)
-                        } else {
-                            None
-                        },
-                        label: r.label.or_else(|| label_of(&slice[i])),
-                        truth: r.truth,
-                        top: r.top,
-                        path: r.path,
+                        result: r,
+                        thumbnail,
                     }
                 })
                 .collect();

@@ -67,7 +67,7 @@ impl Sidecar {
             )
         })?;
         let sidecar: Sidecar = serde_json::from_str(&text)
-            .with_context(|| format!("sidecar {} is not valid: ", path.display()))?;
+            .with_context(|| format!("sidecar {} is not valid", path.display()))?;
         sidecar
             .validate()
             .with_context(|| format!("sidecar {} is not valid", path.display()))?;

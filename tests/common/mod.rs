@@ -114,3 +114,17 @@ pub fn max_row_relative_error(a: &[f32], b: &[f32], k: usize) -> f32 {
         })
         .fold(0f32, f32::max)
 }
+
+/// The first `n` bundled images, squashed to the model's input size: the pixels `[n,3,h,w]` (to
+/// hand to the Python reference) and the same as a tensor.
+pub fn bundled_batch(model: &atlas::model::AtlasModel, n: usize) -> (Vec<f32>, tch::Tensor) {
+    use atlas::data::{load_rgb, to_chw_f32, Preprocess};
+    let (w, h) = model.info.size();
+    let pixels: Vec<f32> = image_files(&assets())
+        .iter()
+        .take(n)
+        .flat_map(|f| to_chw_f32(&load_rgb(f, Preprocess::Squash, (w, h)).unwrap()))
+        .collect();
+    let x = tch::Tensor::from_slice(&pixels).reshape([n as i64, 3, h as i64, w as i64]);
+    (pixels, x)
+}
