@@ -88,6 +88,23 @@ enum Command {
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
     },
+    /// Lay out the rows of an n×d .npy in 2-D (raw coordinates, n×2 .npy).
+    Layout {
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        /// Neighbours per point (spec default 50).
+        #[arg(long, default_value_t = 50)]
+        neighbors: usize,
+        #[arg(long, default_value_t = 0.05)]
+        min_dist: f32,
+        /// SGD epochs (default: umap-learn's rule, 500 up to 10k points, else 200).
+        #[arg(long)]
+        epochs: Option<usize>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
 }
 
 fn main() {
@@ -159,6 +176,24 @@ fn main() {
             quiet,
             &inputs,
         ),
+        Command::Layout {
+            input,
+            output,
+            neighbors,
+            min_dist,
+            epochs,
+            seed,
+        } => run_layout(
+            &input,
+            &output,
+            &atlas::layout::LayoutMethod::Umap(atlas::layout::UmapParams {
+                n_neighbors: neighbors,
+                min_dist,
+                n_epochs: epochs,
+                seed,
+                ..Default::default()
+            }),
+        ),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
@@ -229,6 +264,37 @@ fn run_collect(cfg: CollectConfig) -> Result<()> {
             }
         }
     }
+}
+
+fn run_layout(
+    input: &std::path::Path,
+    output: &std::path::Path,
+    method: &atlas::layout::LayoutMethod,
+) -> Result<()> {
+    let start = std::time::Instant::now();
+    let pb = bar(1000);
+    let mut stage = String::new();
+    let rows = atlas::layout::layout_file(
+        input,
+        output,
+        method,
+        &mut |s, f| {
+            if s != stage {
+                stage = s.to_string();
+                pb.set_message(stage.clone());
+            }
+            pb.set_position((f * 1000.0) as u64);
+        },
+        &|| false,
+    )?
+    .context("layout cancelled")?;
+    pb.finish_and_clear();
+    println!(
+        "laid out {rows} rows in {:.2} s -> {}",
+        start.elapsed().as_secs_f64(),
+        output.display()
+    );
+    Ok(())
 }
 
 fn run_classify(

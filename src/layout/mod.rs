@@ -12,6 +12,7 @@
 //! kNN graphs is not written yet.
 
 pub mod embed;
+pub mod file;
 pub mod fuzzy;
 pub mod knn;
 mod linalg;
@@ -19,6 +20,7 @@ pub mod normalize;
 mod pca;
 mod rng;
 
+pub use file::{layout_file, LayoutMethod};
 pub use knn::Metric;
 pub use normalize::normalize_layout;
 

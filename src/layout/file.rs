@@ -1,0 +1,40 @@
+//! File-to-file layout: read an `n×d` `.npy`, lay it out, write an `n×2` (or `n×1`) `.npy`.
+//! Used by `atlas layout` (and so by the layout benchmark, which runs umap-learn on the same
+//! file).
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use super::UmapParams;
+use crate::store::npy::{self, Dtype};
+
+/// Which algorithm lays the points out.
+#[derive(Clone, Debug)]
+pub enum LayoutMethod {
+    Umap(UmapParams),
+}
+
+/// Lays out the rows of `input` and writes the raw (un-normalised) coordinates to `output`
+/// atomically. Returns the number of rows.
+pub fn layout_file(
+    input: &Path,
+    output: &Path,
+    method: &LayoutMethod,
+    progress: &mut dyn FnMut(&str, f32),
+    cancel: &dyn Fn() -> bool,
+) -> Result<Option<usize>> {
+    let m = npy::read(input)?;
+    let (coords, dims): (Vec<f32>, usize) = match method {
+        LayoutMethod::Umap(p) => {
+            let Some(points) = super::umap(&m.data, m.rows, m.cols, p, progress, cancel)
+                .with_context(|| format!("laying out {}", input.display()))?
+            else {
+                return Ok(None);
+            };
+            (points.iter().flat_map(|p| [p[0], p[1]]).collect(), 2)
+        }
+    };
+    npy::write(output, &coords, m.rows, dims, Dtype::F32)?;
+    Ok(Some(m.rows))
+}
