@@ -12,4 +12,5 @@ pub mod grid;
 pub mod jobs;
 pub mod layout;
 pub mod model;
+pub mod render;
 pub mod store;

@@ -16,13 +16,16 @@ pub mod file;
 pub mod fuzzy;
 pub mod knn;
 mod linalg;
+mod nndescent;
 pub mod normalize;
 mod pca;
-mod rng;
+pub mod rng;
+pub mod tsne;
 
 pub use file::{layout_file, LayoutMethod};
 pub use knn::Metric;
 pub use normalize::normalize_layout;
+pub use tsne::{tsne, TsneInit, TsneParams};
 
 /// UMAP settings. Defaults are the published atlases' `50_0.05_cosine` (spec §2.2) with
 /// umap-learn's other defaults.
@@ -41,10 +44,8 @@ pub struct UmapParams {
     /// dimensions (candidates are then re-ranked with exact distances). `None`: search in the
     /// full dimension (exact, much slower for 512–1280-d input).
     pub pca_dims: Option<usize>,
+    /// Every stage is deterministic for any number of threads, so a seed fixes the layout.
     pub seed: u64,
-    /// Run the SGD sequentially so a seed gives bit-identical layouts whatever the thread count
-    /// (all other stages are deterministic anyway). Slower on several cores.
-    pub deterministic: bool,
 }
 
 impl Default for UmapParams {
@@ -59,7 +60,6 @@ impl Default for UmapParams {
             negative_sample_rate: 5,
             pca_dims: Some(64),
             seed: 0,
-            deterministic: false,
         }
     }
 }
@@ -106,7 +106,7 @@ pub fn umap(
     }
     let reduced = space.is_some();
     let sp = space.as_deref().unwrap_or(&prepared);
-    let Some(nn) = knn::knn_search(
+    let Some(nn) = knn::neighbours(
         &prepared,
         d,
         sp,
@@ -115,6 +115,7 @@ pub fn umap(
         k,
         params.metric,
         reduced,
+        params.seed,
         &mut |f| progress("neighbours", f),
         cancel,
     ) else {
@@ -157,7 +158,6 @@ pub fn umap(
         negative_sample_rate: params.negative_sample_rate,
         repulsion_strength: 1.0,
         seed: params.seed,
-        deterministic: params.deterministic,
     };
     progress("optimise", 0.0);
     if !embed::optimize_layout(
@@ -190,34 +190,28 @@ mod tests {
     }
 
     #[test]
-    fn seed_reproducible_when_deterministic() {
-        let (n, d) = (150, 10);
-        let x = blobs(50, d);
+    fn seed_reproducible_on_any_thread_count() {
+        let (n, d) = (600, 10);
+        let x = blobs(200, d);
         let p = UmapParams {
             n_neighbors: 10,
             n_epochs: Some(50),
-            deterministic: true,
             seed: 4,
             ..Default::default()
         };
-        let a = umap(&x, n, d, &p, &mut |_, _| {}, &|| false)
-            .unwrap()
-            .unwrap();
-        let b = umap(&x, n, d, &p, &mut |_, _| {}, &|| false)
-            .unwrap()
-            .unwrap();
-        assert_eq!(a, b);
-        let c = umap(
-            &x,
-            n,
-            d,
-            &UmapParams { seed: 5, ..p },
-            &mut |_, _| {},
-            &|| false,
-        )
-        .unwrap()
-        .unwrap();
-        assert_ne!(a, c);
+        let run = |p: &UmapParams, threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| umap(&x, n, d, p, &mut |_, _| {}, &|| false))
+                .unwrap()
+                .unwrap()
+        };
+        let a = run(&p, 1);
+        assert_eq!(a, run(&p, 3));
+        assert_eq!(a, run(&p, 1));
+        assert_ne!(a, run(&UmapParams { seed: 5, ..p.clone() }, 2));
     }
 
     #[test]

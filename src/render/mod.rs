@@ -1,0 +1,17 @@
+//! Feature visualisation of activation directions (spec §4): the icons of an atlas.
+//!
+//! One icon is an image optimised so that the chosen layer's activation vector at the centre of
+//! its output points along a direction `v` (a cell's mean activation):
+//!
+//! * [`param`]: lucid's FFT + decorrelated-colour parameterisation, squashed by a sigmoid;
+//! * [`transforms`]: lucid's random crop-jitter / scale / rotate stacks (REC default, NB option);
+//! * [`objective`]: `dot × cos⁴` in the notebook form or the clean form, plus whitening;
+//! * [`optimize`]: Adam 0.05 over many icons at once, several tries, keep the best per icon.
+pub mod objective;
+pub mod optimize;
+pub mod param;
+pub mod transforms;
+
+pub use objective::{whitening_matrix, CosineForm, Objective};
+pub use optimize::{render_batch, RenderSettings, RenderedIcons};
+pub use transforms::TransformStack;

@@ -1,0 +1,142 @@
+//! The icon objective (spec §4.1) and whitening (§4.2).
+use anyhow::{ensure, Result};
+use tch::{Device, Kind, Tensor};
+
+/// How the cosine factor of `dot × cos^n` is formed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CosineForm {
+    /// The notebooks' `direction_neuron_cossim_S`: `dot = mean_c(h·v)`,
+    /// `cs = dot / (1e-4 + ‖h‖)`, `obj = dot · max(0.1, cs)^n`. The spec's default (fidelity).
+    Notebook,
+    /// lucid's `direction_neuron`: `dot = h·v`, `cos = dot / ((ε+‖h‖)(ε+‖v‖))`,
+    /// `obj = dot · max(0.1, cos)^n`.
+    Clean,
+}
+
+impl CosineForm {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "notebook" => Ok(CosineForm::Notebook),
+            "clean" => Ok(CosineForm::Clean),
+            other => anyhow::bail!("objective form must be notebook or clean, not {other:?}"),
+        }
+    }
+}
+
+/// `dot × cos^power` with one of the two cosine forms.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Objective {
+    pub form: CosineForm,
+    /// n in `cos^n`; 4 in the notebooks (0 gives the plain dot product).
+    pub cossim_power: f64,
+}
+
+impl Default for Objective {
+    fn default() -> Self {
+        Objective {
+            form: CosineForm::Notebook,
+            cossim_power: 4.0,
+        }
+    }
+}
+
+const EPS: f64 = 1e-4;
+
+impl Objective {
+    /// Per-icon objective `[B]` of the centre activations `h` `[B,C]` against the (already
+    /// whitened) directions `v` `[B,C]`.
+    pub fn per_icon(&self, h: &Tensor, v: &Tensor) -> Tensor {
+        let prod = h * v;
+        let dims = [1i64];
+        let h_norm = h.norm_scalaropt_dim(2, dims.as_slice(), false);
+        let (dot, cos) = match self.form {
+            CosineForm::Notebook => {
+                let dot = prod.mean_dim(dims.as_slice(), false, Kind::Float);
+                let cs = &dot / (h_norm + EPS);
+                (dot, cs)
+            }
+            CosineForm::Clean => {
+                let dot = prod.sum_dim_intlist(dims.as_slice(), false, Kind::Float);
+                let v_norm = v.norm_scalaropt_dim(2, dims.as_slice(), false);
+                let cs = &dot / (h_norm + EPS) / (v_norm + EPS);
+                (dot, cs)
+            }
+        };
+        if self.cossim_power == 0.0 {
+            dot
+        } else {
+            dot * cos.clamp_min(0.1).pow_tensor_scalar(self.cossim_power)
+        }
+    }
+}
+
+/// The centre vector `[B,C]` of a layer output `[B,C,h,w]` (`h//2, w//2`, as the notebooks).
+pub fn centre_vectors(layer: &Tensor) -> Tensor {
+    let s = layer.size();
+    layer.select(2, s[2] / 2).select(2, s[3] / 2)
+}
+
+/// Whitening matrix `S = (Σ + λI)⁻¹` with `Σ = AᵀA/N`, the uncentred second moment of the
+/// layer's sampled activations `A` (`n×c`, row-major), computed in f64. `λ` is a small ridge
+/// (`ridge × mean diagonal`) because dead channels make `Σ` singular (spec §4.2).
+pub fn whitening_matrix(acts: &[f32], n: usize, c: usize, ridge: f64) -> Result<Tensor> {
+    ensure!(
+        acts.len() == n * c && n > 0,
+        "whitening needs an n×c matrix"
+    );
+    let a = Tensor::from_slice(acts)
+        .view([n as i64, c as i64])
+        .to_kind(Kind::Double);
+    let sigma = a.transpose(0, 1).matmul(&a) / n as f64;
+    let mean_diag = sigma.diagonal(0, 0, 1).mean(Kind::Double).double_value(&[]);
+    let lambda = ridge * mean_diag.max(1e-12);
+    let eye = Tensor::eye(c as i64, (Kind::Double, Device::Cpu));
+    let s = Tensor::f_linalg_inv(&(sigma + eye * lambda))?;
+    Ok(s.to_kind(Kind::Float))
+}
+
+/// `v' = S v` for every row of `directions` `[B,C]`.
+pub fn whiten(directions: &Tensor, s: &Tensor) -> Tensor {
+    directions.matmul(&s.to_device(directions.device()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(v: &[f32], rows: i64) -> Tensor {
+        Tensor::from_slice(v).view([rows, -1])
+    }
+
+    #[test]
+    fn notebook_and_clean_forms_by_hand() {
+        let h = t(&[3.0, 4.0], 1);
+        let v = t(&[1.0, 0.0], 1);
+        // Notebook: dot = 3/2, cs = 1.5/5 = 0.3 → 1.5·0.3⁴.
+        let nb = Objective::default().per_icon(&h, &v).double_value(&[0]);
+        assert!((nb - 1.5 * 0.3f64.powi(4)).abs() < 1e-6, "{nb}");
+        // Clean: dot = 3, cos = 0.6 → 3·0.6⁴.
+        let clean = Objective {
+            form: CosineForm::Clean,
+            cossim_power: 4.0,
+        };
+        let c = clean.per_icon(&h, &v).double_value(&[0]);
+        assert!((c - 3.0 * 0.6f64.powi(4)).abs() < 1e-4, "{c}");
+        // The 0.1 floor: orthogonal h gives dot·0.1⁴ = 0.
+        let o = clean.per_icon(&t(&[0.0, 1.0], 1), &v).double_value(&[0]);
+        assert_eq!(o, 0.0);
+    }
+
+    #[test]
+    fn whitening_inverts_the_second_moment() {
+        let acts = [1.0f32, 0.0, 0.0, 2.0, 1.0, 1.0];
+        let s = whitening_matrix(&acts, 3, 2, 0.0).unwrap();
+        // Σ = [[2,1],[1,5]]/3 → Σ·S = I.
+        let sigma = t(&[2.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0, 5.0 / 3.0], 2);
+        let id = sigma.matmul(&s);
+        let err = (id - Tensor::eye(2, (Kind::Float, Device::Cpu)))
+            .abs()
+            .max();
+        assert!(err.double_value(&[]) < 1e-5);
+    }
+}

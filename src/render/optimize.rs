@@ -1,0 +1,232 @@
+//! Optimising many icons at once (spec §4.6): Adam 0.05 on the Fourier coefficients, the summed
+//! per-icon objective (each icon's gradient depends only on its own image), several tries from
+//! fresh random starts, and per icon the try with the best score kept.
+use anyhow::{ensure, Result};
+use image::RgbImage;
+use tch::{Kind, Tensor};
+
+use super::objective::{centre_vectors, Objective};
+use super::param::FftImage;
+use super::transforms::TransformStack;
+use crate::layout::rng::Rng;
+use crate::model::AtlasModel;
+
+/// Everything that decides how icons are rendered.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RenderSettings {
+    /// Icon side in pixels (80 in the published atlases).
+    pub size: i64,
+    pub steps: usize,
+    pub tries: usize,
+    /// Icons optimised together as one image batch.
+    pub batch: usize,
+    pub learning_rate: f64,
+    pub transforms: TransformStack,
+    pub objective: Objective,
+    /// Whether directions are whitened with the layer's inverse second moment (spec §4.2).
+    pub whiten: bool,
+    /// A try's score is the mean objective of its last `score_window` steps (the final value
+    /// alone is noisy because of the random transforms).
+    pub score_window: usize,
+    pub seed: u64,
+}
+
+impl RenderSettings {
+    /// Quick look: 128 steps, one try.
+    pub fn preview() -> Self {
+        RenderSettings {
+            size: 80,
+            steps: 128,
+            tries: 1,
+            batch: 32,
+            learning_rate: 0.05,
+            transforms: TransformStack::Rec,
+            objective: Objective::default(),
+            whiten: true,
+            score_window: 8,
+            seed: 0,
+        }
+    }
+
+    /// The published atlases' settings: 1024 steps, 4 tries, batches of 100.
+    pub fn paper() -> Self {
+        RenderSettings {
+            steps: 1024,
+            tries: 4,
+            batch: 100,
+            ..Self::preview()
+        }
+    }
+
+    pub fn preset(name: &str) -> Result<Self> {
+        match name {
+            "preview" => Ok(Self::preview()),
+            "paper" => Ok(Self::paper()),
+            other => anyhow::bail!("icon preset must be preview or paper, not {other:?}"),
+        }
+    }
+}
+
+/// The icons of one batch and the score each one's kept try reached.
+pub struct RenderedIcons {
+    pub images: Vec<RgbImage>,
+    pub scores: Vec<f32>,
+}
+
+/// The objective `[B]` of the images and its gradient with respect to the Fourier coefficients,
+/// after one draw of the transforms. `directions` `[B,C]` are already whitened if wanted.
+pub fn objective_and_gradient(
+    model: &AtlasModel,
+    layer: usize,
+    image: &FftImage,
+    directions: &Tensor,
+    objective: &Objective,
+    transforms: TransformStack,
+    rng: &mut Rng,
+) -> Result<(Tensor, Tensor)> {
+    let rgb = image.rgb();
+    let x = transforms.apply(&rgb, rng, image.height);
+    let out = model.forward(&x)?;
+    let h = centre_vectors(&out.layers[layer]);
+    let obj = objective.per_icon(&h, directions);
+    let loss = -obj.sum(Kind::Float);
+    let mut grads = Tensor::f_run_backward(&[&loss], &[&image.spectrum], false, false)?;
+    Ok((obj.detach(), -grads.remove(0)))
+}
+
+/// Adam as TensorFlow implements it (lucid's optimiser): bias correction folded into the step.
+struct Adam {
+    lr: f64,
+    m: Tensor,
+    v: Tensor,
+    t: i32,
+}
+
+impl Adam {
+    const B1: f64 = 0.9;
+    const B2: f64 = 0.999;
+    const EPS: f64 = 1e-8;
+
+    fn new(lr: f64, like: &Tensor) -> Self {
+        Adam {
+            lr,
+            m: like.zeros_like(),
+            v: like.zeros_like(),
+            t: 0,
+        }
+    }
+
+    /// Moves `param` along `ascent` (the gradient of what is maximised).
+    fn step(&mut self, param: &mut Tensor, ascent: &Tensor) {
+        self.t += 1;
+        tch::no_grad(|| {
+            self.m = &self.m * Self::B1 + ascent * (1.0 - Self::B1);
+            self.v = &self.v * Self::B2 + ascent.square() * (1.0 - Self::B2);
+            let lr_t =
+                self.lr * (1.0 - Self::B2.powi(self.t)).sqrt() / (1.0 - Self::B1.powi(self.t));
+            let update = &self.m / (self.v.sqrt() + Self::EPS) * lr_t;
+            let _ = param.g_add_(&update);
+        });
+    }
+}
+
+/// Renders one icon per row of `directions` `[B,C]` (already whitened if wanted) for layer
+/// index `layer`. `progress(fraction)` after every step; `Ok(None)` when `cancel` says so.
+pub fn render_batch(
+    model: &AtlasModel,
+    layer: usize,
+    directions: &Tensor,
+    settings: &RenderSettings,
+    batch_seed: u64,
+    progress: &mut dyn FnMut(f32),
+    cancel: &dyn Fn() -> bool,
+) -> Result<Option<RenderedIcons>> {
+    ensure!(directions.dim() == 2, "directions must be [B, C]");
+    ensure!(
+        settings.steps > 0 && settings.tries > 0,
+        "need at least one step and one try"
+    );
+    let channels = model.info.layers[layer].channels;
+    ensure!(
+        directions.size()[1] == channels,
+        "directions have {} channels, layer {:?} has {channels}",
+        directions.size()[1],
+        model.info.layers[layer].name
+    );
+    let b = directions.size()[0];
+    let dirs = directions.to_device(model.device).to_kind(Kind::Float);
+    let size = settings.size;
+    let mut best_score = vec![f32::NEG_INFINITY; b as usize];
+    let mut best: Option<Tensor> = None;
+    let total = (settings.tries * settings.steps) as f32;
+    let window = settings.score_window.clamp(1, settings.steps);
+    for attempt in 0..settings.tries {
+        let seed = batch_seed.wrapping_mul(31).wrapping_add(attempt as u64) ^ settings.seed;
+        let mut rng = Rng::derived(seed, 0xF00D, attempt as u64);
+        let mut image = FftImage::random(b, size, size, seed, model.device);
+        let mut adam = Adam::new(settings.learning_rate, &image.spectrum);
+        let mut score = Tensor::zeros([b], (Kind::Float, model.device));
+        for step in 0..settings.steps {
+            if cancel() {
+                return Ok(None);
+            }
+            let (obj, ascent) = objective_and_gradient(
+                model,
+                layer,
+                &image,
+                &dirs,
+                &settings.objective,
+                settings.transforms,
+                &mut rng,
+            )?;
+            if step >= settings.steps - window {
+                score += obj / window as f64;
+            }
+            adam.step(&mut image.spectrum, &ascent);
+            progress((attempt * settings.steps + step + 1) as f32 / total);
+        }
+        let rgb = tch::no_grad(|| image.rgb());
+        let score: Vec<f32> = Vec::<f32>::try_from(score.to_device(tch::Device::Cpu))?;
+        let better: Vec<bool> = score
+            .iter()
+            .zip(&best_score)
+            .map(|(s, b)| s > b || b.is_nan())
+            .collect();
+        for (i, &keep) in better.iter().enumerate() {
+            if keep {
+                best_score[i] = score[i];
+            }
+        }
+        best = Some(match best {
+            None => rgb,
+            Some(prev) => {
+                let mask = Tensor::from_slice(&better)
+                    .to_device(model.device)
+                    .view([b, 1, 1, 1]);
+                rgb.where_self(&mask, &prev)
+            }
+        });
+    }
+    let images = to_rgb_images(&best.expect("at least one try"))?;
+    Ok(Some(RenderedIcons {
+        images,
+        scores: best_score,
+    }))
+}
+
+/// `[B,3,h,w]` in [0,1] → 8-bit RGB images.
+pub fn to_rgb_images(batch: &Tensor) -> Result<Vec<RgbImage>> {
+    let s = batch.size();
+    let (h, w) = (s[2] as u32, s[3] as u32);
+    let bytes = (batch.detach().to_device(tch::Device::Cpu).clamp(0.0, 1.0) * 255.0)
+        .round()
+        .to_kind(Kind::Uint8)
+        .permute([0, 2, 3, 1])
+        .contiguous();
+    let flat: Vec<u8> = Vec::<u8>::try_from(bytes.view([-1]))?;
+    let per = (h * w * 3) as usize;
+    Ok(flat
+        .chunks_exact(per)
+        .map(|c| RgbImage::from_raw(w, h, c.to_vec()).expect("sized buffer"))
+        .collect())
+}

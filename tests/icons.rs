@@ -1,0 +1,215 @@
+//! Icon rendering (feature visualisation) against an independent PyTorch reference, and the
+//! behaviours the issue asks for: a channel's icon drives that channel, whitening matters.
+mod common;
+
+use atlas::layout::rng::Rng;
+use atlas::model::AtlasModel;
+use atlas::render::objective::{centre_vectors, whiten};
+use atlas::render::optimize::{objective_and_gradient, render_batch};
+use atlas::render::param::{random_spectrum, spectrum_width, FftImage};
+use atlas::render::{whitening_matrix, CosineForm, Objective, RenderSettings, TransformStack};
+use atlas::store::npy;
+use tch::{Device, Kind, Tensor};
+
+fn load() -> AtlasModel {
+    AtlasModel::load(&common::model(), Device::Cpu).unwrap()
+}
+
+/// Activations of `layer` at every position of the first bundled images, `[n, C]`.
+fn bundled_activations(model: &AtlasModel, layer: usize, images: usize) -> Tensor {
+    let (_, x) = common::bundled_batch(model, images);
+    let out = tch::no_grad(|| model.forward(&x)).unwrap();
+    let a = &out.layers[layer];
+    let c = a.size()[1];
+    a.permute([0, 2, 3, 1]).reshape([-1, c])
+}
+
+fn to_vec(t: &Tensor) -> Vec<f32> {
+    Vec::<f32>::try_from(t.to_kind(Kind::Float).contiguous().view([-1])).unwrap()
+}
+
+#[test]
+fn objective_and_gradient_match_pytorch() {
+    let model = load();
+    let dir = common::scratch("icons_objective");
+    let size = 80i64;
+    let b = 3i64;
+    for (layer_name, form) in [
+        ("stage4", CosineForm::Notebook),
+        ("stage6", CosineForm::Clean),
+        ("head", CosineForm::Notebook),
+    ] {
+        let layer = model.info.layer_index(layer_name).unwrap();
+        let c = model.info.layers[layer].channels;
+        // Directions like a cell's mean activation: non-negative, from real images.
+        let acts = bundled_activations(&model, layer, 2);
+        let dirs = acts.narrow(0, 5, b).abs() + 0.05;
+        let spectrum = random_spectrum(b, size, size, 11, Device::Cpu) * 20.0;
+        let image = FftImage::new(spectrum.set_requires_grad(true), size, size);
+        let objective = Objective {
+            form,
+            cossim_power: 4.0,
+        };
+        let (obj, grad) = objective_and_gradient(
+            &model,
+            layer,
+            &image,
+            &dirs,
+            &objective,
+            TransformStack::None,
+            &mut Rng::new(0),
+        )
+        .unwrap();
+        let wf = spectrum_width(size) as usize;
+        let shape = [b as usize, 3, size as usize, wf, 2];
+        npy::write_nd(
+            &dir.join("spec.npy"),
+            &to_vec(&image.spectrum.detach()),
+            &shape,
+            npy::Dtype::F32,
+        )
+        .unwrap();
+        npy::write(
+            &dir.join("dirs.npy"),
+            &to_vec(&dirs),
+            b as usize,
+            c as usize,
+            npy::Dtype::F32,
+        )
+        .unwrap();
+        let out = std::process::Command::new(common::python())
+            .arg(atlas::defaults::project_dir().join("tests/reference/fv_ref.py"))
+            .args(["objective", "--model"])
+            .arg(common::model())
+            .args(["--layer", layer_name, "--form"])
+            .arg(if form == CosineForm::Notebook {
+                "notebook"
+            } else {
+                "clean"
+            })
+            .arg("--spectrum")
+            .arg(dir.join("spec.npy"))
+            .arg("--directions")
+            .arg(dir.join("dirs.npy"))
+            .arg("--out-obj")
+            .arg(dir.join("obj.npy"))
+            .arg("--out-grad")
+            .arg(dir.join("grad.npy"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "reference failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ref_obj = npy::read(&dir.join("obj.npy")).unwrap().data;
+        let ref_grad = npy::read(&dir.join("grad.npy")).unwrap().data;
+        let ours_obj = to_vec(&obj);
+        let ours_grad = to_vec(&grad);
+        let obj_err = common::max_row_relative_error(&ours_obj, &ref_obj, ours_obj.len());
+        let per_icon = ref_grad.len() / b as usize;
+        let grad_err = common::max_row_relative_error(&ours_grad, &ref_grad, per_icon);
+        println!("{layer_name} {form:?}: objective {ref_obj:?}, rel. error objective {obj_err:.2e}, gradient {grad_err:.2e}");
+        assert!(
+            ref_obj.iter().all(|v| v.abs() > 0.0),
+            "degenerate objective {ref_obj:?}"
+        );
+        assert!(obj_err < 1e-4, "objective differs: {obj_err}");
+        assert!(grad_err < 1e-4, "gradient differs: {grad_err}");
+    }
+}
+
+#[test]
+fn a_channel_icon_drives_that_channel_far_above_its_dataset_mean() {
+    let model = load();
+    let layer = model.info.layer_index("stage5").unwrap();
+    let c = model.info.layers[layer].channels;
+    let acts = bundled_activations(&model, layer, 8);
+    let mean = acts.mean_dim([0i64].as_slice(), false, Kind::Float);
+    let std = acts.std_dim([0i64].as_slice(), true, false);
+    let channels = [3i64, 40, 100];
+    let dirs = Tensor::zeros([3, c], (Kind::Float, Device::Cpu));
+    for (i, &ch) in channels.iter().enumerate() {
+        let _ = dirs.get(i as i64).get(ch).fill_(1.0);
+    }
+    let settings = RenderSettings {
+        steps: 64,
+        whiten: false,
+        ..RenderSettings::preview()
+    };
+    let icons = render_batch(&model, layer, &dirs, &settings, 0, &mut |_| {}, &|| false)
+        .unwrap()
+        .unwrap();
+    let x = icons_tensor(&icons.images);
+    let out = tch::no_grad(|| model.forward(&x)).unwrap();
+    let h = centre_vectors(&out.layers[layer]);
+    for (i, &ch) in channels.iter().enumerate() {
+        let got = h.double_value(&[i as i64, ch]);
+        let (m, s) = (mean.double_value(&[ch]), std.double_value(&[ch]));
+        println!("channel {ch}: icon {got:.3}, dataset mean {m:.3} (std {s:.3})");
+        assert!(
+            got > m + 4.0 * s && got > 3.0 * m.abs(),
+            "channel {ch}: {got} vs mean {m} std {s}"
+        );
+    }
+}
+
+fn icons_tensor(images: &[image::RgbImage]) -> Tensor {
+    let (w, h) = images[0].dimensions();
+    let v: Vec<f32> = images
+        .iter()
+        .flat_map(|im| atlas::data::to_chw_f32(im))
+        .collect();
+    Tensor::from_slice(&v).view([images.len() as i64, 3, h as i64, w as i64])
+}
+
+#[test]
+fn whitening_changes_the_icons_and_each_wins_its_own_objective() {
+    let model = load();
+    let layer = model.info.layer_index("stage6").unwrap();
+    let acts = bundled_activations(&model, layer, 8);
+    let (n, c) = (acts.size()[0] as usize, acts.size()[1] as usize);
+    let s = whitening_matrix(&to_vec(&acts), n, c, 1e-3).unwrap();
+    // Two directions: means of two different groups of positions (like two atlas cells).
+    let dirs = Tensor::stack(
+        &[
+            acts.narrow(0, 0, 40)
+                .mean_dim([0i64].as_slice(), false, Kind::Float),
+            acts.narrow(0, 200, 40)
+                .mean_dim([0i64].as_slice(), false, Kind::Float),
+        ],
+        0,
+    );
+    let white = whiten(&dirs, &s);
+    let settings = RenderSettings {
+        steps: 64,
+        ..RenderSettings::preview()
+    };
+    let raw_icons = render_batch(&model, layer, &dirs, &settings, 0, &mut |_| {}, &|| false)
+        .unwrap()
+        .unwrap();
+    let white_icons = render_batch(&model, layer, &white, &settings, 0, &mut |_| {}, &|| false)
+        .unwrap()
+        .unwrap();
+    let (xr, xw) = (
+        icons_tensor(&raw_icons.images),
+        icons_tensor(&white_icons.images),
+    );
+    let diff = (&xr - &xw).abs().mean(Kind::Float).double_value(&[]);
+    println!("mean |raw icon - whitened icon| = {diff:.3}");
+    assert!(diff > 0.05, "whitening did not change the icons ({diff})");
+    // Each icon scores higher than the other on the objective it was optimised for.
+    let obj = Objective::default();
+    let score = |x: &Tensor, v: &Tensor| {
+        let out = tch::no_grad(|| model.forward(x)).unwrap();
+        to_vec(&obj.per_icon(&centre_vectors(&out.layers[layer]), v))
+    };
+    let (w_on_w, r_on_w) = (score(&xw, &white), score(&xr, &white));
+    let (r_on_r, w_on_r) = (score(&xr, &dirs), score(&xw, &dirs));
+    println!("whitened objective: whitened icons {w_on_w:?} raw icons {r_on_w:?}");
+    println!("raw objective: raw icons {r_on_r:?} whitened icons {w_on_r:?}");
+    for i in 0..2 {
+        assert!(w_on_w[i] > r_on_w[i], "icon {i}: whitened objective");
+        assert!(r_on_r[i] > w_on_r[i], "icon {i}: raw objective");
+    }
+}

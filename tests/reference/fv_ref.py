@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Independent PyTorch reference for the icon renderer (feature visualisation, spec §4).
+
+Written from the spec and lucid's code, not from the Rust side:
+
+* parameterisation: numpy fftfreq frequencies, scale 1/max(f, 1/max(h,w)), torch.fft.irfftn
+  (norm="ortho"), /4, colour decorrelation with lucid's matrix, sigmoid;
+* objective: notebook `direction_neuron_cossim_S` form or lucid's clean `direction_neuron` form,
+  read at the centre (h//2, w//2) of the layer output;
+* the model is the *eager* module rebuilt from the sidecar (models/export.py), not the TorchScript
+  file the Rust side runs.
+
+Modes:
+  objective  --spectrum S.npy [B,3,H,Wf,2] --directions V.npy [B,C] --layer L --form F --power P
+             writes --out-obj [B], --out-grad (d sum(obj) / d spectrum), --out-rgb [B,3,H,W]
+  bench      renders --icons N icons with --steps, --batch, the REC transform stack and
+             torch.optim.Adam(lr=0.05); prints "icons_per_s <value>"
+"""
+
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "models"))
+import export as E  # noqa: E402
+
+COLOR = np.array([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype=np.float32)
+COLOR_N = COLOR / np.max(np.linalg.norm(COLOR, axis=0))
+
+
+def rfft2d_freqs(h, w):
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.fftfreq(w)[: w // 2 + 2] if w % 2 == 1 else np.fft.fftfreq(w)[: w // 2 + 1]
+    return np.sqrt(fx * fx + fy * fy)
+
+
+def to_rgb(spectrum, h, w):
+    freqs = rfft2d_freqs(h, w)
+    scale = torch.from_numpy((1.0 / np.maximum(freqs, 1.0 / max(w, h))).astype(np.float32))
+    spec = torch.view_as_complex(spectrum.contiguous()) * scale
+    out_w = 2 * (spec.shape[-1] - 1)
+    img = torch.fft.irfftn(spec, s=(h, out_w), dim=(-2, -1), norm="ortho")[..., :w] / 4.0
+    rgb = torch.einsum("ij,bjyx->biyx", torch.from_numpy(COLOR_N), img)
+    return torch.sigmoid(rgb)
+
+
+def objective(h, v, form, power):
+    if form == "notebook":
+        dot = (h * v).mean(1)
+        cos = dot / (1e-4 + h.norm(dim=1))
+    else:
+        dot = (h * v).sum(1)
+        cos = dot / (1e-4 + h.norm(dim=1)) / (1e-4 + v.norm(dim=1))
+    if power == 0:
+        return dot
+    return dot * torch.clamp(cos, min=0.1) ** power
+
+
+def centre(layer):
+    return layer[:, :, layer.shape[2] // 2, layer.shape[3] // 2]
+
+
+def load(model_path):
+    side = json.load(open(os.path.splitext(model_path)[0] + ".json", encoding="utf-8"))
+    model = E.rebuild_eager(side, model_path)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return side, model
+
+
+# --- the REC transform stack (lucid semantics: jitter = random crop) ---------------------------
+ROT = list(range(-20, 20)) + list(range(-10, 10)) + list(range(-5, 5)) + [0] * 5
+REC_SCALES = [0.998 ** n for n in range(20, 40)]
+
+
+def jitter(t, d):
+    oy, ox = random.randint(0, d), random.randint(0, d)
+    return t[:, :, oy:t.shape[2] - d + oy, ox:t.shape[3] - d + ox]
+
+
+def rotate(t, deg):
+    if deg == 0:
+        return t
+    a = math.radians(deg)
+    theta = torch.tensor([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0]],
+                         dtype=t.dtype).expand(t.shape[0], 2, 3)
+    grid = F.affine_grid(theta, list(t.shape), align_corners=False)
+    return F.grid_sample(t, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def rec_transforms(x, size):
+    t = F.pad(x - 0.5, (16, 16, 16, 16)) + 0.5
+    for d in (4, 4, 8, 8, 8):
+        t = jitter(t, d)
+    s = random.choice(REC_SCALES)
+    t = F.interpolate(t, size=(int(s * t.shape[2]), int(s * t.shape[3])), mode="bilinear",
+                      align_corners=False)
+    t = rotate(t, random.choice(ROT))
+    t = jitter(t, 2)
+    dh, dw = size - t.shape[2], size - t.shape[3]
+    return F.pad(t, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("mode", choices=["objective", "bench"])
+    p.add_argument("--model", required=True)
+    p.add_argument("--layer", required=True)
+    p.add_argument("--form", default="notebook", choices=["notebook", "clean"])
+    p.add_argument("--power", type=float, default=4.0)
+    p.add_argument("--spectrum")
+    p.add_argument("--directions")
+    p.add_argument("--out-obj")
+    p.add_argument("--out-grad")
+    p.add_argument("--out-rgb")
+    p.add_argument("--size", type=int, default=80)
+    p.add_argument("--icons", type=int, default=8)
+    p.add_argument("--steps", type=int, default=32)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--threads", type=int, default=0)
+    a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    side, model = load(a.model)
+    names = [l["name"] for l in side["layers"]]
+    if a.layer not in names:
+        sys.exit(f"fv_ref: no layer {a.layer!r} in {names}")
+    li = names.index(a.layer)
+
+    if a.mode == "objective":
+        spectrum = torch.from_numpy(np.load(a.spectrum).astype(np.float32)).requires_grad_(True)
+        v = torch.from_numpy(np.load(a.directions).astype(np.float32))
+        h_, w_ = spectrum.shape[2], a.size
+        rgb = to_rgb(spectrum, h_, w_)
+        _, acts = model(rgb)
+        obj = objective(centre(acts[li]), v, a.form, a.power)
+        (grad,) = torch.autograd.grad(obj.sum(), spectrum)
+        np.save(a.out_obj, obj.detach().numpy().astype(np.float32))
+        np.save(a.out_grad, grad.reshape(grad.shape[0], -1).numpy().astype(np.float32))
+        if a.out_rgb:
+            np.save(a.out_rgb, rgb.detach().numpy().astype(np.float32))
+        return 0
+
+    # bench: same loop shape as the Rust renderer (random directions, REC stack, Adam 0.05)
+    random.seed(0)
+    torch.manual_seed(0)
+    c = side["layers"][li]["channels"]
+    wf = a.size // 2 + 1
+    start = time.perf_counter()
+    done = 0
+    while done < a.icons:
+        b = min(a.batch, a.icons - done)
+        v = torch.rand(b, c)
+        spectrum = (0.01 * torch.randn(b, 3, a.size, wf, 2)).requires_grad_(True)
+        opt = torch.optim.Adam([spectrum], lr=0.05)
+        for _ in range(a.steps):
+            opt.zero_grad()
+            x = rec_transforms(to_rgb(spectrum, a.size, a.size), a.size)
+            _, acts = model(x)
+            loss = -objective(centre(acts[li]), v, a.form, a.power).sum()
+            loss.backward()
+            opt.step()
+        done += b
+    secs = time.perf_counter() - start
+    print(f"icons {done} steps {a.steps} batch {a.batch} seconds {secs:.2f} icons_per_s {done / secs:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
