@@ -15,6 +15,22 @@ pub enum LayoutMethod {
     Umap(UmapParams),
 }
 
+/// Lays out the `n×d` rows of `data` with `method`: the coordinates (`n×dims`, row-major, raw,
+/// not normalised) and `dims`; `Ok(None)` when cancelled.
+pub fn run_layout(
+    data: &[f32],
+    n: usize,
+    d: usize,
+    method: &LayoutMethod,
+    progress: &mut dyn FnMut(&str, f32),
+    cancel: &dyn Fn() -> bool,
+) -> Result<Option<(Vec<f32>, usize)>> {
+    Ok(match method {
+        LayoutMethod::Umap(p) => super::umap(data, n, d, p, progress, cancel)?
+            .map(|points| (points.iter().flat_map(|p| [p[0], p[1]]).collect(), 2)),
+    })
+}
+
 /// Lays out the rows of `input` and writes the raw (un-normalised) coordinates to `output`
 /// atomically. Returns the number of rows.
 pub fn layout_file(
@@ -25,15 +41,10 @@ pub fn layout_file(
     cancel: &dyn Fn() -> bool,
 ) -> Result<Option<usize>> {
     let m = npy::read(input)?;
-    let (coords, dims): (Vec<f32>, usize) = match method {
-        LayoutMethod::Umap(p) => {
-            let Some(points) = super::umap(&m.data, m.rows, m.cols, p, progress, cancel)
-                .with_context(|| format!("laying out {}", input.display()))?
-            else {
-                return Ok(None);
-            };
-            (points.iter().flat_map(|p| [p[0], p[1]]).collect(), 2)
-        }
+    let Some((coords, dims)) = run_layout(&m.data, m.rows, m.cols, method, progress, cancel)
+        .with_context(|| format!("laying out {}", input.display()))?
+    else {
+        return Ok(None);
     };
     npy::write(output, &coords, m.rows, dims, Dtype::F32)?;
     Ok(Some(m.rows))
