@@ -4,6 +4,7 @@
 //! → `collect` (activations + attributions into a run folder) → later `layout`, `grid`, `render`;
 //! `app` is the egui desktop front end, `jobs` the background-work plumbing both use.
 pub mod app;
+pub mod atlas;
 pub mod classify;
 pub mod collect;
 pub mod data;

@@ -88,18 +88,99 @@ enum Command {
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
     },
-    /// Lay out the rows of an n×d .npy in 2-D (raw coordinates, n×2 .npy).
+    /// Build an atlas from a collection run: layout, nested grids, icons (resumable).
+    Build {
+        /// The collection run folder (from `atlas collect`).
+        #[arg(long)]
+        run: PathBuf,
+        #[arg(long)]
+        layer: String,
+        /// The atlas folder to write (reruns resume from it).
+        #[arg(long)]
+        out: PathBuf,
+        /// Default: the model the run was collected with.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Grid sizes, coarse to fine.
+        #[arg(long, default_value = "20,40,80,160")]
+        grids: String,
+        /// Grid sizes that get icons ("all", "none" or a list).
+        #[arg(long, default_value = "all")]
+        icon_levels: String,
+        /// Cells with fewer points are dropped.
+        #[arg(long, default_value_t = 5)]
+        min_count: usize,
+        /// Icon preset: preview (128 steps, 1 try) or paper (1024 steps, 4 tries).
+        #[arg(long, default_value = "preview")]
+        preset: String,
+        #[arg(long)]
+        steps: Option<usize>,
+        #[arg(long)]
+        tries: Option<usize>,
+        /// Icons optimised together.
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Transform stack: rec (default), notebook or none.
+        #[arg(long, default_value = "rec")]
+        transforms: String,
+        /// Objective form: notebook (default) or clean.
+        #[arg(long, default_value = "notebook")]
+        objective: String,
+        #[arg(long, default_value_t = 4.0)]
+        cossim_power: f64,
+        /// Do not whiten the directions.
+        #[arg(long)]
+        no_whiten: bool,
+        #[arg(long, default_value_t = 50)]
+        neighbors: usize,
+        #[arg(long, default_value_t = 0.05)]
+        min_dist: f32,
+        /// Use at most this many of the run's rows.
+        #[arg(long)]
+        max_points: Option<usize>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Write one level of an atlas as a PNG with class labels.
+    Poster {
+        #[arg(long)]
+        atlas: PathBuf,
+        /// Grid size of the level.
+        #[arg(long, default_value_t = 20)]
+        level: usize,
+        #[arg(long)]
+        out: PathBuf,
+        /// Cell side in pixels (default: the icon size).
+        #[arg(long)]
+        cell_px: Option<u32>,
+        #[arg(long)]
+        no_labels: bool,
+        /// Icon size by point density (1 = the viewer's default).
+        #[arg(long, default_value_t = 1.0)]
+        density: f32,
+    },
+    /// Lay out the rows of an n×d .npy with UMAP (n×2) or t-SNE (n×1 or n×2); raw coordinates.
     Layout {
         #[arg(long)]
         input: PathBuf,
         #[arg(long)]
         output: PathBuf,
-        /// Neighbours per point (spec default 50).
+        #[arg(long, default_value = "umap", value_parser = ["umap", "tsne"])]
+        method: String,
+        /// Output dimensions: 2, or 1 with t-SNE (the class comparison's y axis).
+        #[arg(long, default_value_t = 2)]
+        dims: usize,
+        /// UMAP: neighbours per point (spec default 50).
         #[arg(long, default_value_t = 50)]
         neighbors: usize,
+        /// UMAP only.
         #[arg(long, default_value_t = 0.05)]
         min_dist: f32,
-        /// SGD epochs (default: umap-learn's rule, 500 up to 10k points, else 200).
+        /// t-SNE only (spec default 50).
+        #[arg(long, default_value_t = 50.0)]
+        perplexity: f32,
+        /// UMAP: SGD epochs (default: umap-learn's rule, 500 up to 10k points, else 200).
+        /// t-SNE: iterations (default 1000, the first 250 with early exaggeration).
         #[arg(long)]
         epochs: Option<usize>,
         #[arg(long, default_value_t = 0)]
@@ -176,24 +257,133 @@ fn main() {
             quiet,
             &inputs,
         ),
+        Command::Build {
+            run,
+            layer,
+            out,
+            model,
+            grids,
+            icon_levels,
+            min_count,
+            preset,
+            steps,
+            tries,
+            batch,
+            transforms,
+            objective,
+            cossim_power,
+            no_whiten,
+            neighbors,
+            min_dist,
+            max_points,
+            seed,
+        } => (|| {
+            let mut render = atlas::render::RenderSettings::preset(&preset)?;
+            render.steps = steps.unwrap_or(render.steps);
+            render.tries = tries.unwrap_or(render.tries);
+            render.batch = batch.unwrap_or(render.batch);
+            render.transforms = atlas::render::TransformStack::parse(&transforms)?;
+            render.objective = atlas::render::Objective {
+                form: atlas::render::CosineForm::parse(&objective)?,
+                cossim_power,
+            };
+            render.whiten = !no_whiten;
+            render.seed = seed;
+            let grids = parse_sizes(&grids)?;
+            let icon_levels = match icon_levels.as_str() {
+                "all" => None,
+                "none" => Some(vec![]),
+                list => Some(parse_sizes(list)?),
+            };
+            run_build(atlas::atlas::BuildConfig {
+                run,
+                layer,
+                out,
+                model,
+                layout: atlas::layout::LayoutMethod::Umap(atlas::layout::UmapParams {
+                    n_neighbors: neighbors,
+                    min_dist,
+                    seed,
+                    ..Default::default()
+                }),
+                grids,
+                min_count,
+                render,
+                icon_levels,
+                max_points,
+            })
+        })(),
+        Command::Poster {
+            atlas: root,
+            level,
+            out,
+            cell_px,
+            no_labels,
+            density,
+        } => (|| {
+            let img = atlas::atlas::poster::render_poster(
+                &root,
+                &atlas::atlas::poster::PosterOptions {
+                    grid: level,
+                    cell_px,
+                    labels: !no_labels,
+                    density,
+                },
+            )?;
+            let mut bytes = vec![];
+            img.write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Png,
+            )?;
+            atlas::store::atomic::write_bytes(&out, &bytes)?;
+            println!(
+                "wrote {} ({}×{} px)",
+                out.display(),
+                img.width(),
+                img.height()
+            );
+            Ok(())
+        })(),
         Command::Layout {
             input,
             output,
+            method,
+            dims,
             neighbors,
             min_dist,
+            perplexity,
             epochs,
             seed,
-        } => run_layout(
-            &input,
-            &output,
-            &atlas::layout::LayoutMethod::Umap(atlas::layout::UmapParams {
-                n_neighbors: neighbors,
-                min_dist,
-                n_epochs: epochs,
-                seed,
-                ..Default::default()
-            }),
-        ),
+        } => {
+            use atlas::layout::{LayoutMethod, TsneParams, UmapParams};
+            match (method.as_str(), dims) {
+                ("umap", 2) => run_layout(
+                    &input,
+                    &output,
+                    &LayoutMethod::Umap(UmapParams {
+                        n_neighbors: neighbors,
+                        min_dist,
+                        n_epochs: epochs,
+                        seed,
+                        ..Default::default()
+                    }),
+                ),
+                ("tsne", 1 | 2) => run_layout(
+                    &input,
+                    &output,
+                    &LayoutMethod::Tsne(TsneParams {
+                        dims,
+                        perplexity,
+                        n_iter: epochs.unwrap_or(1000),
+                        seed,
+                        ..Default::default()
+                    }),
+                ),
+                (m, _) => Err(anyhow::anyhow!(
+                    "--method {m} cannot lay out in {dims} dimensions"
+                )),
+            }
+        }
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
@@ -261,6 +451,68 @@ fn run_collect(cfg: CollectConfig) -> Result<()> {
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
                 bail!("the collection stopped unexpectedly")
+            }
+        }
+    }
+}
+
+fn parse_sizes(list: &str) -> Result<Vec<usize>> {
+    list.split(',')
+        .map(|s| {
+            s.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&g| g > 0)
+                .with_context(|| format!("{s:?} is not a grid size (a positive integer)"))
+        })
+        .collect()
+}
+
+fn run_build(cfg: atlas::atlas::BuildConfig) -> Result<()> {
+    use atlas::atlas::BuildEvent;
+    let out = cfg.out.clone();
+    let job = atlas::atlas::spawn_build(cfg);
+    let pb = bar(1);
+    loop {
+        match job.events.recv_timeout(Duration::from_millis(200)) {
+            Ok(JobEvent::Progress(p)) => {
+                pb.set_message(p.stage.clone());
+                pb.set_length(p.total);
+                pb.set_position(p.done);
+            }
+            Ok(JobEvent::Problem(p)) => pb.println(format!("{}: {}", p.path.display(), p.reason)),
+            Ok(JobEvent::Log(line)) => pb.println(line),
+            Ok(JobEvent::Partial(BuildEvent::LevelsReady(m))) => {
+                for l in &m.levels {
+                    pb.println(format!("level {0}×{0}: {1} cells", l.grid, l.cells));
+                }
+            }
+            Ok(JobEvent::Partial(_)) => {}
+            Ok(JobEvent::Finished(outcome)) => {
+                pb.finish_and_clear();
+                return match outcome {
+                    JobOutcome::Done(BuildEvent::Finished {
+                        manifest,
+                        icons_rendered,
+                        seconds,
+                    }) => {
+                        println!(
+                            "atlas complete: {} points of layer {}, {} icons rendered now, {seconds:.1} s -> {}",
+                            manifest.points,
+                            manifest.layer,
+                            icons_rendered,
+                            out.display()
+                        );
+                        Ok(())
+                    }
+                    JobOutcome::Done(_) => bail!("the build ended unexpectedly"),
+                    JobOutcome::Cancelled => bail!("cancelled; rerun the same command to resume"),
+                    JobOutcome::Failed(e) => bail!("{e}"),
+                };
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                bail!("the build stopped unexpectedly")
             }
         }
     }

@@ -22,7 +22,7 @@ mod pca;
 pub mod rng;
 pub mod tsne;
 
-pub use file::{layout_file, LayoutMethod};
+pub use file::{layout_file, run_layout, LayoutMethod};
 pub use knn::Metric;
 pub use normalize::normalize_layout;
 pub use tsne::{tsne, TsneInit, TsneParams};
@@ -211,7 +211,16 @@ mod tests {
         let a = run(&p, 1);
         assert_eq!(a, run(&p, 3));
         assert_eq!(a, run(&p, 1));
-        assert_ne!(a, run(&UmapParams { seed: 5, ..p.clone() }, 2));
+        assert_ne!(
+            a,
+            run(
+                &UmapParams {
+                    seed: 5,
+                    ..p.clone()
+                },
+                2
+            )
+        );
     }
 
     #[test]

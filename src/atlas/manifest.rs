@@ -1,0 +1,167 @@
+//! The atlas manifest and the per-level cell tables.
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::collect::run_folder::parse_csv_line;
+use crate::store::atomic;
+
+pub const FORMAT: &str = "activation-atlas/1";
+/// Icons per row in a sheet.
+pub const SHEET_COLUMNS: usize = 10;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LevelRecord {
+    pub grid: usize,
+    pub cells: usize,
+    /// Icons per sheet (the render batch size); cell `i` is tile `i % icons_per_sheet` of sheet
+    /// `i / icons_per_sheet`, laid out `SHEET_COLUMNS` to a row.
+    pub icons_per_sheet: usize,
+    pub sheet_columns: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AtlasManifest {
+    pub format: String,
+    pub run: PathBuf,
+    pub layer: String,
+    pub model_file: PathBuf,
+    pub points: usize,
+    pub channels: usize,
+    pub class_names: Vec<String>,
+    /// Human-readable layout settings, e.g. `umap n_neighbors=50 min_dist=0.05 cosine seed=0`.
+    pub layout: String,
+    pub min_count: usize,
+    /// Human-readable icon settings.
+    pub render: String,
+    pub icon_size: u32,
+    pub levels: Vec<LevelRecord>,
+}
+
+impl AtlasManifest {
+    pub fn path(root: &Path) -> PathBuf {
+        root.join("manifest.json")
+    }
+
+    pub fn load(root: &Path) -> Result<Self> {
+        let path = Self::path(root);
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "{} is not an atlas folder (no manifest.json)",
+                root.display()
+            )
+        })?;
+        let m: AtlasManifest = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a valid atlas manifest", path.display()))?;
+        if m.format != FORMAT {
+            bail!("{}: unknown atlas format {:?}", path.display(), m.format);
+        }
+        Ok(m)
+    }
+
+    pub fn save(&self, root: &Path) -> Result<()> {
+        atomic::write_bytes(
+            &Self::path(root),
+            serde_json::to_string_pretty(self)?.as_bytes(),
+        )
+    }
+
+    pub fn level(&self, grid: usize) -> Option<&LevelRecord> {
+        self.levels.iter().find(|l| l.grid == grid)
+    }
+}
+
+pub fn level_dir(root: &Path, grid: usize) -> PathBuf {
+    root.join("levels").join(grid.to_string())
+}
+
+pub fn sheet_path(root: &Path, grid: usize, sheet: usize) -> PathBuf {
+    level_dir(root, grid)
+        .join("icons")
+        .join(format!("sheet_{sheet:04}.png"))
+}
+
+/// One line of `cells.csv`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CellRecord {
+    /// Column, and row counted from the bottom (Cartesian; screen row = G − 1 − y).
+    pub x: usize,
+    pub y: usize,
+    pub count: usize,
+    /// Up to 5 (class index, mean attribution), largest first.
+    pub top: Vec<(usize, f32)>,
+}
+
+const CELLS_HEADER: &str = "index,x,y,count,top_classes";
+
+pub fn write_cells(path: &Path, cells: &[CellRecord]) -> Result<()> {
+    let mut text = String::from(CELLS_HEADER);
+    text.push('\n');
+    for (i, c) in cells.iter().enumerate() {
+        let top: Vec<String> = c.top.iter().map(|(k, v)| format!("{k}:{v:e}")).collect();
+        let _ = writeln!(text, "{i},{},{},{},{}", c.x, c.y, c.count, top.join(" "));
+    }
+    atomic::write_bytes(path, text.as_bytes())
+}
+
+pub fn read_cells(path: &Path) -> Result<Vec<CellRecord>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut lines = text.lines();
+    if lines.next() != Some(CELLS_HEADER) {
+        bail!("{} is not a cell table", path.display());
+    }
+    lines
+        .map(|line| {
+            let f = parse_csv_line(line);
+            let bad = || format!("{}: bad line {line:?}", path.display());
+            if f.len() != 5 {
+                bail!(bad());
+            }
+            let top = f[4]
+                .split_whitespace()
+                .map(|kv| {
+                    let (k, v) = kv.split_once(':').with_context(bad)?;
+                    Ok((k.parse()?, v.parse()?))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(CellRecord {
+                x: f[1].parse().with_context(bad)?,
+                y: f[2].parse().with_context(bad)?,
+                count: f[3].parse().with_context(bad)?,
+                top,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cell_tables_round_trip() {
+        let dir = std::env::temp_dir().join(format!("atlas-cells-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cells = vec![
+            CellRecord {
+                x: 3,
+                y: 0,
+                count: 12,
+                top: vec![(5, 0.25), (1, -1.5e-3)],
+            },
+            CellRecord {
+                x: 0,
+                y: 19,
+                count: 5,
+                top: vec![],
+            },
+        ];
+        let p = dir.join("cells.csv");
+        write_cells(&p, &cells).unwrap();
+        assert_eq!(read_cells(&p).unwrap(), cells);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
