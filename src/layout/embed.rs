@@ -4,7 +4,6 @@
 use super::fuzzy::Graph;
 use super::rng::Rng;
 use rayon::prelude::*;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 /// umap-learn `find_ab_params(spread, min_dist)`: least-squares fit of `1/(1 + a·x^(2b))` to
 /// the curve that is 1 below `min_dist` and `exp(−(x − min_dist)/spread)` above, on 300 points
@@ -151,12 +150,14 @@ pub struct SgdParams {
     pub negative_sample_rate: usize,
     pub repulsion_strength: f32,
     pub seed: u64,
-    /// Process the edge chunks one after another instead of in parallel (see [`optimize_layout`]).
-    pub deterministic: bool,
 }
 
-/// Edges per work unit; each unit has its own random stream keyed by (seed, epoch, unit).
-const CHUNK: usize = 4096;
+/// Vertices per work unit. Each unit owns its vertices' coordinates and their outgoing edges,
+/// and has its own random stream keyed by (seed, epoch, unit), so the result does not depend on
+/// the number of threads or on scheduling.
+const VBLOCK: usize = 256;
+/// Negative samples are drawn and evaluated this many at a time (one AVX register of f32).
+const LANES: usize = 8;
 
 /// `x^b` for x > 0 as `exp2(b·log2 x)` with short polynomials (relative error < 1e-5 while the
 /// result is a normal f32; the f32 rounding of `b·log2 x` dominates for extreme x).
@@ -193,21 +194,49 @@ fn clip(v: f32) -> f32 {
     v.clamp(-4.0, 4.0)
 }
 
+/// The edges leaving the vertices `v0..v0 + start.len() - 1`, with their sampling schedules
+/// (umap-learn's `epochs_per_sample`, `epoch_of_next_sample` and the negative counterparts).
+/// f32 where umap-learn has f64: at a few hundred epochs f32 resolves ~10⁻⁵ epoch, so a sample
+/// moves by an epoch only in rare ties, and the arrays (streamed once per epoch, 75M edges at 1M points) are half the size.
+struct Block {
+    v0: usize,
+    /// Edges of vertex `v0 + i` are `start[i]..start[i + 1]` in the vectors below.
+    start: Vec<u32>,
+    tail: Vec<u32>,
+    eps: Vec<f32>,
+    eps_neg: Vec<f32>,
+    next: Vec<f32>,
+    next_neg: Vec<f32>,
+}
+
+/// Constants of the gradient.
 #[derive(Clone, Copy)]
-struct EdgeState {
-    next: f64,
-    next_neg: f64,
+struct Grad {
+    a: f32,
+    b: f32,
+    gamma: f32,
+    n: usize,
 }
 
 /// umap-learn's `optimize_layout_euclidean` (2-D, `move_other = True`, gradient clipping at 4,
-/// learning rate decaying linearly to 0) on the fuzzy graph, in place.
+/// learning rate decaying linearly to 0) on the fuzzy graph, in place, with the same edge
+/// sampling schedule and the same gradients, organised so that it is parallel AND reproducible:
 ///
-/// Parallelism and determinism: edges are cut into fixed chunks of 4096, each with its own
-/// random stream derived from (seed, epoch, chunk); chunks of one epoch run in parallel on the
-/// rayon pool, updating the shared coordinates lock-free ("hogwild", as umap-learn does with
-/// numba `prange`) through relaxed atomics. Hence: with `deterministic = true` (chunks in order on
-/// one thread) or a one-thread rayon pool, a given seed gives bit-identical layouts; with more
-/// threads the races between chunks make layouts differ slightly from run to run (not in quality).
+/// * Work is split by vertex blocks ([`VBLOCK`]); a block only ever writes its own vertices.
+///   umap-learn's `move_other` moves the tail of an edge too; the graph is symmetric and an edge
+///   and its mirror have the same weight, hence the same schedule, so umap-learn pulls each
+///   endpoint twice per sampled pair. Here the block owning the head applies that pull twice
+///   and the mirror edge's block does the same for the other endpoint.
+/// * Within an epoch a block reads the other vertices from the snapshot taken at the start of
+///   the epoch (its own vertex is live), so blocks never race: the layout for a seed is
+///   bit-identical on any number of threads. umap-learn's parallel SGD ("hogwild" numba
+///   `prange`) reads half-updated neighbours instead; the order differs, the forces do not.
+/// * The negative samples of an edge are drawn [`LANES`] at a time and their gradients, all
+///   taken at the same position of the head and summed, are evaluated as one vector (umap-learn
+///   applies them one by one; each is still clipped at 4 and the steps are small, so the
+///   difference is second order). This is where almost all the time goes (5 negatives per
+///   positive sample).
+///
 /// Returns false when cancelled (the layout is then partial).
 pub fn optimize_layout(
     embedding: &mut [[f32; 2]],
@@ -222,51 +251,15 @@ pub fn optimize_layout(
     if n == 0 || wmax <= 0.0 {
         return true;
     }
-    // umap-learn drops edges too weak to be sampled even once: w < max / n_epochs.
-    let keep: Vec<usize> = (0..graph.weight.len())
-        .filter(|&e| graph.weight[e] >= wmax / n_epochs as f32)
-        .collect();
-    let head: Vec<u32> = keep.iter().map(|&e| graph.head[e]).collect();
-    let tail: Vec<u32> = keep.iter().map(|&e| graph.tail[e]).collect();
-    // make_epochs_per_sample: n_samples = n_epochs · w / wmax; epochs_per_sample = n_epochs / n_samples.
-    let eps: Vec<f64> = keep
-        .iter()
-        .map(|&e| {
-            let ns = n_epochs as f64 * (graph.weight[e] as f64 / wmax as f64);
-            n_epochs as f64 / ns
-        })
-        .collect();
-    let nsr = p.negative_sample_rate.max(1) as f64;
-    let eps_neg: Vec<f64> = eps.iter().map(|e| e / nsr).collect();
-    let mut state: Vec<EdgeState> = eps
-        .iter()
-        .zip(&eps_neg)
-        .map(|(&a, &b)| EdgeState {
-            next: a,
-            next_neg: b,
-        })
-        .collect();
-    let pos: Vec<AtomicU32> = embedding
-        .iter()
-        .flat_map(|q| {
-            [
-                AtomicU32::new(q[0].to_bits()),
-                AtomicU32::new(q[1].to_bits()),
-            ]
-        })
-        .collect();
-    let (a, b) = (p.a, p.b);
-    let gamma = p.repulsion_strength;
-    let load = |i: usize| {
-        [
-            f32::from_bits(pos[2 * i].load(Relaxed)),
-            f32::from_bits(pos[2 * i + 1].load(Relaxed)),
-        ]
+    let mut blocks = make_blocks(graph, n, n_epochs, wmax, p.negative_sample_rate);
+    let g = Grad {
+        a: p.a,
+        b: p.b,
+        gamma: p.repulsion_strength,
+        n,
     };
-    let store = |i: usize, v: [f32; 2]| {
-        pos[2 * i].store(v[0].to_bits(), Relaxed);
-        pos[2 * i + 1].store(v[1].to_bits(), Relaxed);
-    };
+    let mut cur: Vec<f32> = embedding.iter().flat_map(|q| [q[0], q[1]]).collect();
+    let mut next = cur.clone();
     let mut completed = true;
     for epoch in 0..n_epochs {
         if cancel() {
@@ -274,70 +267,187 @@ pub fn optimize_layout(
             break;
         }
         let alpha = p.learning_rate * (1.0 - epoch as f32 / n_epochs as f32);
-        let ep = epoch as f64;
-        let run_chunk = |(ci, st): (usize, &mut [EdgeState])| {
-            let mut rng = Rng::derived(p.seed, epoch as u64, ci as u64);
-            for (t, s) in st.iter_mut().enumerate() {
-                if s.next > ep {
-                    continue;
-                }
-                let e = ci * CHUNK + t;
-                let (j, k) = (head[e] as usize, tail[e] as usize);
-                let mut cur = load(j);
-                let mut oth = load(k);
-                let (dx, dy) = (cur[0] - oth[0], cur[1] - oth[1]);
-                let d2 = dx * dx + dy * dy;
-                let gc = if d2 > 0.0 {
-                    let pb = fast_pow(d2, b);
-                    -2.0 * a * b * (pb / d2) / (a * pb + 1.0)
-                } else {
-                    0.0
-                };
-                let (gx, gy) = (clip(gc * dx), clip(gc * dy));
-                cur[0] += gx * alpha;
-                cur[1] += gy * alpha;
-                oth[0] -= gx * alpha;
-                oth[1] -= gy * alpha;
-                store(k, oth);
-                s.next += eps[e];
-                // `as usize` floors a non-negative value and saturates a negative one to 0
-                // (`floor` would be a libm call on baseline x86-64).
-                let n_neg = ((ep - s.next_neg) / eps_neg[e]) as usize;
-                // The repulsive gradients of this edge's negative samples are all taken at the
-                // same position of `cur` and then summed, where umap-learn applies them one by
-                // one. Each is still clipped at 4 and the step is tiny, so the difference is
-                // second order; it removes a ~100-cycle dependency chain per sample and lets the
-                // samples' arithmetic overlap.
-                let (mut sx, mut sy) = (0.0f32, 0.0f32);
-                for _ in 0..n_neg {
-                    let kk = rng.below(n);
-                    let o = load(kk);
-                    let (dx, dy) = (cur[0] - o[0], cur[1] - o[1]);
-                    let d2 = dx * dx + dy * dy;
-                    // d2 == 0 (the point itself or a coincident one): no force, as in umap-learn.
-                    if d2 > 0.0 {
-                        let gc = 2.0 * gamma * b / ((0.001 + d2) * (a * fast_pow(d2, b) + 1.0));
-                        sx += clip(gc * dx);
-                        sy += clip(gc * dy);
-                    }
-                }
-                cur[0] += sx * alpha;
-                cur[1] += sy * alpha;
-                store(j, cur);
-                s.next_neg += n_neg as f64 * eps_neg[e];
-            }
-        };
-        if p.deterministic {
-            state.chunks_mut(CHUNK).enumerate().for_each(run_chunk);
-        } else {
-            state.par_chunks_mut(CHUNK).enumerate().for_each(run_chunk);
-        }
+        let snap = &cur;
+        next.par_chunks_mut(2 * VBLOCK)
+            .zip(blocks.par_iter_mut())
+            .enumerate()
+            .for_each(|(bi, (out, blk))| {
+                out.copy_from_slice(&snap[2 * blk.v0..2 * blk.v0 + out.len()]);
+                let mut rng = Rng::derived(p.seed, epoch as u64, bi as u64);
+                run_block(blk, out, snap, g, epoch as f32, alpha, &mut rng);
+            });
+        std::mem::swap(&mut cur, &mut next);
         progress((epoch + 1) as f32 / n_epochs as f32);
     }
     for (i, q) in embedding.iter_mut().enumerate() {
-        *q = load(i);
+        *q = [cur[2 * i], cur[2 * i + 1]];
     }
     completed
+}
+
+/// Cuts the graph (sorted by head) into vertex blocks, dropping as umap-learn does the edges too
+/// weak to be sampled even once (w < max / n_epochs).
+fn make_blocks(graph: &Graph, n: usize, n_epochs: usize, wmax: f32, nsr: usize) -> Vec<Block> {
+    let nsr = nsr.max(1) as f64;
+    let mut blocks: Vec<Block> = (0..n.div_ceil(VBLOCK))
+        .map(|b| Block {
+            v0: b * VBLOCK,
+            start: vec![0],
+            tail: Vec::new(),
+            eps: Vec::new(),
+            eps_neg: Vec::new(),
+            next: Vec::new(),
+            next_neg: Vec::new(),
+        })
+        .collect();
+    let mut e = 0;
+    for v in 0..n {
+        let blk = &mut blocks[v / VBLOCK];
+        while e < graph.head.len() && graph.head[e] as usize == v {
+            let w = graph.weight[e];
+            if w >= wmax / n_epochs as f32 {
+                // make_epochs_per_sample: n_samples = n_epochs · w / wmax; eps = n_epochs / n_samples.
+                let eps = n_epochs as f64 / (n_epochs as f64 * (w as f64 / wmax as f64));
+                blk.tail.push(graph.tail[e]);
+                blk.eps.push(eps as f32);
+                blk.eps_neg.push((eps / nsr) as f32);
+                blk.next.push(eps as f32);
+                blk.next_neg.push((eps / nsr) as f32);
+            }
+            e += 1;
+        }
+        blk.start.push(blk.tail.len() as u32);
+    }
+    blocks
+}
+
+/// One epoch of one block; dispatches to an AVX2 + FMA build of the same code when the CPU has
+/// it (the negative-sample lanes then become one vector).
+fn run_block(
+    blk: &mut Block,
+    out: &mut [f32],
+    snap: &[f32],
+    g: Grad,
+    ep: f32,
+    alpha: f32,
+    rng: &mut Rng,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports the features this function is compiled for.
+            unsafe { run_block_avx2(blk, out, snap, g, ep, alpha, rng) };
+            return;
+        }
+    }
+    block_epoch(blk, out, snap, g, ep, alpha, rng)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_block_avx2(
+    blk: &mut Block,
+    out: &mut [f32],
+    snap: &[f32],
+    g: Grad,
+    ep: f32,
+    alpha: f32,
+    rng: &mut Rng,
+) {
+    block_epoch(blk, out, snap, g, ep, alpha, rng)
+}
+
+#[inline(always)]
+fn block_epoch(
+    blk: &mut Block,
+    out: &mut [f32],
+    snap: &[f32],
+    g: Grad,
+    ep: f32,
+    alpha: f32,
+    rng: &mut Rng,
+) {
+    let (a, b) = (g.a, g.b);
+    for i in 0..out.len() / 2 {
+        let j = blk.v0 + i;
+        let (mut cx, mut cy) = (out[2 * i], out[2 * i + 1]);
+        for e in blk.start[i] as usize..blk.start[i + 1] as usize {
+            if blk.next[e] > ep {
+                continue;
+            }
+            let t = blk.tail[e] as usize;
+            let (dx, dy) = (cx - snap[2 * t], cy - snap[2 * t + 1]);
+            let d2 = dx * dx + dy * dy;
+            let gc = if d2 > 0.0 {
+                let pb = fast_pow(d2, b);
+                -2.0 * a * b * (pb / d2) / (a * pb + 1.0)
+            } else {
+                0.0
+            };
+            // Twice: this edge's pull and its mirror's (see `optimize_layout`).
+            cx += 2.0 * clip(gc * dx) * alpha;
+            cy += 2.0 * clip(gc * dy) * alpha;
+            blk.next[e] += blk.eps[e];
+            // `as usize` floors a non-negative value and saturates a negative one to 0
+            // (`floor` would be a libm call on baseline x86-64).
+            let n_neg = ((ep - blk.next_neg[e]) / blk.eps_neg[e]) as usize;
+            let (sx, sy) = repulsion(cx, cy, j, n_neg, snap, g, rng);
+            cx += sx * alpha;
+            cy += sy * alpha;
+            blk.next_neg[e] += n_neg as f32 * blk.eps_neg[e];
+        }
+        out[2 * i] = cx;
+        out[2 * i + 1] = cy;
+    }
+}
+
+/// Sum of the clipped repulsive gradients of `count` uniformly drawn vertices on the point
+/// (cx, cy) = vertex `j`. As in umap-learn, drawing `j` itself or a coincident point exerts no
+/// force. Written over fixed [`LANES`]-wide arrays without branches so it compiles to vector code.
+#[inline(always)]
+fn repulsion(
+    cx: f32,
+    cy: f32,
+    j: usize,
+    count: usize,
+    snap: &[f32],
+    g: Grad,
+    rng: &mut Rng,
+) -> (f32, f32) {
+    let (a, b) = (g.a, g.b);
+    let num = 2.0 * g.gamma * b;
+    let (mut sx, mut sy) = (0.0f32, 0.0f32);
+    let mut left = count;
+    while left > 0 {
+        let m = left.min(LANES);
+        let mut ox = [0f32; LANES];
+        let mut oy = [0f32; LANES];
+        let mut on = [false; LANES];
+        for l in (0..LANES).step_by(2) {
+            // Two 32-bit draws per 64-bit output; multiply-shift maps each to 0..n.
+            let r = rng.next_u64();
+            for (h, bits) in [(l, r & 0xffff_ffff), (l + 1, r >> 32)] {
+                let k = ((bits * g.n as u64) >> 32) as usize;
+                ox[h] = snap[2 * k];
+                oy[h] = snap[2 * k + 1];
+                on[h] = h < m && k != j;
+            }
+        }
+        let mut gx = [0f32; LANES];
+        let mut gy = [0f32; LANES];
+        for l in 0..LANES {
+            let (dx, dy) = (cx - ox[l], cy - oy[l]);
+            let d2 = dx * dx + dy * dy;
+            let gc = num / ((0.001 + d2) * (a * fast_pow(d2.max(f32::MIN_POSITIVE), b) + 1.0));
+            let live = on[l] && d2 > 0.0;
+            gx[l] = if live { clip(gc * dx) } else { 0.0 };
+            gy[l] = if live { clip(gc * dy) } else { 0.0 };
+        }
+        sx += gx.iter().sum::<f32>();
+        sy += gy.iter().sum::<f32>();
+        left -= m;
+    }
+    (sx, sy)
 }
 
 #[cfg(test)]
