@@ -6,7 +6,10 @@
 //! With `ATLAS_LAYOUT_DUMP=DIR` the data, labels and our layout are written as `.npy` so
 //! `benches/layout_reference.py` can compare with umap-learn on exactly the same input.
 
+mod common;
+
 use atlas::layout::{umap, Metric, UmapParams};
+use common::layout::{knn_embedded, label_agreement, mixture, trustworthiness};
 use std::time::Instant;
 
 const CLUSTERS: usize = 10;
@@ -14,97 +17,9 @@ const PER: usize = 300;
 const D: usize = 128;
 const K_EVAL: usize = 15;
 
-struct SplitMix(u64);
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn normal(&mut self) -> f32 {
-        let u1 = 1.0 - (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-        let u2 = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-        ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
-    }
-}
-
-/// Rows ordered by cluster; returns (data n×D, labels).
-fn mixture() -> (Vec<f32>, Vec<usize>) {
-    let mut rng = SplitMix(2019);
-    let mut data = Vec::with_capacity(CLUSTERS * PER * D);
-    let mut labels = Vec::new();
-    for c in 0..CLUSTERS {
-        let centre: Vec<f32> = (0..D).map(|_| rng.normal()).collect();
-        let basis: Vec<f32> = (0..3 * D).map(|_| rng.normal() * 0.25).collect();
-        for _ in 0..PER {
-            let z = [rng.normal(), rng.normal(), rng.normal()];
-            for j in 0..D {
-                let s = z[0] * basis[j] + z[1] * basis[D + j] + z[2] * basis[2 * D + j];
-                data.push(centre[j] + s + 0.15 * rng.normal());
-            }
-            labels.push(c);
-        }
-    }
-    (data, labels)
-}
-
-fn cosine_dist(a: &[f32], b: &[f32]) -> f32 {
-    let (mut ab, mut aa, mut bb) = (0.0f32, 0.0f32, 0.0f32);
-    for (x, y) in a.iter().zip(b) {
-        ab += x * y;
-        aa += x * x;
-        bb += y * y;
-    }
-    1.0 - ab / (aa.sqrt() * bb.sqrt())
-}
-
-/// Indices of the k nearest 2-D neighbours of each point (self excluded).
-fn knn_2d(y: &[[f32; 2]], k: usize) -> Vec<Vec<usize>> {
-    (0..y.len())
-        .map(|i| {
-            let mut v: Vec<(f32, usize)> = (0..y.len())
-                .filter(|&j| j != i)
-                .map(|j| {
-                    let (dx, dy) = (y[i][0] - y[j][0], y[i][1] - y[j][1]);
-                    (dx * dx + dy * dy, j)
-                })
-                .collect();
-            v.select_nth_unstable_by(k - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            v.truncate(k);
-            v.into_iter().map(|p| p.1).collect()
-        })
-        .collect()
-}
-
-/// sklearn.manifold.trustworthiness: 1 − 2/(n k (2n − 3k − 1)) Σ_i Σ_{j ∈ N_k^emb(i)} max(0, r(i, j) − k),
-/// r(i, j) = rank of j among i's input-space neighbours (1 = nearest, self excluded).
-fn trustworthiness(x: &[f32], d: usize, emb_nn: &[Vec<usize>], k: usize) -> f64 {
-    let n = emb_nn.len();
-    let mut t = 0.0f64;
-    for i in 0..n {
-        let xi = &x[i * d..(i + 1) * d];
-        let mut order: Vec<(f32, usize)> = (0..n)
-            .filter(|&j| j != i)
-            .map(|j| (cosine_dist(xi, &x[j * d..(j + 1) * d]), j))
-            .collect();
-        order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        let mut rank = vec![0usize; n];
-        for (r, &(_, j)) in order.iter().enumerate() {
-            rank[j] = r + 1;
-        }
-        for &j in &emb_nn[i] {
-            t += (rank[j] as f64 - k as f64).max(0.0);
-        }
-    }
-    let (n, k) = (n as f64, k as f64);
-    1.0 - t * 2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0))
-}
-
 #[test]
 fn umap_separates_labelled_mixture() {
-    let (data, labels) = mixture();
+    let (data, labels) = mixture(CLUSTERS, PER, D, 0.25, 0.15, 2019);
     let n = labels.len();
     let params = UmapParams {
         n_neighbors: 50,
@@ -121,15 +36,9 @@ fn umap_separates_labelled_mixture() {
     assert_eq!(y.len(), n);
     assert!(y.iter().all(|p| p[0].is_finite() && p[1].is_finite()));
 
-    let nn = knn_2d(&y, K_EVAL);
-    let agreement = nn
-        .iter()
-        .enumerate()
-        .map(|(i, js)| {
-            js.iter().filter(|&&j| labels[j] == labels[i]).count() as f64 / K_EVAL as f64
-        })
-        .sum::<f64>()
-        / n as f64;
+    let flat: Vec<f32> = y.iter().flatten().copied().collect();
+    let nn = knn_embedded(&flat, 2, K_EVAL);
+    let agreement = label_agreement(&nn, &labels);
     let trust = trustworthiness(&data, D, &nn, K_EVAL);
     println!("rust umap: n={n} d={D} time {secs:.2} s, agreement {agreement:.4}, trustworthiness {trust:.4}");
 
@@ -140,7 +49,6 @@ fn umap_separates_labelled_mixture() {
         write(&dir.join("X.npy"), &data, n, D, Dtype::F32).unwrap();
         let lab: Vec<f32> = labels.iter().map(|&l| l as f32).collect();
         write(&dir.join("labels.npy"), &lab, n, 1, Dtype::F32).unwrap();
-        let flat: Vec<f32> = y.iter().flatten().copied().collect();
         write(&dir.join("ours.npy"), &flat, n, 2, Dtype::F32).unwrap();
     }
 

@@ -6,13 +6,15 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::UmapParams;
+use super::{TsneParams, UmapParams};
 use crate::store::npy::{self, Dtype};
 
 /// Which algorithm lays the points out.
 #[derive(Clone, Debug)]
 pub enum LayoutMethod {
     Umap(UmapParams),
+    /// t-SNE in `dims` = 1 or 2 dimensions (writes `n×1` or `n×2`).
+    Tsne(TsneParams),
 }
 
 /// Lays out the `n×d` rows of `data` with `method`: the coordinates (`n×dims`, row-major, raw,
@@ -28,6 +30,9 @@ pub fn run_layout(
     Ok(match method {
         LayoutMethod::Umap(p) => super::umap(data, n, d, p, progress, cancel)?
             .map(|points| (points.iter().flat_map(|p| [p[0], p[1]]).collect(), 2)),
+        LayoutMethod::Tsne(p) => {
+            super::tsne(data, n, d, p, progress, cancel)?.map(|coords| (coords, p.dims))
+        }
     })
 }
 
