@@ -141,6 +141,32 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Render feature-visualisation icons for directions of a layer (rows of an .npy, or random
+    /// non-negative directions) into a folder of PNGs.
+    Icons {
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long)]
+        layer: String,
+        /// [N, C] .npy of directions (raw; whitening is not applied here).
+        #[arg(long)]
+        directions: Option<PathBuf>,
+        /// Without --directions: this many random directions (uniform in [0,1), seeded).
+        #[arg(long, default_value_t = 8)]
+        random: usize,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "preview")]
+        preset: String,
+        #[arg(long)]
+        steps: Option<usize>,
+        #[arg(long)]
+        tries: Option<usize>,
+        #[arg(long)]
+        batch: Option<usize>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Write one level of an atlas as a PNG with class labels.
     Poster {
         #[arg(long)]
@@ -313,6 +339,32 @@ fn main() {
                 max_points,
             })
         })(),
+        Command::Icons {
+            model,
+            layer,
+            directions,
+            random,
+            out,
+            preset,
+            steps,
+            tries,
+            batch,
+            seed,
+        } => (|| {
+            let mut render = atlas::render::RenderSettings::preset(&preset)?;
+            render.steps = steps.unwrap_or(render.steps);
+            render.tries = tries.unwrap_or(render.tries);
+            render.batch = batch.unwrap_or(render.batch);
+            render.seed = seed;
+            run_icons(
+                &model.unwrap_or_else(defaults::default_model),
+                &layer,
+                directions.as_deref(),
+                random,
+                &out,
+                &render,
+            )
+        })(),
         Command::Poster {
             atlas: root,
             level,
@@ -454,6 +506,76 @@ fn run_collect(cfg: CollectConfig) -> Result<()> {
             }
         }
     }
+}
+
+fn run_icons(
+    model_path: &std::path::Path,
+    layer: &str,
+    directions: Option<&std::path::Path>,
+    random: usize,
+    out: &std::path::Path,
+    render: &atlas::render::RenderSettings,
+) -> Result<()> {
+    let start = std::time::Instant::now();
+    let model = AtlasModel::load(model_path, atlas::model::default_device())?;
+    let li = model.info.layer_index(layer).with_context(|| {
+        let names: Vec<&str> = model.info.layers.iter().map(|l| l.name.as_str()).collect();
+        format!("the model has no layer {layer:?} (it has {names:?})")
+    })?;
+    let c = model.info.layers[li].channels as usize;
+    let dirs: Vec<f32> = match directions {
+        Some(p) => {
+            let m = atlas::store::npy::read(p)?;
+            if m.cols != c {
+                bail!(
+                    "{} has {} columns, layer {layer:?} has {c} channels",
+                    p.display(),
+                    m.cols
+                );
+            }
+            m.data
+        }
+        None => {
+            let mut rng = atlas::layout::rng::Rng::new(render.seed);
+            (0..random * c).map(|_| rng.uniform() as f32).collect()
+        }
+    };
+    let n = dirs.len() / c;
+    std::fs::create_dir_all(out)?;
+    let pb = bar(n as u64);
+    pb.set_message("icons");
+    let mut done = 0usize;
+    for (b, chunk) in dirs.chunks(render.batch.max(1) * c).enumerate() {
+        let rows = chunk.len() / c;
+        let d = tch::Tensor::from_slice(chunk).view([rows as i64, c as i64]);
+        let icons = atlas::render::render_batch(
+            &model,
+            li,
+            &d,
+            render,
+            b as u64,
+            &mut |f| pb.set_position((done as f32 + f * rows as f32) as u64),
+            &|| false,
+        )?
+        .context("cancelled")?;
+        for (i, img) in icons.images.iter().enumerate() {
+            let path = out.join(format!("icon_{:04}.png", done + i));
+            img.save(&path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        done += rows;
+    }
+    pb.finish_and_clear();
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "rendered {n} icons ({} steps, {} tries, batch {}) in {secs:.2} s: {:.4} icons/s -> {}",
+        render.steps,
+        render.tries,
+        render.batch,
+        n as f64 / secs,
+        out.display()
+    );
+    Ok(())
 }
 
 fn parse_sizes(list: &str) -> Result<Vec<usize>> {
