@@ -240,9 +240,9 @@ mod tests {
                 row[j as usize] = v;
             }
         }
-        for i in 0..n {
-            for j in 0..n {
-                let want = (cond[i][j] + cond[j][i]) / (2 * n) as f64;
+        for (i, ci) in cond.iter().enumerate() {
+            for (j, cj) in cond.iter().enumerate() {
+                let want = (ci[j] + cj[i]) / (2 * n) as f64;
                 assert!((dense(i, j) - want).abs() < 1e-6, "P[{i},{j}]");
             }
             let row = &p.indices[p.indptr[i]..p.indptr[i + 1]];

@@ -4,7 +4,8 @@
 //! the same thing here:
 //!
 //! 1. `k = min(n − 1, ⌊3·perplexity + 1⌋)` nearest neighbours by the metric (cosine:
-//!    `1 − cos`), with the layout's exact blocked search ([`crate::layout::knn`]);
+//!    `1 − cos`), with the layouts' kNN ([`crate::layout::knn`]: exact up to 100k rows,
+//!    NN-descent above);
 //! 2. conditional Gaussians on the *squared* distances, bandwidths binary-searched to the
 //!    perplexity, symmetrised and normalised ([`affinity`]);
 //! 3. PCA initialisation of the raw rows, rescaled so the first coordinate has standard
@@ -139,7 +140,7 @@ pub fn tsne(
     }
     let reduced = space.is_some();
     let sp = space.as_deref().unwrap_or(&prepared);
-    let Some(nn) = knn::knn_search(
+    let Some(nn) = knn::neighbours(
         &prepared,
         d,
         sp,
@@ -148,6 +149,7 @@ pub fn tsne(
         k + 1, // the search counts the point itself
         params.metric,
         reduced,
+        params.seed,
         &mut |f| progress("neighbours", f),
         cancel,
     ) else {
