@@ -131,6 +131,9 @@ enum Command {
         /// Do not whiten the directions.
         #[arg(long)]
         no_whiten: bool,
+        /// Layout: umap (spec default 50/0.05/cosine) or tsne (perplexity 50, lr 10, cosine).
+        #[arg(long, default_value = "umap")]
+        layout: String,
         #[arg(long, default_value_t = 50)]
         neighbors: usize,
         #[arg(long, default_value_t = 0.05)]
@@ -299,6 +302,7 @@ fn main() {
             objective,
             cossim_power,
             no_whiten,
+            layout,
             neighbors,
             min_dist,
             max_points,
@@ -326,12 +330,20 @@ fn main() {
                 layer,
                 out,
                 model,
-                layout: atlas::layout::LayoutMethod::Umap(atlas::layout::UmapParams {
-                    n_neighbors: neighbors,
-                    min_dist,
-                    seed,
-                    ..Default::default()
-                }),
+                layout: match layout.as_str() {
+                    "umap" => atlas::layout::LayoutMethod::Umap(atlas::layout::UmapParams {
+                        n_neighbors: neighbors,
+                        min_dist,
+                        seed,
+                        ..Default::default()
+                    }),
+                    "tsne" => atlas::layout::LayoutMethod::Tsne(atlas::layout::TsneParams {
+                        dims: 2,
+                        seed,
+                        ..Default::default()
+                    }),
+                    other => bail!("--layout must be umap or tsne, not {other:?}"),
+                },
                 grids,
                 min_count,
                 render,

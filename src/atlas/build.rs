@@ -378,8 +378,10 @@ fn describe_layout(method: &LayoutMethod) -> String {
             "umap n_neighbors={} min_dist={} metric={:?} epochs={:?} seed={}",
             p.n_neighbors, p.min_dist, p.metric, p.n_epochs, p.seed
         ),
-        #[allow(unreachable_patterns)]
-        other => format!("{other:?}"),
+        LayoutMethod::Tsne(p) => format!(
+            "tsne dims={} perplexity={} learning_rate={} metric={:?} iterations={} seed={}",
+            p.dims, p.perplexity, p.learning_rate, p.metric, p.n_iter, p.seed
+        ),
     }
 }
 
