@@ -156,10 +156,7 @@ fn a_channel_icon_drives_that_channel_far_above_its_dataset_mean() {
 
 fn icons_tensor(images: &[image::RgbImage]) -> Tensor {
     let (w, h) = images[0].dimensions();
-    let v: Vec<f32> = images
-        .iter()
-        .flat_map(|im| atlas::data::to_chw_f32(im))
-        .collect();
+    let v: Vec<f32> = images.iter().flat_map(atlas::data::to_chw_f32).collect();
     Tensor::from_slice(&v).view([images.len() as i64, 3, h as i64, w as i64])
 }
 

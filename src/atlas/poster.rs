@@ -43,11 +43,10 @@ pub fn render_poster(root: &Path, opts: &PosterOptions) -> Result<RgbImage> {
         let side = ((px as f32 * frac).round() as u32).max(2);
         let sheet = i / level.icons_per_sheet;
         let tile = i % level.icons_per_sheet;
-        if !sheets.contains_key(&sheet) {
-            let path = sheet_path(root, opts.grid, sheet);
-            match image::open(&path) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = sheets.entry(sheet) {
+            match image::open(sheet_path(root, opts.grid, sheet)) {
                 Ok(img) => {
-                    sheets.insert(sheet, img.to_rgb8());
+                    slot.insert(img.to_rgb8());
                 }
                 Err(_) => {
                     missing += 1;
@@ -128,8 +127,8 @@ fn draw_grid_lines(img: &mut RgbImage, g: u32, px: u32) {
 
 fn blend(img: &mut RgbImage, x: u32, y: u32, c: [u8; 3], a: f32) {
     let p = img.get_pixel_mut(x, y);
-    for k in 0..3 {
-        p.0[k] = (p.0[k] as f32 * (1.0 - a) + c[k] as f32 * a).round() as u8;
+    for (v, c) in p.0.iter_mut().zip(c) {
+        *v = (*v as f32 * (1.0 - a) + c as f32 * a).round() as u8;
     }
 }
 
