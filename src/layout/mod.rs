@@ -2,9 +2,11 @@
 //! because the `umap-rs` crate produced poor layouts on this data (see notes/toolchain.md).
 //!
 //! Pipeline ([`umap`]): metric preparation (L2-normalise for cosine) → optional PCA to
-//! `pca_dims` → exact kNN by blocked matrix products ([`knn`]) → umap-learn's fuzzy simplicial
-//! set ([`fuzzy`]) → PCA initialisation → umap-learn's SGD ([`embed`]). [`normalize_layout`]
-//! then maps the layout to [0, 1]² for binning (spec §2.4).
+//! `pca_dims` → kNN ([`knn::neighbours`]: exact by blocked matrix products up to
+//! [`knn::EXACT_MAX_ROWS`] rows, NN-descent above, both re-ranked with exact distances) →
+//! umap-learn's fuzzy simplicial set ([`fuzzy`]) → PCA initialisation → umap-learn's SGD
+//! ([`embed`], parallel by vertex blocks and reproducible for a seed on any number of threads).
+//! [`normalize_layout`] then maps the layout to [0, 1]² for binning (spec §2.4).
 //!
 //! Initialisation: umap-learn's default is a spectral embedding of the graph; this
 //! implementation uses umap-learn's `init="pca"` path (first two principal components of the
