@@ -212,48 +212,111 @@ fn initial_layout(data: &[f32], n: usize, d: usize, params: &TsneParams) -> Vec<
     y
 }
 
+/// Each pair of P once (`j > i`), `(j, p_ij)` interleaved, rows cut into [`PAIR_CHUNKS`] chunks
+/// of about equal work. The attraction walks each pair once and adds its force to both ends,
+/// every chunk into its own buffer; the buffers are summed in chunk order, so the result does not
+/// depend on the number of threads.
+struct Pairs {
+    ptr: Vec<usize>,
+    entries: Vec<(u32, f32)>,
+    chunks: Vec<usize>,
+}
+
+const PAIR_CHUNKS: usize = 16;
+
+impl Pairs {
+    fn new(p: &Csr) -> Pairs {
+        let n = p.indptr.len() - 1;
+        let mut ptr = Vec::with_capacity(n + 1);
+        let mut entries = Vec::with_capacity(p.indices.len() / 2 + n);
+        ptr.push(0);
+        for i in 0..n {
+            for t in p.indptr[i]..p.indptr[i + 1] {
+                let j = p.indices[t] as usize;
+                if j > i {
+                    entries.push((j as u32, p.vals[t]));
+                }
+            }
+            ptr.push(entries.len());
+        }
+        let total = entries.len().max(1);
+        let mut chunks = vec![0];
+        for c in 1..PAIR_CHUNKS {
+            let target = total * c / PAIR_CHUNKS;
+            let row = ptr.partition_point(|&e| e < target).min(n);
+            chunks.push(row.max(*chunks.last().unwrap()));
+        }
+        chunks.push(n);
+        Pairs {
+            ptr,
+            entries,
+            chunks,
+        }
+    }
+}
+
 /// Attractive part of the gradient, `Σ_j p_ij (1 + |y_i − y_j|²)^{-1} (y_i − y_j)` per point
 /// (times `exaggeration`), into `pos`; returns KL(P‖Q) when `sum_q` is given (with the
-/// exaggerated P, as sklearn reports it).
+/// exaggerated P, as sklearn reports it). `bufs`: scratch, one `n×D` buffer per chunk.
 fn attraction<const D: usize>(
-    p: &Csr,
+    p: &Pairs,
     y: &[f32],
     exaggeration: f32,
     pos: &mut [f32],
+    bufs: &mut [Vec<f32>],
     sum_q: Option<f64>,
 ) -> f64 {
     const TINY: f32 = f32::MIN_POSITIVE;
-    pos.par_chunks_mut(D)
+    let kl: f64 = bufs
+        .par_iter_mut()
         .enumerate()
-        .with_min_len(256)
-        .map(|(i, out)| {
-            let mut f = [0f32; D];
+        .map(|(c, buf)| {
+            buf.iter_mut().for_each(|v| *v = 0.0);
             let mut kl = 0f64;
-            for t in p.indptr[i]..p.indptr[i + 1] {
-                let j = p.indices[t] as usize;
-                let pij = p.vals[t] * exaggeration;
-                let mut d2 = 0f32;
-                let mut diff = [0f32; D];
-                for a in 0..D {
-                    diff[a] = y[i * D + a] - y[j * D + a];
-                    d2 += diff[a] * diff[a];
+            for i in p.chunks[c]..p.chunks[c + 1] {
+                let yi: [f32; D] = std::array::from_fn(|a| y[i * D + a]);
+                let mut fi = [0f32; D];
+                for &(j, pv) in &p.entries[p.ptr[i]..p.ptr[i + 1]] {
+                    let j = j as usize;
+                    let pij = pv * exaggeration;
+                    let mut d2 = 0f32;
+                    let mut diff = [0f32; D];
+                    for a in 0..D {
+                        diff[a] = yi[a] - y[j * D + a];
+                        d2 += diff[a] * diff[a];
+                    }
+                    let q = 1.0 / (1.0 + d2);
+                    let w = pij * q;
+                    for a in 0..D {
+                        fi[a] += w * diff[a];
+                        buf[j * D + a] -= w * diff[a];
+                    }
+                    if let Some(z) = sum_q {
+                        let qn = (q as f64 / z) as f32;
+                        kl += (pij * (pij.max(TINY) / qn.max(TINY)).ln()) as f64;
+                    }
                 }
-                let q = 1.0 / (1.0 + d2);
-                let w = pij * q;
                 for a in 0..D {
-                    f[a] += w * diff[a];
-                }
-                if let Some(z) = sum_q {
-                    let qn = (q as f64 / z) as f32;
-                    kl += (pij * (pij.max(TINY) / qn.max(TINY)).ln()) as f64;
+                    buf[i * D + a] += fi[a];
                 }
             }
-            out.copy_from_slice(&f);
             kl
         })
         .collect::<Vec<f64>>()
         .iter()
-        .sum()
+        .sum();
+    let bufs = &*bufs;
+    pos.par_chunks_mut(4096).enumerate().for_each(|(c, out)| {
+        let range = c * 4096..c * 4096 + out.len();
+        out.iter_mut().for_each(|v| *v = 0.0);
+        for b in bufs {
+            for (o, v) in out.iter_mut().zip(&b[range.clone()]) {
+                *o += v;
+            }
+        }
+    });
+    // Every unordered pair stands for p_ij and p_ji.
+    2.0 * kl
 }
 
 fn recentre(y: &mut [f32], dims: usize) {
@@ -283,6 +346,8 @@ fn optimise<const D: usize>(
     let mut gains = vec![1f32; len];
     let mut neg = vec![0f32; len];
     let mut pos = vec![0f32; len];
+    let pairs = Pairs::new(p);
+    let mut bufs = vec![vec![0f32; len]; pairs.chunks.len() - 1];
     let total = params.n_iter;
     let explore = params.exaggeration_iter.min(total);
     let phases = [
@@ -309,10 +374,11 @@ fn optimise<const D: usize>(
             let sum_q = tree.repulsion(params.angle, &mut neg).max(f64::EPSILON);
             drop(tree);
             let error = attraction::<D>(
-                p,
+                &pairs,
                 y,
                 exaggeration,
                 &mut pos,
+                &mut bufs,
                 (check || it + 1 == total).then_some(sum_q),
             );
             let inv_z = (1.0 / sum_q) as f32;
