@@ -126,3 +126,120 @@ fn collection_on_imagenette() {
     assert!(hits >= 8, "only {hits}/10");
     std::fs::remove_dir_all(&subset).unwrap();
 }
+
+/// UMAP on real activations: EfficientNet-Lite0 head-layer vectors (1280-d, 6 positions in each
+/// of 40 Imagenette images per class, 2,400 rows; label = the image's folder class), laid out by
+/// our UMAP and by umap-learn (`benches/layout_bench.py score`, same parameters 50 / 0.05 /
+/// cosine, random_state 0). Ours must not be worse than umap-learn by more than 0.02 in
+/// trustworthiness (k = 15) or in 2-D neighbour label agreement (fraction of each row's 15
+/// nearest 2-D neighbours with its label). A seed must also reproduce our layout exactly.
+#[test]
+fn umap_on_imagenette_activations_matches_umap_learn() {
+    use atlas::layout::{umap, UmapParams};
+    let Some(data) = data_or_skip("umap on activations") else {
+        return;
+    };
+    let root = data.join("imagenette-val");
+    let subset = common::scratch("imagenette-umap");
+    let mut classes: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    classes.sort();
+    for class in &classes {
+        let dst = subset.join(class.file_name().unwrap());
+        std::fs::create_dir_all(&dst).unwrap();
+        for img in common::image_files(class).into_iter().take(40) {
+            std::os::unix::fs::symlink(&img, dst.join(img.file_name().unwrap())).unwrap();
+        }
+    }
+    let out = subset.join("run");
+    let cfg = CollectConfig {
+        model: common::model(),
+        images: subset.clone(),
+        out: out.clone(),
+        layers: vec!["head".into()],
+        samples_per_image: 6,
+        ..Default::default()
+    };
+    let (tx, _rx) = crossbeam_channel::unbounded();
+    let summary = collect(&cfg, &Reporter::new(tx), &CancelToken::default())
+        .unwrap()
+        .unwrap();
+    let layer = &summary.manifest.layers[0];
+    let acts = npy::read(&out.join(&layer.dir).join("acts.npy")).unwrap();
+    assert_eq!(acts.rows, 2400);
+    // Row → image (provenance.csv column 2) → the image's folder class.
+    let images = atlas::collect::RunFolder::new(&out)
+        .read_image_list()
+        .unwrap();
+    let prov = std::fs::read_to_string(out.join("provenance.csv")).unwrap();
+    let labels: Vec<f32> = prov
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let img: usize = l.split(',').nth(2).unwrap().parse().unwrap();
+            images[img].2.expect("folder class") as f32
+        })
+        .collect();
+    assert_eq!(labels.len(), acts.rows);
+
+    let params = UmapParams {
+        seed: 3,
+        ..Default::default()
+    };
+    let run = || {
+        umap(
+            &acts.data,
+            acts.rows,
+            acts.cols,
+            &params,
+            &mut |_, _| {},
+            &|| false,
+        )
+        .unwrap()
+        .unwrap()
+    };
+    let ours = run();
+    assert_eq!(ours, run(), "the same seed must give the same layout");
+    let flat: Vec<f32> = ours.iter().flatten().copied().collect();
+    let (x, l, y) = (
+        subset.join("x.npy"),
+        subset.join("labels.npy"),
+        subset.join("ours.npy"),
+    );
+    npy::write(&x, &acts.data, acts.rows, acts.cols, npy::Dtype::F32).unwrap();
+    npy::write(&l, &labels, acts.rows, 1, npy::Dtype::F32).unwrap();
+    npy::write(&y, &flat, acts.rows, 2, npy::Dtype::F32).unwrap();
+    let script = atlas::defaults::project_dir().join("benches/layout_bench.py");
+    let res = std::process::Command::new(common::python())
+        .arg(&script)
+        .args(["score", "--data"])
+        .arg(&x)
+        .arg("--labels")
+        .arg(&l)
+        .arg("--ours")
+        .arg(&y)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let text = String::from_utf8_lossy(&res.stdout);
+    let v: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    let get = |tool: &str, key: &str| v[tool][key].as_f64().unwrap();
+    println!(
+        "UMAP on {} head-layer vectors: trustworthiness ours {:.4} / umap-learn {:.4}, \
+         neighbour label agreement ours {:.4} / umap-learn {:.4}",
+        acts.rows,
+        get("ours", "trust"),
+        get("umap_learn", "trust"),
+        get("ours", "agree"),
+        get("umap_learn", "agree")
+    );
+    assert!(get("ours", "trust") >= get("umap_learn", "trust") - 0.02);
+    assert!(get("ours", "agree") >= get("umap_learn", "agree") - 0.02);
+    std::fs::remove_dir_all(&subset).unwrap();
+}
