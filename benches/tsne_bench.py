@@ -64,8 +64,13 @@ def main():
     ap.add_argument("--k", type=int, default=15, help="neighbours for the scores")
     ap.add_argument("--atlas", default="target/release/atlas", help="the atlas binary")
     ap.add_argument("--skip-sklearn", action="store_true", help="time and score atlas only")
+    ap.add_argument("--sklearn-threads", type=int, default=None,
+                    help="OpenMP threads for sklearn (default: its own, all cores); on a busy "
+                         "machine one thread can be much faster than two spinning ones")
     a = ap.parse_args()
 
+    if a.sklearn_threads:
+        os.environ["OMP_NUM_THREADS"] = str(a.sklearn_threads)  # before sklearn loads OpenMP
     from sklearn.manifold import TSNE
     import sklearn
 
@@ -74,7 +79,9 @@ def main():
     np.save(os.path.join(work, "X.npy"), x)
     print(
         f"t-SNE benchmark: n={a.n} d={a.d} clusters={a.clusters} noise={a.noise}, cosine, perplexity 50, lr 10, "
-        f"1000 iterations; sklearn {sklearn.__version__}, {os.cpu_count()} cores",
+        f"1000 iterations; sklearn {sklearn.__version__} "
+        f"({a.sklearn_threads or 'default'} threads), {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.1f} (timings on a busy machine are noisy)",
         flush=True,
     )
     print(f"{'':4} {'tool':>8} {'time s':>8} {'trust':>7} {'agree15':>8} {'agree1':>7}", flush=True)
