@@ -18,6 +18,14 @@
 //!    `n_iter_without_progress` iterations without improvement or when the gradient norm falls
 //!    to `min_grad_norm`.
 //!
+//! Deliberate deviations: points closer than 1e-6 in every coordinate ignore each other in the
+//! repulsion as in sklearn's quadtree (see [`bh`]; without it 1-D layouts at learning rate 10
+//! can collapse to a point); leaves hold up to 8 points summed exactly; the embedding is
+//! re-centred every iteration (the objective does not see it; float32 resolution does); the
+//! kNN search may run in a PCA-reduced space with exact re-ranking (`pca_dims`); a perplexity
+//! too large for `n` is lowered instead of refused; `n_iter` below 250 shortens the exaggeration
+//! phase (sklearn always runs it for 250).
+//!
 //! Every stage is deterministic whatever the number of threads, so a seed (which only matters
 //! for the randomized PCA on wide input and for `TsneInit::Random`) reproduces a layout exactly.
 
