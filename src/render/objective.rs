@@ -121,7 +121,8 @@ mod tests {
             cossim_power: 4.0,
         };
         let c = clean.per_icon(&h, &v).double_value(&[0]);
-        assert!((c - 3.0 * 0.6f64.powi(4)).abs() < 1e-4, "{c}");
+        // (ε = 1e-4 in both norms shifts the value by ~2e-4.)
+        assert!((c - 3.0 * 0.6f64.powi(4)).abs() < 1e-3, "{c}");
         // The 0.1 floor: orthogonal h gives dot·0.1⁴ = 0.
         let o = clean.per_icon(&t(&[0.0, 1.0], 1), &v).double_value(&[0]);
         assert_eq!(o, 0.0);

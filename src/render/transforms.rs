@@ -196,7 +196,12 @@ mod tests {
         let _ = img.narrow(2, 4, 1).narrow(3, 4, 1).fill_(1.0);
         let r = rotate(&img, 15.0);
         assert!((r.double_value(&[0, 0, 4, 4]) - 1.0).abs() < 1e-5);
-        assert!((r.sum(Kind::Float).double_value(&[]) - 1.0).abs() < 1e-4);
+        // A quarter turn samples exactly on pixel centres: it must equal an exact rotation.
+        let sq = Tensor::arange(25, (Kind::Float, Device::Cpu)).view([1, 1, 5, 5]);
+        let turned = rotate(&sq, 90.0);
+        let exact = sq.rot90(1, [2, 3]);
+        let err = (turned - exact).abs().max().double_value(&[]);
+        assert!(err < 1e-3, "quarter turn differs from rot90 by {err}");
     }
 
     #[test]
