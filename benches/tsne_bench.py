@@ -14,6 +14,7 @@ Usage (from the repository root, after `cargo build --release`):
 """
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -114,6 +115,7 @@ def main():
         if "sklearn" in rows:
             print(f"{dims}-D  sklearn/atlas time ratio {rows['sklearn'][0] / rows['atlas'][0]:.2f}x",
                   flush=True)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -22,9 +22,9 @@
 //! repulsion as in sklearn's quadtree (see [`bh`]; without it 1-D layouts at learning rate 10
 //! can collapse to a point); leaves hold up to 8 points summed exactly; the embedding is
 //! re-centred every iteration (the objective does not see it; float32 resolution does); the
-//! kNN search may run in a PCA-reduced space with exact re-ranking (`pca_dims`); a perplexity
-//! too large for `n` is lowered instead of refused; `n_iter` below 250 shortens the exaggeration
-//! phase (sklearn always runs it for 250).
+//! kNN search can run in a PCA-reduced space with exact re-ranking (`pca_dims`, off by
+//! default); a perplexity too large for `n` is lowered instead of refused; `n_iter` below 250
+//! shortens the exaggeration phase (sklearn always runs it for 250).
 //!
 //! Every stage is deterministic whatever the number of threads, so a seed (which only matters
 //! for the randomized PCA on wide input and for `TsneInit::Random`) reproduces a layout exactly.
@@ -70,7 +70,10 @@ pub struct TsneParams {
     pub metric: Metric,
     pub init: TsneInit,
     /// Search the neighbours among this many principal components when the input is wider
-    /// (candidates are re-ranked with exact distances, as for UMAP). `None`: full dimension.
+    /// (candidates are re-ranked with exact distances, as for UMAP). `None` (the default, as
+    /// sklearn): exact neighbours in the full dimension. The reduction is much faster on large,
+    /// wide inputs but loses neighbours t-SNE needs (k = 3·perplexity): on a noisy 10k × 256
+    /// mixture, trustworthiness 0.953 with 64 dims against 0.971 exact (sklearn: 0.971).
     pub pca_dims: Option<usize>,
     pub seed: u64,
 }
@@ -89,7 +92,7 @@ impl Default for TsneParams {
             angle: 0.5,
             metric: Metric::Cosine,
             init: TsneInit::Pca,
-            pca_dims: Some(64),
+            pca_dims: None,
             seed: 0,
         }
     }
