@@ -114,8 +114,9 @@ pub fn build(
     );
     let rows = pick_rows(acts.rows, config.max_points);
     let (c, k) = (acts.cols, attr.cols);
-    let acts_data = gather(&acts.data, c, &rows);
-    let attr_data = gather(&attr.data, k, &rows);
+    // Moved, not copied, when every row is used: at 1M rows each matrix is gigabytes.
+    let acts_data = gather(acts.data, c, &rows);
+    let attr_data = gather(attr.data, k, &rows);
     let n = rows.len();
     ensure!(
         n >= 3,
@@ -363,9 +364,9 @@ fn pick_rows(total: usize, max: Option<usize>) -> Vec<usize> {
     }
 }
 
-fn gather(data: &[f32], width: usize, rows: &[usize]) -> Vec<f32> {
+fn gather(data: Vec<f32>, width: usize, rows: &[usize]) -> Vec<f32> {
     if rows.len() * width == data.len() {
-        return data.to_vec();
+        return data;
     }
     rows.iter()
         .flat_map(|&r| data[r * width..(r + 1) * width].iter().copied())
