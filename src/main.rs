@@ -308,17 +308,13 @@ fn main() {
             max_points,
             seed,
         } => (|| {
-            let mut render = atlas::render::RenderSettings::preset(&preset)?;
-            render.steps = steps.unwrap_or(render.steps);
-            render.tries = tries.unwrap_or(render.tries);
-            render.batch = batch.unwrap_or(render.batch);
+            let mut render = render_settings(&preset, steps, tries, batch, seed)?;
             render.transforms = atlas::render::TransformStack::parse(&transforms)?;
             render.objective = atlas::render::Objective {
                 form: atlas::render::CosineForm::parse(&objective)?,
                 cossim_power,
             };
             render.whiten = !no_whiten;
-            render.seed = seed;
             let grids = parse_sizes(&grids)?;
             let icon_levels = match icon_levels.as_str() {
                 "all" => None,
@@ -363,11 +359,7 @@ fn main() {
             batch,
             seed,
         } => (|| {
-            let mut render = atlas::render::RenderSettings::preset(&preset)?;
-            render.steps = steps.unwrap_or(render.steps);
-            render.tries = tries.unwrap_or(render.tries);
-            render.batch = batch.unwrap_or(render.batch);
-            render.seed = seed;
+            let render = render_settings(&preset, steps, tries, batch, seed)?;
             run_icons(
                 &model.unwrap_or_else(defaults::default_model),
                 &layer,
@@ -465,9 +457,13 @@ fn bar(total: u64) -> ProgressBar {
     pb
 }
 
-fn run_collect(cfg: CollectConfig) -> Result<()> {
-    let out = cfg.out.clone();
-    let job = spawn_collect(cfg);
+/// Shows a background job's progress on a bar until it ends. Skipped inputs are printed as they
+/// come; `on_partial` sees partial results. Returns the result and the number of problems.
+fn follow_job<T>(
+    job: atlas::jobs::JobHandle<T>,
+    what: &str,
+    mut on_partial: impl FnMut(&ProgressBar, T),
+) -> Result<(T, usize)> {
     let pb = bar(1);
     let mut problems = 0usize;
     loop {
@@ -482,42 +478,46 @@ fn run_collect(cfg: CollectConfig) -> Result<()> {
                 pb.println(format!("skipped {}: {}", p.path.display(), p.reason));
             }
             Ok(JobEvent::Log(line)) => pb.println(line),
-            Ok(JobEvent::Partial(_)) => {}
+            Ok(JobEvent::Partial(item)) => on_partial(&pb, item),
             Ok(JobEvent::Finished(outcome)) => {
                 pb.finish_and_clear();
                 return match outcome {
-                    JobOutcome::Done(summary) => {
-                        let m = &summary.manifest;
-                        println!(
-                            "run complete: {} images ({} processed now in {:.1} s), {} problems (see {}/problems.csv)",
-                            m.images_done,
-                            summary.images_processed_now,
-                            summary.seconds,
-                            m.problems.max(problems),
-                            out.display()
-                        );
-                        for l in &m.layers {
-                            println!(
-                                "  {:<16} {:>7} rows x {:>5} channels  {}/{}",
-                                l.name,
-                                l.rows,
-                                l.channels,
-                                out.display(),
-                                l.dir
-                            );
-                        }
-                        Ok(())
-                    }
+                    JobOutcome::Done(value) => Ok((value, problems)),
                     JobOutcome::Cancelled => bail!("cancelled; rerun the same command to resume"),
                     JobOutcome::Failed(e) => bail!("{e}"),
                 };
             }
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                bail!("the collection stopped unexpectedly")
+                bail!("the {what} stopped unexpectedly")
             }
         }
     }
+}
+
+fn run_collect(cfg: CollectConfig) -> Result<()> {
+    let out = cfg.out.clone();
+    let (summary, problems) = follow_job(spawn_collect(cfg), "collection", |_, _| {})?;
+    let m = &summary.manifest;
+    println!(
+        "run complete: {} images ({} processed now in {:.1} s), {} problems (see {}/problems.csv)",
+        m.images_done,
+        summary.images_processed_now,
+        summary.seconds,
+        m.problems.max(problems),
+        out.display()
+    );
+    for l in &m.layers {
+        println!(
+            "  {:<16} {:>7} rows x {:>5} channels  {}/{}",
+            l.name,
+            l.rows,
+            l.channels,
+            out.display(),
+            l.dir
+        );
+    }
+    Ok(())
 }
 
 fn run_icons(
@@ -605,51 +605,45 @@ fn parse_sizes(list: &str) -> Result<Vec<usize>> {
 fn run_build(cfg: atlas::atlas::BuildConfig) -> Result<()> {
     use atlas::atlas::BuildEvent;
     let out = cfg.out.clone();
-    let job = atlas::atlas::spawn_build(cfg);
-    let pb = bar(1);
-    loop {
-        match job.events.recv_timeout(Duration::from_millis(200)) {
-            Ok(JobEvent::Progress(p)) => {
-                pb.set_message(p.stage.clone());
-                pb.set_length(p.total);
-                pb.set_position(p.done);
-            }
-            Ok(JobEvent::Problem(p)) => pb.println(format!("{}: {}", p.path.display(), p.reason)),
-            Ok(JobEvent::Log(line)) => pb.println(line),
-            Ok(JobEvent::Partial(BuildEvent::LevelsReady(m))) => {
-                for l in &m.levels {
-                    pb.println(format!("level {0}×{0}: {1} cells", l.grid, l.cells));
-                }
-            }
-            Ok(JobEvent::Partial(_)) => {}
-            Ok(JobEvent::Finished(outcome)) => {
-                pb.finish_and_clear();
-                return match outcome {
-                    JobOutcome::Done(BuildEvent::Finished {
-                        manifest,
-                        icons_rendered,
-                        seconds,
-                    }) => {
-                        println!(
-                            "atlas complete: {} points of layer {}, {} icons rendered now, {seconds:.1} s -> {}",
-                            manifest.points,
-                            manifest.layer,
-                            icons_rendered,
-                            out.display()
-                        );
-                        Ok(())
-                    }
-                    JobOutcome::Done(_) => bail!("the build ended unexpectedly"),
-                    JobOutcome::Cancelled => bail!("cancelled; rerun the same command to resume"),
-                    JobOutcome::Failed(e) => bail!("{e}"),
-                };
-            }
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                bail!("the build stopped unexpectedly")
+    let (result, _) = follow_job(atlas::atlas::spawn_build(cfg), "build", |pb, event| {
+        if let BuildEvent::LevelsReady(m) = event {
+            for l in &m.levels {
+                pb.println(format!("level {0}×{0}: {1} cells", l.grid, l.cells));
             }
         }
-    }
+    })?;
+    let BuildEvent::Finished {
+        manifest,
+        icons_rendered,
+        seconds,
+    } = result
+    else {
+        bail!("the build ended unexpectedly");
+    };
+    println!(
+        "atlas complete: {} points of layer {}, {} icons rendered now, {seconds:.1} s -> {}",
+        manifest.points,
+        manifest.layer,
+        icons_rendered,
+        out.display()
+    );
+    Ok(())
+}
+
+/// A render preset with the overrides given on the command line.
+fn render_settings(
+    preset: &str,
+    steps: Option<usize>,
+    tries: Option<usize>,
+    batch: Option<usize>,
+    seed: u64,
+) -> Result<atlas::render::RenderSettings> {
+    let mut render = atlas::render::RenderSettings::preset(preset)?;
+    render.steps = steps.unwrap_or(render.steps);
+    render.tries = tries.unwrap_or(render.tries);
+    render.batch = batch.unwrap_or(render.batch);
+    render.seed = seed;
+    Ok(render)
 }
 
 fn run_layout(

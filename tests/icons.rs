@@ -77,30 +77,31 @@ fn objective_and_gradient_match_pytorch() {
             npy::Dtype::F32,
         )
         .unwrap();
-        let out = std::process::Command::new(common::python())
-            .arg(atlas::defaults::project_dir().join("tests/reference/fv_ref.py"))
-            .args(["objective", "--model"])
-            .arg(common::model())
-            .args(["--layer", layer_name, "--form"])
-            .arg(if form == CosineForm::Notebook {
-                "notebook"
-            } else {
-                "clean"
-            })
-            .arg("--spectrum")
-            .arg(dir.join("spec.npy"))
-            .arg("--directions")
-            .arg(dir.join("dirs.npy"))
-            .arg("--out-obj")
-            .arg(dir.join("obj.npy"))
-            .arg("--out-grad")
-            .arg(dir.join("grad.npy"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "reference failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let form_name = if form == CosineForm::Notebook {
+            "notebook"
+        } else {
+            "clean"
+        };
+        let path = |f: &str| dir.join(f).into_os_string();
+        common::run_reference(
+            "fv_ref.py",
+            &[
+                "objective".as_ref(),
+                "--model".as_ref(),
+                common::model().as_os_str(),
+                "--layer".as_ref(),
+                layer_name.as_ref(),
+                "--form".as_ref(),
+                form_name.as_ref(),
+                "--spectrum".as_ref(),
+                &path("spec.npy"),
+                "--directions".as_ref(),
+                &path("dirs.npy"),
+                "--out-obj".as_ref(),
+                &path("obj.npy"),
+                "--out-grad".as_ref(),
+                &path("grad.npy"),
+            ],
         );
         let ref_obj = npy::read(&dir.join("obj.npy")).unwrap().data;
         let ref_grad = npy::read(&dir.join("grad.npy")).unwrap().data;

@@ -46,19 +46,7 @@ fn collection_on_imagenette() {
     };
     let root = data.join("imagenette-val");
     // 30 images of each of the 10 classes, through symlinks, to keep the tier quick.
-    let subset = common::scratch("imagenette-subset");
-    let mut classes: Vec<_> = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    classes.sort();
-    for class in &classes {
-        let dst = subset.join(class.file_name().unwrap());
-        std::fs::create_dir_all(&dst).unwrap();
-        for img in common::image_files(class).into_iter().take(30) {
-            std::os::unix::fs::symlink(&img, dst.join(img.file_name().unwrap())).unwrap();
-        }
-    }
+    let subset = common::class_subset(&root, "imagenette-subset", 30);
     let out = subset.join("run");
     let cfg = CollectConfig {
         model: common::model(),
@@ -140,19 +128,7 @@ fn umap_on_imagenette_activations_matches_umap_learn() {
         return;
     };
     let root = data.join("imagenette-val");
-    let subset = common::scratch("imagenette-umap");
-    let mut classes: Vec<_> = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    classes.sort();
-    for class in &classes {
-        let dst = subset.join(class.file_name().unwrap());
-        std::fs::create_dir_all(&dst).unwrap();
-        for img in common::image_files(class).into_iter().take(40) {
-            std::os::unix::fs::symlink(&img, dst.join(img.file_name().unwrap())).unwrap();
-        }
-    }
+    let subset = common::class_subset(&root, "imagenette-umap", 40);
     let out = subset.join("run");
     let cfg = CollectConfig {
         model: common::model(),

@@ -196,6 +196,10 @@ pub fn build(
         let cells = grid::bin(&points, g, config.min_count);
         let summaries = grid::summarize(&cells, &acts_data, c, &attr_data, k);
         let level_key = format!("{layout_key} grid={g} min_count={}", config.min_count);
+        let means: Vec<f32> = summaries
+            .iter()
+            .flat_map(|s| s.mean_activation.iter().copied())
+            .collect();
         if !stage_is_current(&dir.join("cells.key"), &level_key) {
             // The cells changed: icons of the old cells are meaningless now.
             let icons = dir.join("icons");
@@ -212,28 +216,13 @@ pub fn build(
                 })
                 .collect();
             write_cells(&dir.join("cells.csv"), &records)?;
-            let means: Vec<f32> = summaries
-                .iter()
-                .flat_map(|s| s.mean_activation.clone())
-                .collect();
-            npy::write(
-                &dir.join("mean_acts.npy"),
-                &means,
-                summaries.len(),
-                c,
-                Dtype::F32,
-            )?;
+            let n_cells = summaries.len();
+            npy::write(&dir.join("mean_acts.npy"), &means, n_cells, c, Dtype::F32)?;
             let attrs: Vec<f32> = summaries
                 .iter()
-                .flat_map(|s| s.mean_attribution.clone())
+                .flat_map(|s| s.mean_attribution.iter().copied())
                 .collect();
-            npy::write(
-                &dir.join("mean_attr.npy"),
-                &attrs,
-                summaries.len(),
-                k,
-                Dtype::F32,
-            )?;
+            npy::write(&dir.join("mean_attr.npy"), &attrs, n_cells, k, Dtype::F32)?;
             atomic::write_bytes(&dir.join("cells.key"), level_key.as_bytes())?;
         }
         manifest.levels.push(LevelRecord {
@@ -242,12 +231,7 @@ pub fn build(
             icons_per_sheet: config.render.batch,
             sheet_columns: SHEET_COLUMNS,
         });
-        level_means.push(
-            summaries
-                .iter()
-                .flat_map(|s| s.mean_activation.clone())
-                .collect(),
-        );
+        level_means.push(means);
     }
     manifest.save(out)?;
     reporter.partial(BuildEvent::LevelsReady(manifest.clone()));

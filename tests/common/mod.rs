@@ -81,24 +81,57 @@ pub fn attribution_reference(
         serde_json::Value::Array(entries).to_string(),
     )
     .unwrap();
+    run_reference(
+        "attribution_ref.py",
+        &[
+            "--model".as_ref(),
+            model.as_os_str(),
+            "--tensor".as_ref(),
+            dir.join("input.npy").as_os_str(),
+            "--positions".as_ref(),
+            dir.join("positions.json").as_os_str(),
+            "--out".as_ref(),
+            dir.join("ref.npy").as_os_str(),
+        ],
+    );
+    npy::read(&dir.join("ref.npy")).unwrap()
+}
+
+/// Runs `tests/reference/<script>` with the venv's Python; panics with its stderr on failure.
+pub fn run_reference(script: &str, args: &[&std::ffi::OsStr]) {
     let out = std::process::Command::new(python())
-        .arg(atlas::defaults::project_dir().join("tests/reference/attribution_ref.py"))
-        .arg("--model")
-        .arg(model)
-        .arg("--tensor")
-        .arg(dir.join("input.npy"))
-        .arg("--positions")
-        .arg(dir.join("positions.json"))
-        .arg("--out")
-        .arg(dir.join("ref.npy"))
+        .arg(
+            atlas::defaults::project_dir()
+                .join("tests/reference")
+                .join(script),
+        )
+        .args(args)
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "reference failed: {}",
+        "{script} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    npy::read(&dir.join("ref.npy")).unwrap()
+}
+
+/// The first `per_class` images of every class folder of `root`, symlinked into a scratch
+/// folder `name` with the same class folders.
+pub fn class_subset(root: &Path, name: &str, per_class: usize) -> PathBuf {
+    let subset = scratch(name);
+    let mut classes: Vec<_> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    classes.sort();
+    for class in &classes {
+        let dst = subset.join(class.file_name().unwrap());
+        std::fs::create_dir_all(&dst).unwrap();
+        for img in image_files(class).into_iter().take(per_class) {
+            std::os::unix::fs::symlink(&img, dst.join(img.file_name().unwrap())).unwrap();
+        }
+    }
+    subset
 }
 
 /// Max over rows of max|a − b| / max|b|: elementwise ratios mean nothing for near-zero classes.
