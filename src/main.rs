@@ -35,6 +35,9 @@ enum Command {
         /// Atlas model (.pt with its .json sidecar; default: EfficientNet-Lite0).
         #[arg(long)]
         model: Option<PathBuf>,
+        /// Atlas folders (from `atlas build`) to open as well; repeat for several layers.
+        #[arg(long)]
+        atlas: Vec<PathBuf>,
     },
     /// Collect activation vectors and their attributions into a run folder (resumable).
     Collect {
@@ -222,10 +225,16 @@ fn main() {
     let result = match cli.command.unwrap_or(Command::App {
         images: None,
         model: None,
+        atlas: vec![],
     }) {
-        Command::App { images, model } => atlas::app::run(
+        Command::App {
+            images,
+            model,
+            atlas,
+        } => atlas::app::run(
             model.unwrap_or_else(defaults::default_model),
             images.unwrap_or_else(defaults::default_images),
+            atlas,
         ),
         Command::Collect {
             model,

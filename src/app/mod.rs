@@ -1,21 +1,37 @@
 //! The desktop app. State lives in [`AtlasApp`]; each panel is a function in `panels`; heavy
 //! work runs in `workers` threads and reaches the UI only through job channels, polled once a
 //! frame, so the UI thread never blocks.
+mod atlas_panels;
+pub mod atlas_view;
 mod panels;
+pub mod pipeline;
+pub mod recent;
 pub mod workers;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use crossbeam_channel::{Receiver, Sender};
 use eframe::egui;
 
 use crate::collect::{spawn_collect, CollectConfig, CollectSummary};
 use crate::data::Problem;
 use crate::jobs::{JobEvent, JobHandle, JobOutcome, Progress};
 use crate::model::Sidecar;
+use atlas_view::{AtlasView, ClassFocus, LoadedAtlas};
+use pipeline::PipelineEvent;
 use workers::{ImageRow, OpenUpdate};
 
+/// The window's pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tab {
+    Home,
+    Images,
+    Atlas,
+    Layers,
+}
+
 /// Opens the window. Fails with a readable message when there is no display.
-pub fn run(model: PathBuf, images: PathBuf) -> anyhow::Result<()> {
+pub fn run(model: PathBuf, images: PathBuf, atlases: Vec<PathBuf>) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_inner_size([1200.0, 800.0])
@@ -25,7 +41,13 @@ pub fn run(model: PathBuf, images: PathBuf) -> anyhow::Result<()> {
     eframe::run_native(
         "Activation Atlas",
         options,
-        Box::new(move |_cc| Ok(Box::new(AtlasApp::new(model, images)))),
+        Box::new(move |_cc| {
+            let mut app = AtlasApp::new(model, images);
+            for dir in atlases {
+                app.open_atlas(dir);
+            }
+            Ok(Box::new(app))
+        }),
     )
     .map_err(|e| {
         anyhow::anyhow!(
@@ -79,6 +101,8 @@ pub struct CollectForm {
 pub struct AtlasApp {
     pub model_path: PathBuf,
     pub images_path: PathBuf,
+    /// Where projects keep their runs (`runs/` of the install unless told otherwise).
+    pub runs_root: PathBuf,
     pub model: Option<Sidecar>,
     pub device: String,
     pub images_total: usize,
@@ -90,16 +114,44 @@ pub struct AtlasApp {
     pub open_job: Option<Tracked<OpenUpdate>>,
     pub collect_job: Option<Tracked<CollectSummary>>,
     pub collect_form: CollectForm,
+    /// Layers the next "Build atlas" collects and lays out.
+    pub build_layers: Vec<bool>,
+    /// Positions per image of the next "Build atlas".
+    pub build_positions: u32,
     pub last_collection: Option<CollectSummary>,
+    pub tab: Tab,
+    /// The user picked a tab: stop switching pages by ourselves.
+    pub tab_chosen: bool,
+    /// One atlas per layer of the project, in the order they were loaded.
+    pub atlases: Vec<AtlasView>,
+    pub current_atlas: usize,
+    pub atlas_loads: Vec<Tracked<LoadedAtlas>>,
+    pub build_job: Option<Tracked<PipelineEvent>>,
+    /// Icon preset of the next build: "preview" or "paper".
+    pub preset: String,
+    pub focus: Option<ClassFocus>,
+    pub class_search: String,
+    pub recent: Vec<recent::RecentProject>,
+    /// The canvas's screen rectangle in the last frame (for the PNG export).
+    pub canvas_rect: Option<egui::Rect>,
+    export_tx: Sender<Result<PathBuf, String>>,
+    export_rx: Receiver<Result<PathBuf, String>>,
     pick_folder: Option<JobHandle<PathBuf>>,
     pick_model: Option<JobHandle<PathBuf>>,
 }
 
 impl AtlasApp {
     pub fn new(model_path: PathBuf, images_path: PathBuf) -> Self {
+        Self::new_in(model_path, images_path, crate::defaults::default_runs_dir())
+    }
+
+    /// Like [`AtlasApp::new`] with projects kept under `runs_root`.
+    pub fn new_in(model_path: PathBuf, images_path: PathBuf, runs_root: PathBuf) -> Self {
+        let (export_tx, export_rx) = crossbeam_channel::unbounded();
         let mut app = AtlasApp {
             model_path,
             images_path,
+            runs_root,
             model: None,
             device: String::new(),
             images_total: 0,
@@ -115,7 +167,22 @@ impl AtlasApp {
                 samples_per_image: 1,
                 out: PathBuf::new(),
             },
+            build_layers: vec![],
+            build_positions: 1,
             last_collection: None,
+            tab: Tab::Images,
+            tab_chosen: false,
+            atlases: vec![],
+            current_atlas: 0,
+            atlas_loads: vec![],
+            build_job: None,
+            preset: "preview".into(),
+            focus: None,
+            class_search: String::new(),
+            recent: recent::load(&recent::recent_file()),
+            canvas_rect: None,
+            export_tx,
+            export_rx,
             pick_folder: None,
             pick_model: None,
         };
@@ -123,9 +190,13 @@ impl AtlasApp {
         app
     }
 
-    /// (Re)opens the current model and image folder: cancels what runs and starts afresh.
+    /// (Re)opens the current model and image folder: cancels what runs and starts afresh, and
+    /// loads the project's saved atlases (so reopening a project shows its atlas at once).
     pub fn open(&mut self) {
         if let Some(job) = self.open_job.take() {
+            job.handle.cancel.cancel();
+        }
+        if let Some(job) = self.build_job.take() {
             job.handle.cancel.cancel();
         }
         self.model = None;
@@ -133,21 +204,90 @@ impl AtlasApp {
         self.thumbnails.clear();
         self.problems.clear();
         self.images_total = 0;
-        self.collect_form.out = default_run_dir(&self.model_path, &self.images_path);
+        self.atlases.clear();
+        self.atlas_loads.clear();
+        self.current_atlas = 0;
+        self.focus = None;
+        self.collect_form.out = project_dir(&self.runs_root, &self.model_path, &self.images_path);
+        // Small folders get several positions per image so their atlas has enough points.
         self.open_job = Some(Tracked::new(workers::spawn_open(
             self.model_path.clone(),
             self.images_path.clone(),
         )));
+        let saved = find_atlases(&self.collect_form.out);
+        if !saved.is_empty() {
+            self.log
+                .push(format!("opening {} saved atlas(es)", saved.len()));
+            self.atlas_loads
+                .push(Tracked::new(workers::spawn_load_atlases(saved)));
+        }
+        if self.images_path.is_dir() && self.model_path.is_file() {
+            self.recent = recent::remember(
+                &recent::recent_file(),
+                recent::RecentProject {
+                    model: self.model_path.clone(),
+                    images: self.images_path.clone(),
+                },
+            );
+        }
+    }
+
+    /// Opens an atlas folder built elsewhere (e.g. by `atlas build`) next to the project's.
+    pub fn open_atlas(&mut self, dir: PathBuf) {
+        self.atlas_loads
+            .push(Tracked::new(workers::spawn_load_atlases(vec![dir])));
+    }
+
+    /// Adds a freshly loaded atlas, or refreshes the view of the same folder.
+    fn add_atlas(&mut self, loaded: LoadedAtlas) {
+        if let Some(view) = self.atlases.iter_mut().find(|v| v.root == loaded.root) {
+            view.refresh(loaded);
+            return;
+        }
+        self.atlases.push(AtlasView::new(loaded));
+        if !self.tab_chosen && self.tab == Tab::Images {
+            self.tab = Tab::Atlas;
+        }
+    }
+
+    pub fn current(&mut self) -> Option<&mut AtlasView> {
+        self.atlases.get_mut(self.current_atlas)
+    }
+
+    pub fn set_tab(&mut self, tab: Tab) {
+        self.tab = tab;
+        self.tab_chosen = true;
     }
 
     fn apply_open_update(&mut self, update: OpenUpdate, ctx: &egui::Context) {
         match update {
             OpenUpdate::Model(info, device) => {
                 self.collect_form.layers = vec![true; info.layers.len()];
+                // The atlas is built for the linear-head layer by default (the most class-like
+                // icons and the most meaningful labels); other layers are a tick away.
+                let head = info.linear_head_layer.clone();
+                self.build_layers = info
+                    .layers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| match &head {
+                        Some(h) => *h == l.name,
+                        None => i + 1 == info.layers.len(),
+                    })
+                    .collect();
                 self.model = Some(*info);
                 self.device = device;
             }
-            OpenUpdate::Scanned(n) => self.images_total = n,
+            OpenUpdate::Scanned(n) => {
+                self.images_total = n;
+                // Small folders get several positions per image so their atlas has points
+                // enough for a grid; large ones keep the paper's one per image.
+                self.build_positions = match n {
+                    0..=300 => 16,
+                    301..=3000 => 4,
+                    _ => 1,
+                };
+            }
             OpenUpdate::Rows(rows) => {
                 for row in rows {
                     let tex = row.thumbnail.as_ref().map(|img| {
@@ -213,7 +353,18 @@ impl AtlasApp {
 
     /// Drains every job channel; called once per frame before drawing.
     pub fn poll_jobs(&mut self, ctx: &egui::Context) {
-        let busy = self.open_job.is_some() || self.collect_job.is_some();
+        let busy = self.open_job.is_some()
+            || self.collect_job.is_some()
+            || self.build_job.is_some()
+            || !self.atlas_loads.is_empty();
+        self.poll_build();
+        self.poll_atlas_loads();
+        while let Ok(result) = self.export_rx.try_recv() {
+            match result {
+                Ok(path) => self.log.push(format!("exported {}", path.display())),
+                Err(e) => self.errors.push(format!("export failed: {e}")),
+            }
+        }
         if let Some(job) = &mut self.open_job {
             let (partials, outcome) = job.drain(&mut self.problems, &mut self.log);
             for update in partials {
@@ -258,6 +409,112 @@ impl AtlasApp {
         }
     }
 
+    fn poll_build(&mut self) {
+        let Some(job) = &mut self.build_job else {
+            return;
+        };
+        let (partials, outcome) = job.drain(&mut self.problems, &mut self.log);
+        for event in partials {
+            match event {
+                PipelineEvent::Collected(summary) => {
+                    self.log.push(format!(
+                        "collection complete: {} images",
+                        summary.manifest.images_done
+                    ));
+                    self.last_collection = Some(summary);
+                }
+                PipelineEvent::Build { dir, event, .. } => match event {
+                    crate::atlas::BuildEvent::LevelsReady(_) => self
+                        .atlas_loads
+                        .push(Tracked::new(workers::spawn_load_atlases(vec![dir]))),
+                    crate::atlas::BuildEvent::SheetReady { grid, sheet } => {
+                        if let Some(v) = self.atlases.iter_mut().find(|v| v.root == dir) {
+                            v.sheet_ready(grid, sheet);
+                        }
+                    }
+                    crate::atlas::BuildEvent::Finished { .. } => {}
+                },
+            }
+        }
+        if let Some(outcome) = outcome {
+            match outcome {
+                JobOutcome::Done(_) => self.log.push("atlas complete".into()),
+                JobOutcome::Cancelled => self.log.push(
+                    "atlas build cancelled; finished work is saved and Build atlas resumes it"
+                        .into(),
+                ),
+                JobOutcome::Failed(e) => self.errors.push(format!("atlas build failed: {e}")),
+            }
+            self.build_job = None;
+        }
+    }
+
+    fn poll_atlas_loads(&mut self) {
+        let mut loads = std::mem::take(&mut self.atlas_loads);
+        loads.retain_mut(|job| {
+            let (partials, outcome) = job.drain(&mut self.problems, &mut self.log);
+            for loaded in partials {
+                self.add_atlas(loaded);
+            }
+            match outcome {
+                None => true,
+                Some(JobOutcome::Failed(e)) => {
+                    self.errors.push(e);
+                    false
+                }
+                Some(_) => false,
+            }
+        });
+        self.atlas_loads.extend(loads);
+    }
+
+    /// Collects (or resumes) the chosen layers and builds their atlases, in one cancellable job.
+    pub fn start_build(&mut self) {
+        let Some(model) = &self.model else { return };
+        let layers: Vec<String> = model
+            .layers
+            .iter()
+            .zip(&self.build_layers)
+            .filter(|(_, on)| **on)
+            .map(|(l, _)| l.name.clone())
+            .collect();
+        if layers.is_empty() {
+            self.errors
+                .push("choose at least one layer for the atlas".into());
+            return;
+        }
+        let render = match crate::render::RenderSettings::preset(&self.preset) {
+            Ok(r) => r,
+            Err(e) => {
+                self.errors.push(e.to_string());
+                return;
+            }
+        };
+        let out = self.collect_form.out.join(format!(
+            "atlas-{}-x{}",
+            layers.join("+"),
+            self.build_positions
+        ));
+        self.log.push(format!("building into {}", out.display()));
+        let collect = CollectConfig {
+            model: self.model_path.clone(),
+            images: self.images_path.clone(),
+            layers,
+            out,
+            samples_per_image: self.build_positions,
+            ..Default::default()
+        };
+        self.build_job = Some(Tracked::new(pipeline::spawn_pipeline(
+            pipeline::PipelineConfig { collect, render },
+        )));
+    }
+
+    pub fn cancel_build(&mut self) {
+        if let Some(job) = &self.build_job {
+            job.handle.cancel.cancel();
+        }
+    }
+
     /// The whole window; separate from `eframe::App` so tests can drive it with egui_kittest.
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
@@ -273,9 +530,75 @@ impl AtlasApp {
             self.open_folder(folder);
         }
         panels::top_bar(self, ui);
-        panels::model_panel(self, ui);
-        panels::collect_panel(self, ui);
-        panels::images_panel(self, ui);
+        match self.tab {
+            Tab::Home => panels::home_page(self, ui),
+            Tab::Images => {
+                panels::model_panel(self, ui);
+                panels::collect_panel(self, ui);
+                panels::images_panel(self, ui);
+            }
+            Tab::Atlas => {
+                atlas_panels::controls(self, ui);
+                atlas_panels::details(self, ui);
+                atlas_panels::canvas(self, ui);
+            }
+            Tab::Layers => atlas_panels::layers(self, ui),
+        }
+    }
+
+    /// Saves the canvas as it is on screen: asks the window for a screenshot and crops it to
+    /// the canvas when it arrives (next frame), writing the PNG atomically off the UI thread.
+    pub fn export_view_png(&mut self, ctx: &egui::Context) {
+        let Some(rect) = self.canvas_rect else {
+            return;
+        };
+        let Some(view) = self.atlases.get(self.current_atlas) else {
+            return;
+        };
+        let path = self.exports_dir().join(format!(
+            "{}-{}-view.png",
+            view.manifest.layer, view.drawn_grid
+        ));
+        let ppp = ctx.pixels_per_point();
+        let tx = self.export_tx.clone();
+        let repaint = ctx.clone();
+        ctx.request_screenshot(move |image| {
+            std::thread::spawn(move || {
+                let _ = tx.send(save_crop(&image, rect, ppp, &path).map(|_| path));
+                repaint.request_repaint();
+            });
+        });
+    }
+
+    /// Writes the drawn level's cells as CSV or JSON into the project's exports folder.
+    pub fn export_cells(&mut self, json: bool) {
+        let Some(view) = self.atlases.get(self.current_atlas) else {
+            return;
+        };
+        let grid = view.drawn_grid;
+        let ext = if json { "json" } else { "csv" };
+        let path = self
+            .exports_dir()
+            .join(format!("{}-{grid}-cells.{ext}", view.manifest.layer));
+        let text = if json {
+            view.cells_json(grid)
+                .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        } else {
+            view.cells_csv(grid)
+        };
+        let result = text
+            .ok_or_else(|| anyhow::anyhow!("no {grid}×{grid} level"))
+            .and_then(|t| {
+                std::fs::create_dir_all(self.exports_dir())?;
+                crate::store::atomic::write_bytes(&path, t.as_bytes())
+            });
+        let _ = self
+            .export_tx
+            .send(result.map(|_| path).map_err(|e| format!("{e:#}")));
+    }
+
+    pub fn exports_dir(&self) -> PathBuf {
+        self.collect_form.out.join("exports")
     }
 
     pub fn ask_folder(&mut self) {
@@ -288,6 +611,37 @@ impl AtlasApp {
     }
 }
 
+/// Crops a window screenshot to `rect` (points) and writes it as PNG.
+fn save_crop(
+    image: &egui::ColorImage,
+    rect: egui::Rect,
+    ppp: f32,
+    path: &Path,
+) -> Result<(), String> {
+    let [w, h] = image.size;
+    let x0 = ((rect.min.x * ppp).round().max(0.0) as usize).min(w);
+    let y0 = ((rect.min.y * ppp).round().max(0.0) as usize).min(h);
+    let x1 = ((rect.max.x * ppp).round().max(0.0) as usize).min(w);
+    let y1 = ((rect.max.y * ppp).round().max(0.0) as usize).min(h);
+    if x1 <= x0 || y1 <= y0 {
+        return Err("the canvas is not on screen".into());
+    }
+    let mut out = image::RgbaImage::new((x1 - x0) as u32, (y1 - y0) as u32);
+    for y in y0..y1 {
+        for x in x0..x1 {
+            let c = image.pixels[y * w + x];
+            out.put_pixel((x - x0) as u32, (y - y0) as u32, image::Rgba(c.to_array()));
+        }
+    }
+    let mut bytes = vec![];
+    out.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .map_err(|e| e.to_string())?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    crate::store::atomic::write_bytes(path, &bytes).map_err(|e| format!("{e:#}"))
+}
+
 fn poll_pick(slot: &mut Option<JobHandle<PathBuf>>) -> Option<PathBuf> {
     let ev = slot.as_ref()?.events.try_recv().ok()?;
     *slot = None;
@@ -297,15 +651,35 @@ fn poll_pick(slot: &mut Option<JobHandle<PathBuf>>) -> Option<PathBuf> {
     }
 }
 
-/// `runs/<model>-<folder>` inside the project: one run folder per (model, image folder) pair,
-/// so reopening the same pair resumes or reuses its run.
-fn default_run_dir(model: &std::path::Path, images: &std::path::Path) -> PathBuf {
-    let stem = |p: &std::path::Path| {
+/// `<runs_root>/<model>-<folder>`: one project folder per (model, image folder) pair, so
+/// reopening the same pair resumes or reuses its runs and atlases.
+pub fn project_dir(runs_root: &Path, model: &Path, images: &Path) -> PathBuf {
+    let stem = |p: &Path| {
         p.file_stem()
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or_default()
     };
-    crate::defaults::default_runs_dir().join(format!("{}-{}", stem(model), stem(images)))
+    runs_root.join(format!("{}-{}", stem(model), stem(images)))
+}
+
+/// Atlas folders saved in a project: `<project>/<run>/atlases/<layer>/manifest.json`.
+pub fn find_atlases(project: &Path) -> Vec<PathBuf> {
+    let mut found = vec![];
+    let Ok(runs) = std::fs::read_dir(project) else {
+        return found;
+    };
+    for run in runs.flatten() {
+        let Ok(layers) = std::fs::read_dir(run.path().join("atlases")) else {
+            continue;
+        };
+        for layer in layers.flatten() {
+            if layer.path().join("manifest.json").is_file() {
+                found.push(layer.path());
+            }
+        }
+    }
+    found.sort();
+    found
 }
 
 impl eframe::App for AtlasApp {
@@ -319,5 +693,6 @@ impl eframe::App for AtlasApp {
             job.handle.cancel.cancel();
         }
         self.cancel_collection();
+        self.cancel_build();
     }
 }

@@ -1,10 +1,10 @@
 //! The panels of the window, one function each, reading and editing `AtlasApp`.
 use eframe::egui::{self, Color32, RichText};
 
-use super::AtlasApp;
+use super::{AtlasApp, Tab};
 use crate::jobs::Progress;
 
-fn progress_row(ui: &mut egui::Ui, p: &Progress) {
+pub(super) fn progress_row(ui: &mut egui::Ui, p: &Progress) {
     let eta = p
         .eta_s()
         .map(|s| format!(", ETA {s:.0} s"))
@@ -20,6 +20,17 @@ pub fn top_bar(app: &mut AtlasApp, ui: &mut egui::Ui) {
     egui::Panel::top("top_bar").show(ui, |ui| {
         ui.horizontal(|ui| {
             ui.heading("Activation Atlas");
+            ui.separator();
+            for (tab, name) in [
+                (Tab::Home, "Home"),
+                (Tab::Images, "Images"),
+                (Tab::Atlas, "Atlas"),
+                (Tab::Layers, "Layers"),
+            ] {
+                if ui.selectable_label(app.tab == tab, name).clicked() {
+                    app.set_tab(tab);
+                }
+            }
             ui.separator();
             if ui.button("Open folder…").clicked() {
                 app.ask_folder();
@@ -49,6 +60,63 @@ pub fn top_bar(app: &mut AtlasApp, ui: &mut egui::Ui) {
         }
         if let Some(i) = dismiss {
             app.errors.remove(i);
+        }
+    });
+}
+
+/// The welcome page: recent projects and the ways to open one.
+pub fn home_page(app: &mut AtlasApp, ui: &mut egui::Ui) {
+    egui::CentralPanel::default().show(ui, |ui| {
+        ui.heading("Welcome to Activation Atlas");
+        ui.label(
+            "Open a folder of images (or drop one on this window), keep the embedded \
+             EfficientNet-Lite0 or open your own TorchScript model, then build the atlas.",
+        );
+        ui.horizontal(|ui| {
+            if ui.button("Open folder…").clicked() {
+                app.ask_folder();
+            }
+            if ui.button("Open model…").clicked() {
+                app.ask_model();
+            }
+            if ui.button("Open the bundled example").clicked() {
+                app.model_path = crate::defaults::default_model();
+                app.images_path = crate::defaults::default_images();
+                app.open();
+                app.set_tab(Tab::Images);
+            }
+        });
+        ui.separator();
+        ui.heading("Recent projects");
+        if app.recent.is_empty() {
+            ui.label("none yet");
+        }
+        let mut chosen = None;
+        egui::Grid::new("recent").striped(true).show(ui, |ui| {
+            for p in &app.recent {
+                let name = p
+                    .images
+                    .file_name()
+                    .map(|f| f.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                if ui.link(&name).clicked() {
+                    chosen = Some(p.clone());
+                }
+                ui.label(p.images.display().to_string());
+                ui.label(
+                    p.model
+                        .file_name()
+                        .map(|f| f.to_string_lossy().to_string())
+                        .unwrap_or_default(),
+                );
+                ui.end_row();
+            }
+        });
+        if let Some(p) = chosen {
+            app.model_path = p.model;
+            app.images_path = p.images;
+            app.open();
+            app.set_tab(Tab::Atlas);
         }
     });
 }

@@ -113,3 +113,28 @@ pub fn spawn_pick_model() -> JobHandle<PathBuf> {
             .pick_file())
     })
 }
+
+/// Reads atlas folders (cell tables, attributions, which icon sheets exist) off the UI thread;
+/// each arrives as a partial result. A broken folder is reported and the others still load.
+pub fn spawn_load_atlases(
+    dirs: Vec<PathBuf>,
+) -> JobHandle<crate::app::atlas_view::LoadedAtlas> {
+    jobs::spawn("load-atlas", move |reporter, cancel| {
+        let total = dirs.len() as u64;
+        let mut failed = vec![];
+        for (i, dir) in dirs.iter().enumerate() {
+            if cancel.is_cancelled() {
+                return Ok(None);
+            }
+            reporter.progress("opening atlases", i as u64, total);
+            match crate::app::atlas_view::load_atlas(dir) {
+                Ok(a) => reporter.partial(a),
+                Err(e) => failed.push(format!("{e:#}")),
+            }
+        }
+        if !failed.is_empty() {
+            anyhow::bail!("{}", failed.join("; "));
+        }
+        Ok(None)
+    })
+}

@@ -1,0 +1,351 @@
+//! The atlas canvas: pan and zoom, the level of detail of the paper's viewer, density-sized
+//! icons (one textured mesh per icon sheet), non-overlapping labels, hover tooltip, click to
+//! select, markers, and a minimap. Everything here is per-frame drawing from state; no I/O.
+use std::collections::HashMap;
+
+use eframe::egui::{
+    self, Color32, FontId, Key, Mesh, Pos2, Rect, Sense, Shape, Stroke, StrokeKind, TextureId,
+    Vec2,
+};
+
+use super::labels::{kth_cell, place_labels};
+use super::{focus_alphas, AtlasView, Camera, ClassFocus};
+
+const OUTLINE: Color32 = Color32::from_rgba_premultiplied(38, 38, 38, 77); // 30 % grey
+const PENDING: Color32 = Color32::from_rgb(222, 222, 222);
+const MINIMAP: f32 = 150.0;
+
+/// What the user did on the canvas this frame.
+#[derive(Default)]
+pub struct CanvasEvents {
+    /// A cell was clicked: (grid, cell index).
+    pub clicked: Option<(usize, usize)>,
+}
+
+/// Draws `view` into the rest of `ui` and handles its input.
+pub fn show(ui: &mut egui::Ui, view: &mut AtlasView, focus: Option<&ClassFocus>) -> CanvasEvents {
+    let ctx = ui.ctx().clone();
+    if view.icons.poll(&ctx) {
+        ctx.request_repaint();
+    }
+    let (rect, response) = ui.allocate_exact_size(ui.available_size(), Sense::click_and_drag());
+    response.widget_info(|| {
+        egui::WidgetInfo::labeled(egui::Role::Canvas, true, "atlas canvas")
+    });
+    let mut events = CanvasEvents::default();
+    let minimap_rect = minimap_rect(rect, view.show_minimap);
+    handle_input(ui, view, rect, &response, minimap_rect);
+
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect, 0.0, Color32::WHITE);
+    let level_index = view.level_index(rect);
+    let grid = view.levels[level_index].grid();
+    let classes = view.manifest.class_names.len();
+    let alphas = focus.and_then(|f| focus_alphas(&view.levels[level_index], classes, f));
+    let cam = view.camera;
+    let scale = cam.scale(rect);
+    let cell_px = scale / grid as f32;
+    let avg = view.manifest.points.max(1) as f32 / (grid * grid) as f32;
+
+    // --- icons -------------------------------------------------------------------------------
+    let mut meshes: HashMap<TextureId, Mesh> = HashMap::new();
+    let mut placeholders: Vec<Shape> = vec![];
+    let mut outlines: Vec<Shape> = vec![];
+    let mut visible: Vec<(usize, Rect)> = vec![];
+    let level = &view.levels[level_index];
+    let record = level.record.clone();
+    let per_sheet = record.icons_per_sheet.max(1);
+    for (i, cell) in level.cells.iter().enumerate() {
+        let cell_rect = cell_screen_rect(&cam, rect, grid, cell.x, cell.y);
+        if !cell_rect.intersects(rect) {
+            continue;
+        }
+        visible.push((i, cell_rect));
+        let frac = (view.density * cell.count as f32 / avg).sqrt().min(1.0);
+        let side = (cell_px * frac).max(1.0);
+        let icon_rect = Rect::from_center_size(cell_rect.center(), Vec2::splat(side));
+        let alpha = alphas.as_ref().map_or(1.0, |a| a[i]);
+        let tint = Color32::from_white_alpha((alpha * 255.0).round() as u8);
+        if cell_px >= 4.0 {
+            outlines.push(Shape::rect_stroke(
+                cell_rect,
+                0.0,
+                Stroke::new(1.0, OUTLINE),
+                StrokeKind::Inside,
+            ));
+        }
+        let sheet = i / per_sheet;
+        let on_disk = level.sheets_on_disk.get(sheet).copied().unwrap_or(false);
+        let texture = if on_disk {
+            view.icons.sheet(&record, sheet)
+        } else {
+            None
+        };
+        match texture {
+            Some(tex) => {
+                let crop = (8.0 / side).min(0.6);
+                let uv = tex.uv(i % per_sheet, crop);
+                meshes
+                    .entry(tex.texture.id())
+                    .or_insert_with(|| Mesh::with_texture(tex.texture.id()))
+                    .add_rect_with_uv(icon_rect, uv, tint);
+            }
+            None => placeholders.push(Shape::rect_filled(
+                icon_rect,
+                0.0,
+                PENDING.gamma_multiply(alpha.max(0.15)),
+            )),
+        }
+    }
+    painter.extend(outlines);
+    painter.extend(placeholders);
+    painter.extend(meshes.into_values().map(Shape::mesh));
+    view.drawn_grid = grid;
+    view.drawn_cells = visible.len();
+
+    // --- hover, selection, markers -----------------------------------------------------------
+    view.hovered = None;
+    if let Some(p) = response.hover_pos() {
+        if !minimap_rect.is_some_and(|m| m.contains(p)) {
+            view.hovered = cell_at(&cam, rect, grid, p)
+                .and_then(|xy| view.levels[level_index].lookup.get(&xy).copied())
+                .map(|i| (grid, i));
+        }
+    }
+    let outline_cell = |i: usize, colour: Color32| {
+        let c = &view.levels[level_index].cells[i];
+        painter.rect_stroke(
+            cell_screen_rect(&cam, rect, grid, c.x, c.y),
+            0.0,
+            Stroke::new(2.0, colour),
+            StrokeKind::Inside,
+        );
+    };
+    if let Some((g, i)) = view.hovered {
+        if g == grid {
+            outline_cell(i, Color32::from_rgb(40, 110, 220));
+        }
+    }
+    if let Some((g, i)) = view.selected {
+        if g == grid && i < view.levels[level_index].cells.len() {
+            outline_cell(i, Color32::from_rgb(230, 120, 0));
+        }
+    }
+    for m in &view.markers {
+        let p = cam.to_screen(rect, *m);
+        if rect.contains(p) {
+            painter.circle(
+                p,
+                4.0,
+                Color32::from_rgb(230, 40, 90),
+                Stroke::new(1.0, Color32::WHITE),
+            );
+        }
+    }
+
+    // --- labels ------------------------------------------------------------------------------
+    view.drawn_labels.clear();
+    if view.show_labels && cell_px >= 6.0 {
+        draw_labels(&painter, view, level_index, rect, cell_px, &visible);
+    }
+
+    // --- tooltip and click -------------------------------------------------------------------
+    if let Some((g, i)) = view.hovered {
+        let cell = view.levels[level_index].cells[i].clone();
+        let names = &view.manifest.class_names;
+        response.clone().on_hover_ui_at_pointer(|ui| {
+            ui.label(egui::RichText::new(format!("cell ({}, {}) of {g}×{g}", cell.x, cell.y)).strong());
+            for (class, v) in &cell.top {
+                let name = names.get(*class).map(String::as_str).unwrap_or("?");
+                ui.label(format!("{name}  {v:.2}"));
+            }
+            ui.label(format!("Average of {} activations", cell.count));
+        });
+        if response.clicked() {
+            view.selected = Some((g, i));
+            events.clicked = Some((g, i));
+        }
+    }
+
+    if let Some(m) = minimap_rect {
+        draw_minimap(&painter, view, m, rect);
+    }
+    if view.icons.is_loading() {
+        ctx.request_repaint_after(std::time::Duration::from_millis(50));
+    }
+    events
+}
+
+/// Screen rectangle of cell (x, y) (y counted from the bottom).
+pub fn cell_screen_rect(cam: &Camera, rect: Rect, grid: usize, x: usize, y: usize) -> Rect {
+    let g = grid as f32;
+    let row = (grid - 1 - y) as f32;
+    let min = cam.to_screen(rect, Pos2::new(x as f32 / g, row / g));
+    let max = cam.to_screen(rect, Pos2::new((x as f32 + 1.0) / g, (row + 1.0) / g));
+    Rect::from_min_max(min, max)
+}
+
+/// The cell (x, y from the bottom) under screen point `p`, if inside the atlas.
+pub fn cell_at(cam: &Camera, rect: Rect, grid: usize, p: Pos2) -> Option<(usize, usize)> {
+    let a = cam.to_atlas(rect, p);
+    if !(0.0..1.0).contains(&a.x) || !(0.0..1.0).contains(&a.y) {
+        return None;
+    }
+    let x = (a.x * grid as f32).floor() as usize;
+    let row = (a.y * grid as f32).floor() as usize;
+    Some((x.min(grid - 1), grid - 1 - row.min(grid - 1)))
+}
+
+fn minimap_rect(canvas: Rect, enabled: bool) -> Option<Rect> {
+    (enabled && canvas.width() > 3.0 * MINIMAP && canvas.height() > 2.0 * MINIMAP).then(|| {
+        Rect::from_min_size(
+            canvas.right_bottom() - Vec2::splat(MINIMAP + 10.0),
+            Vec2::splat(MINIMAP),
+        )
+    })
+}
+
+fn handle_input(
+    ui: &egui::Ui,
+    view: &mut AtlasView,
+    rect: Rect,
+    response: &egui::Response,
+    minimap: Option<Rect>,
+) {
+    let pointer = response.hover_pos();
+    let on_minimap = |p: Option<Pos2>| minimap.zip(p).filter(|(m, p)| m.contains(*p));
+    // Minimap: click or drag there moves the view.
+    if response.is_pointer_button_down_on() {
+        if let Some((m, p)) = on_minimap(ui.input(|i| i.pointer.interact_pos())) {
+            let inner = m.shrink(4.0);
+            view.camera.center = Pos2::new(
+                ((p.x - inner.left()) / inner.width()).clamp(0.0, 1.0),
+                ((p.y - inner.top()) / inner.height()).clamp(0.0, 1.0),
+            );
+            return;
+        }
+    }
+    if response.dragged() {
+        view.camera.pan_pixels(rect, response.drag_delta());
+    }
+    if response.double_clicked() {
+        if let Some(p) = pointer {
+            view.camera.zoom_about(rect, p, 2.0);
+        }
+    }
+    if response.hovered() {
+        let (zoom, scroll) = ui.input(|i| (i.zoom_delta(), i.smooth_scroll_delta));
+        // Wheel and pinch zoom about the pointer; horizontal scroll (trackpads) pans.
+        let factor = zoom * (scroll.y * 0.0025).exp();
+        if (factor - 1.0).abs() > 1e-4 {
+            view.camera
+                .zoom_about(rect, pointer.unwrap_or(rect.center()), factor);
+        }
+        if scroll.x != 0.0 {
+            view.camera.pan_pixels(rect, Vec2::new(scroll.x, 0.0));
+        }
+        let keys = ui.input(|i| {
+            let pan = |k: Key| if i.key_down(k) { 1.0 } else { 0.0 };
+            (
+                Vec2::new(
+                    pan(Key::ArrowLeft) - pan(Key::ArrowRight),
+                    pan(Key::ArrowUp) - pan(Key::ArrowDown),
+                ),
+                i.key_pressed(Key::Plus) || i.key_pressed(Key::Equals),
+                i.key_pressed(Key::Minus),
+                i.key_pressed(Key::Num0) || i.key_pressed(Key::Home),
+            )
+        });
+        if keys.0 != Vec2::ZERO {
+            view.camera.pan_pixels(rect, keys.0 * 12.0);
+            ui.ctx().request_repaint();
+        }
+        if keys.1 {
+            view.camera.zoom_about(rect, rect.center(), 1.25);
+        }
+        if keys.2 {
+            view.camera.zoom_about(rect, rect.center(), 0.8);
+        }
+        if keys.3 {
+            view.camera = Camera::default();
+        }
+    }
+}
+
+fn draw_labels(
+    painter: &egui::Painter,
+    view: &mut AtlasView,
+    level_index: usize,
+    rect: Rect,
+    cell_px: f32,
+    visible: &[(usize, Rect)],
+) {
+    let level = &view.levels[level_index];
+    let size = (cell_px * 0.15).clamp(9.0, 13.0);
+    let font = FontId::proportional(size);
+    let mut galleys = vec![];
+    let mut rects = vec![];
+    let mut priority = vec![];
+    for &(i, cell_rect) in visible {
+        let cell = &level.cells[i];
+        if !kth_cell(cell.x, cell.y, cell_px) {
+            continue;
+        }
+        let Some(&(class, _)) = cell.top.first() else {
+            continue;
+        };
+        let name = view
+            .manifest
+            .class_names
+            .get(class)
+            .cloned()
+            .unwrap_or_default();
+        let galley = painter.layout_no_wrap(name, font.clone(), Color32::from_gray(20));
+        let pos = Pos2::new(
+            cell_rect.left() + 2.0,
+            cell_rect.bottom() - 2.0 - galley.size().y,
+        );
+        rects.push(Rect::from_min_size(pos, galley.size()));
+        priority.push(cell.count as f32);
+        galleys.push(galley);
+    }
+    for i in place_labels(&rects, &priority, rect) {
+        painter.rect_filled(rects[i].expand(1.0), 2.0, Color32::from_white_alpha(190));
+        painter.galley(rects[i].min, galleys[i].clone(), Color32::from_gray(20));
+        view.drawn_labels.push(rects[i]);
+    }
+}
+
+fn draw_minimap(painter: &egui::Painter, view: &AtlasView, m: Rect, canvas: Rect) {
+    painter.rect_filled(m, 3.0, Color32::from_white_alpha(235));
+    painter.rect_stroke(
+        m,
+        3.0,
+        Stroke::new(1.0, Color32::from_gray(120)),
+        StrokeKind::Inside,
+    );
+    let inner = m.shrink(4.0);
+    let coarse = &view.levels[0];
+    let g = coarse.grid() as f32;
+    let avg = view.manifest.points.max(1) as f32 / (g * g);
+    for c in &coarse.cells {
+        let row = g - 1.0 - c.y as f32;
+        let r = Rect::from_min_size(
+            inner.min + Vec2::new(c.x as f32, row) * inner.width() / g,
+            Vec2::splat(inner.width() / g),
+        );
+        let shade = (c.count as f32 / avg).sqrt().min(1.0);
+        painter.rect_filled(r, 0.0, Color32::from_gray(220 - (shade * 140.0) as u8));
+    }
+    // The part of the atlas the canvas shows.
+    let tl = view.camera.to_atlas(canvas, canvas.left_top());
+    let br = view.camera.to_atlas(canvas, canvas.right_bottom());
+    let to_mini = |p: Pos2| inner.min + p.to_vec2() * inner.width();
+    let window = Rect::from_min_max(to_mini(tl), to_mini(br)).intersect(inner);
+    painter.rect_stroke(
+        window,
+        0.0,
+        Stroke::new(1.5, Color32::from_rgb(230, 120, 0)),
+        StrokeKind::Inside,
+    );
+}

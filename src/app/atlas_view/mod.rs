@@ -1,0 +1,375 @@
+//! One atlas on screen: its data (loaded off the UI thread), its camera, and what the user picked
+//! in it. Drawing and input handling are in [`canvas`], icon textures in [`icons`], label
+//! placement in [`labels`].
+pub mod canvas;
+pub mod icons;
+pub mod labels;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use eframe::egui::{self, Pos2, Vec2};
+
+use crate::atlas::manifest::{level_dir, read_cells, sheet_path, AtlasManifest, CellRecord};
+use crate::atlas::LevelRecord;
+use crate::store::npy;
+
+/// One level of an atlas as read from disk.
+pub struct LevelData {
+    pub record: LevelRecord,
+    pub cells: Vec<CellRecord>,
+    /// (x, y) → index into `cells`.
+    pub lookup: HashMap<(usize, usize), usize>,
+    /// `[cells, classes]` mean attributions (for class focus); empty when the file is missing.
+    pub mean_attr: Vec<f32>,
+    /// Per sheet: is its PNG on disk (icons rendered)?
+    pub sheets_on_disk: Vec<bool>,
+}
+
+impl LevelData {
+    pub fn grid(&self) -> usize {
+        self.record.grid
+    }
+
+    pub fn sheet_count(&self) -> usize {
+        self.cells.len().div_ceil(self.record.icons_per_sheet.max(1))
+    }
+
+    /// Mean attribution of cell `i` to `class`, if the level has attributions.
+    pub fn attribution(&self, i: usize, class: usize, classes: usize) -> Option<f32> {
+        self.mean_attr.get(i * classes + class).copied()
+    }
+}
+
+/// Everything an [`AtlasView`] needs from disk; built by [`load_atlas`] on a worker thread.
+pub struct LoadedAtlas {
+    pub root: PathBuf,
+    pub manifest: AtlasManifest,
+    pub levels: Vec<LevelData>,
+}
+
+/// Reads an atlas folder: manifest, every level's cell table and attributions, and which icon
+/// sheets exist. Levels whose cell table is not written yet are left out.
+pub fn load_atlas(root: &Path) -> Result<LoadedAtlas> {
+    let manifest = AtlasManifest::load(root)?;
+    let mut levels = vec![];
+    for record in &manifest.levels {
+        let dir = level_dir(root, record.grid);
+        let cells_path = dir.join("cells.csv");
+        if !cells_path.is_file() {
+            continue;
+        }
+        let cells = read_cells(&cells_path)?;
+        let lookup = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ((c.x, c.y), i))
+            .collect();
+        let attr_path = dir.join("mean_attr.npy");
+        let mean_attr = if attr_path.is_file() {
+            let m = npy::read(&attr_path)?;
+            anyhow::ensure!(
+                m.rows == cells.len() && m.cols == manifest.class_names.len(),
+                "{} has shape {}×{}, expected {}×{}",
+                attr_path.display(),
+                m.rows,
+                m.cols,
+                cells.len(),
+                manifest.class_names.len()
+            );
+            m.data
+        } else {
+            vec![]
+        };
+        let mut level = LevelData {
+            record: record.clone(),
+            cells,
+            lookup,
+            mean_attr,
+            sheets_on_disk: vec![],
+        };
+        level.sheets_on_disk = (0..level.sheet_count())
+            .map(|s| sheet_path(root, record.grid, s).is_file())
+            .collect();
+        levels.push(level);
+    }
+    anyhow::ensure!(
+        !levels.is_empty(),
+        "{} has no levels with cell tables yet",
+        root.display()
+    );
+    levels.sort_by_key(|l| l.grid());
+    Ok(LoadedAtlas {
+        root: root.to_path_buf(),
+        manifest,
+        levels,
+    })
+}
+
+/// Where the view looks: `center` in atlas units (the unit square, y down as on screen) and
+/// `zoom` relative to fitting the whole atlas in the canvas.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Camera {
+    pub center: Pos2,
+    pub zoom: f32,
+}
+
+impl Default for Camera {
+    fn default() -> Self {
+        Camera {
+            center: Pos2::new(0.5, 0.5),
+            zoom: 1.0,
+        }
+    }
+}
+
+pub const MIN_ZOOM: f32 = 0.5;
+pub const MAX_ZOOM: f32 = 64.0;
+
+impl Camera {
+    /// Screen pixels per atlas unit in `rect`.
+    pub fn scale(&self, rect: egui::Rect) -> f32 {
+        rect.width().min(rect.height()) * 0.96 * self.zoom
+    }
+    pub fn to_screen(&self, rect: egui::Rect, p: Pos2) -> Pos2 {
+        rect.center() + (p - self.center) * self.scale(rect)
+    }
+    pub fn to_atlas(&self, rect: egui::Rect, p: Pos2) -> Pos2 {
+        self.center + (p - rect.center()) / self.scale(rect)
+    }
+    /// Zooms by `factor`, keeping the atlas point under `anchor` (screen) where it is.
+    pub fn zoom_about(&mut self, rect: egui::Rect, anchor: Pos2, factor: f32) {
+        let before = self.to_atlas(rect, anchor);
+        self.zoom = (self.zoom * factor).clamp(MIN_ZOOM, MAX_ZOOM);
+        let after = self.to_atlas(rect, anchor);
+        self.center += before - after;
+        self.clamp_center();
+    }
+    pub fn pan_pixels(&mut self, rect: egui::Rect, delta: Vec2) {
+        self.center -= delta / self.scale(rect);
+        self.clamp_center();
+    }
+    fn clamp_center(&mut self) {
+        self.center.x = self.center.x.clamp(0.0, 1.0);
+        self.center.y = self.center.y.clamp(0.0, 1.0);
+    }
+}
+
+/// Which grid the canvas draws.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LevelChoice {
+    /// The published viewer's rule (spec §3.3), from the atlas's size on screen.
+    Auto,
+    Grid(usize),
+}
+
+/// Spec §3.3: `optimalNumIcons = (size·scale/80)/m`, `level = floor(sqrt(optimalNumIcons/20))`
+/// with m = 0.5, where `size·scale` is the side of the whole atlas on screen in pixels.
+pub fn auto_level_index(atlas_side_px: f32, levels: usize) -> usize {
+    let optimal = (atlas_side_px / 80.0) / 0.5;
+    let level = (optimal / 20.0).max(0.0).sqrt().floor() as usize;
+    level.min(levels.saturating_sub(1))
+}
+
+/// Class focus (spec §5.3): icon opacity follows the cell's mean attribution to one class.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClassFocus {
+    pub class: usize,
+    /// `true`: cells that push towards the class; `false`: cells that push away from it.
+    pub positive: bool,
+    /// The viewer's intensity slider (0.5–2).
+    pub intensity: f32,
+}
+
+/// Per-cell opacity under `focus`: `clamp(sign·attr / maxAttr, 0, 1)·intensity`, with `maxAttr`
+/// the largest `sign·attr` over cells with more than 500 points (spec §5.3), or over all cells
+/// when none is that large (small datasets). `None` when the level has no attributions.
+pub fn focus_alphas(level: &LevelData, classes: usize, focus: &ClassFocus) -> Option<Vec<f32>> {
+    if level.mean_attr.is_empty() {
+        return None;
+    }
+    let sign = if focus.positive { 1.0 } else { -1.0 };
+    let values: Vec<f32> = (0..level.cells.len())
+        .map(|i| sign * level.attribution(i, focus.class, classes).unwrap_or(0.0))
+        .collect();
+    let big = |min: usize| {
+        values
+            .iter()
+            .zip(&level.cells)
+            .filter(|(_, c)| c.count > min)
+            .map(|(v, _)| *v)
+            .fold(f32::NEG_INFINITY, f32::max)
+    };
+    let mut max = big(500);
+    if !(max > 0.0) {
+        max = big(0);
+    }
+    Some(
+        values
+            .iter()
+            .map(|v| {
+                if max > 0.0 {
+                    (v / max).clamp(0.0, 1.0) * focus.intensity
+                } else {
+                    0.0
+                }
+                .min(1.0)
+            })
+            .collect(),
+    )
+}
+
+/// The state of one atlas on screen.
+pub struct AtlasView {
+    pub root: PathBuf,
+    pub manifest: AtlasManifest,
+    pub levels: Vec<LevelData>,
+    pub camera: Camera,
+    pub level_choice: LevelChoice,
+    /// Spec §3.4 density slider (0.2–8).
+    pub density: f32,
+    pub show_labels: bool,
+    pub show_minimap: bool,
+    /// (grid, cell index) under the pointer in the last frame.
+    pub hovered: Option<(usize, usize)>,
+    /// (grid, cell index) the user clicked.
+    pub selected: Option<(usize, usize)>,
+    /// Points to mark on the atlas (atlas units), e.g. where one image's vectors land.
+    pub markers: Vec<Pos2>,
+    pub icons: icons::IconCache,
+    /// The grid drawn in the last frame (for tests and the status line).
+    pub drawn_grid: usize,
+    /// Cells and labels drawn in the last frame.
+    pub drawn_cells: usize,
+    pub drawn_labels: Vec<egui::Rect>,
+}
+
+impl AtlasView {
+    pub fn new(loaded: LoadedAtlas) -> Self {
+        let icons = icons::IconCache::new(&loaded.root, &loaded.manifest);
+        AtlasView {
+            root: loaded.root,
+            manifest: loaded.manifest,
+            levels: loaded.levels,
+            camera: Camera::default(),
+            level_choice: LevelChoice::Auto,
+            density: 1.0,
+            show_labels: true,
+            show_minimap: true,
+            hovered: None,
+            selected: None,
+            markers: vec![],
+            icons,
+            drawn_grid: 0,
+            drawn_cells: 0,
+            drawn_labels: vec![],
+        }
+    }
+
+    pub fn open(root: &Path) -> Result<Self> {
+        Ok(Self::new(load_atlas(root).with_context(|| {
+            format!("cannot open the atlas {}", root.display())
+        })?))
+    }
+
+    pub fn level(&self, grid: usize) -> Option<&LevelData> {
+        self.levels.iter().find(|l| l.grid() == grid)
+    }
+
+    /// The level index to draw for a canvas of `rect`.
+    pub fn level_index(&self, rect: egui::Rect) -> usize {
+        match self.level_choice {
+            LevelChoice::Grid(g) => self
+                .levels
+                .iter()
+                .position(|l| l.grid() == g)
+                .unwrap_or(0),
+            LevelChoice::Auto => auto_level_index(self.camera.scale(rect), self.levels.len()),
+        }
+    }
+
+    /// The selected cell's record, if any.
+    pub fn selected_cell(&self) -> Option<(&LevelData, &CellRecord, usize)> {
+        let (g, i) = self.selected?;
+        let level = self.level(g)?;
+        Some((level, level.cells.get(i)?, i))
+    }
+
+    /// Re-reads the cell tables after a build stage finished (e.g. `LevelsReady`), keeping the
+    /// camera, the selection and the loaded textures.
+    pub fn refresh(&mut self, loaded: LoadedAtlas) {
+        self.manifest = loaded.manifest;
+        self.levels = loaded.levels;
+        self.icons.reset_missing();
+    }
+
+    /// A sheet was written by the build: mark it on disk so the cache loads it.
+    pub fn sheet_ready(&mut self, grid: usize, sheet: usize) {
+        if let Some(level) = self.levels.iter_mut().find(|l| l.grid() == grid) {
+            if sheet < level.sheets_on_disk.len() {
+                level.sheets_on_disk[sheet] = true;
+            }
+        }
+        self.icons.invalidate(grid, sheet);
+    }
+
+    /// Cells of the drawn level as JSON in the published viewer's schema (spec §3.4: x, y, n,
+    /// i, v) plus the class names of `i`.
+    pub fn cells_json(&self, grid: usize) -> Option<serde_json::Value> {
+        let level = self.level(grid)?;
+        let names = &self.manifest.class_names;
+        let cells: Vec<serde_json::Value> = level
+            .cells
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "x": c.x,
+                    "y": c.y,
+                    "n": c.count,
+                    "i": c.top.iter().map(|t| t.0).collect::<Vec<_>>(),
+                    "v": c.top.iter().map(|t| t.1).collect::<Vec<_>>(),
+                    "names": c.top.iter().map(|t| names.get(t.0).cloned().unwrap_or_default()).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        Some(serde_json::json!({
+            "atlas": self.root,
+            "layer": self.manifest.layer,
+            "grid": grid,
+            "points": self.manifest.points,
+            "cells": cells,
+        }))
+    }
+
+    /// Cells of a level as CSV: x, y (from the bottom), count, then the top five classes by
+    /// name and value.
+    pub fn cells_csv(&self, grid: usize) -> Option<String> {
+        use std::fmt::Write as _;
+        let level = self.level(grid)?;
+        let mut out = String::from("x,y,count");
+        for k in 1..=5 {
+            let _ = write!(out, ",class{k},attribution{k}");
+        }
+        out.push('\n');
+        for c in &level.cells {
+            let _ = write!(out, "{},{},{}", c.x, c.y, c.count);
+            for k in 0..5 {
+                match c.top.get(k) {
+                    Some((class, v)) => {
+                        let name = self
+                            .manifest
+                            .class_names
+                            .get(*class)
+                            .map(String::as_str)
+                            .unwrap_or("?");
+                        let _ = write!(out, ",\"{}\",{v}", name.replace('"', "\"\""));
+                    }
+                    None => out.push_str(",,"),
+                }
+            }
+            out.push('\n');
+        }
+        Some(out)
+    }
+}
