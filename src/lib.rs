@@ -3,6 +3,7 @@
 //! The modules mirror the pipeline: `data` (image folders) → `model` (the TorchScript contract)
 //! → `collect` (activations + attributions into a run folder) → later `layout`, `grid`, `render`;
 //! `app` is the egui desktop front end, `jobs` the background-work plumbing both use.
+pub mod analysis;
 pub mod app;
 pub mod atlas;
 pub mod classify;

@@ -112,7 +112,8 @@ pub fn build(
         acts.rows == attr.rows,
         "acts.npy and attr.npy have different row counts"
     );
-    let rows = pick_rows(acts.rows, config.max_points);
+    let run_rows = acts.rows;
+    let rows = pick_rows(run_rows, config.max_points);
     let (c, k) = (acts.cols, attr.cols);
     // Moved, not copied, when every row is used: at 1M rows each matrix is gigabytes.
     let acts_data = gather(acts.data, c, &rows);
@@ -187,6 +188,7 @@ pub fn build(
         render: describe_render(&config.render),
         icon_size: config.render.size as u32,
         levels: vec![],
+        run_rows: Some(run_rows),
     };
     let mut level_means: Vec<Vec<f32>> = vec![];
     for (i, &g) in grids.iter().enumerate() {
@@ -340,8 +342,10 @@ pub fn build(
 }
 
 /// Rows to use: all, or `max` evenly strided ones (runs are ordered by image, so a prefix would
-/// over-represent the first folders).
-fn pick_rows(total: usize, max: Option<usize>) -> Vec<usize> {
+/// over-represent the first folders). Atlas row `i` is run row `pick_rows(..)[i]`; since
+/// `pick_rows(total, Some(n))` with `n = pick_rows(total, max).len()` gives the same rows, readers
+/// recompute the mapping from the manifest's `points` and `run_rows`.
+pub fn pick_rows(total: usize, max: Option<usize>) -> Vec<usize> {
     match max {
         Some(m) if m < total => (0..m).map(|i| i * total / m).collect(),
         _ => (0..total).collect(),

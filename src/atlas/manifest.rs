@@ -38,6 +38,12 @@ pub struct AtlasManifest {
     pub render: String,
     pub icon_size: u32,
     pub levels: Vec<LevelRecord>,
+    /// The run layer's row count when the atlas was built. Atlas row `i` is run row
+    /// `build::pick_rows(run_rows, Some(points))[i]` (every row, in order, when the two are
+    /// equal). `None` in atlases written before this field existed; readers then take the run's
+    /// current row count, which gives the same rows as long as the run is unchanged.
+    #[serde(default)]
+    pub run_rows: Option<usize>,
 }
 
 impl AtlasManifest {
