@@ -119,6 +119,14 @@ pub(crate) fn sqdist_fast(a: &[f32], b: &[f32]) -> f32 {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn sqdist_avx2(a: &[f32], b: &[f32]) -> f32 {
+    sqdist_fma_body(a, b)
+}
+
+/// The body of [`sqdist_fast`]'s AVX2 path, to be inlined into other `avx2,fma` functions
+/// (bit-identical results). Only call it from code compiled with the fma feature: elsewhere
+/// `mul_add` is a libm call.
+#[inline(always)]
+pub(crate) fn sqdist_fma_body(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 16];
     let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
     let (ra, rb) = (ca.remainder(), cb.remainder());

@@ -66,6 +66,20 @@ impl Default for UmapParams {
     }
 }
 
+/// User + system CPU time of this process so far (Linux `/proc/self/stat`, clock ticks of
+/// 1/100 s; 0 elsewhere). For `ATLAS_NND_DEBUG` stage timings: on a shared machine wall time
+/// measures the other work too, CPU time mostly does not.
+pub(crate) fn process_cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map(|r| r.1).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// Lay out the `n×d` row-major rows of `data` in 2-D with UMAP.
 ///
 /// `progress(stage, fraction)` is called on the calling thread with stages `"neighbours"`,
@@ -99,10 +113,23 @@ pub fn umap(
         return Ok(Some((0..n).map(|i| [i as f32, 0.0]).collect()));
     }
     let k = params.n_neighbors.min(n);
+    let t0 = std::time::Instant::now();
+    let debug = std::env::var_os("ATLAS_NND_DEBUG").is_some();
+    let lap = |what: &str| {
+        if debug {
+            eprintln!(
+                "umap {what}: {:.2} s (process CPU {:.1} s)",
+                t0.elapsed().as_secs_f64(),
+                process_cpu_secs()
+            );
+        }
+    };
 
     progress("neighbours", 0.0);
     let prepared = knn::prepare(data, d, params.metric);
+    lap("prepare");
     let (space, m, pca) = knn::search_space(&prepared, n, d, params.pca_dims, params.seed);
+    lap("pca");
     if cancel() {
         return Ok(None);
     }
@@ -123,9 +150,12 @@ pub fn umap(
     ) else {
         return Ok(None);
     };
+    lap("neighbours");
 
     progress("graph", 0.0);
     let graph = fuzzy::fuzzy_simplicial_set(&nn);
+    drop(nn);
+    lap("graph");
     progress("graph", 1.0);
     if cancel() {
         return Ok(None);
@@ -148,6 +178,7 @@ pub fn umap(
     };
     let mut emb = embed::init_from_coords(&coords, params.seed);
     progress("init", 1.0);
+    lap("init");
 
     let (a, b) = embed::find_ab_params(params.spread, params.min_dist);
     let sgd = embed::SgdParams {
@@ -171,6 +202,7 @@ pub fn umap(
     ) {
         return Ok(None);
     }
+    lap("optimise");
     Ok(Some(emb))
 }
 
