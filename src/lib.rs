@@ -6,6 +6,7 @@
 pub mod analysis;
 pub mod app;
 pub mod atlas;
+pub mod classes;
 pub mod classify;
 pub mod collect;
 pub mod data;

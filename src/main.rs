@@ -218,6 +218,122 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Class activation atlas (spec §6): the samples of one class, laid out alone, on an 8×8
+    /// grid with icons whitened by the full layer; writes an atlas folder, class_atlas.json and
+    /// class_atlas.png.
+    ClassAtlas {
+        #[arg(long)]
+        run: PathBuf,
+        #[arg(long)]
+        layer: String,
+        /// Class name (case-insensitive) or index.
+        #[arg(long)]
+        class: String,
+        /// winner (argmax of the attribution), magnitude (top N by attribution, > 0) or both.
+        #[arg(long, default_value = "both")]
+        filter: String,
+        /// The magnitude filter's N.
+        #[arg(long, default_value_t = 2000)]
+        n: usize,
+        #[arg(long, default_value_t = 8)]
+        grid: usize,
+        /// Cells with fewer points are dropped (NB-CLS keeps n > 4).
+        #[arg(long, default_value_t = 5)]
+        min_count: usize,
+        #[arg(long)]
+        out: PathBuf,
+        /// Keep rows twice when both filters pick them (the notebook's concatenation).
+        #[arg(long)]
+        keep_duplicates: bool,
+        /// Layout: umap (20 neighbours, min_dist 0.02, cosine) or tsne (perplexity 50, lr 10).
+        #[arg(long, default_value = "umap")]
+        layout: String,
+        #[arg(long, default_value_t = 20)]
+        neighbors: usize,
+        #[arg(long, default_value_t = 0.02)]
+        min_dist: f32,
+        /// A [C, C] whitening matrix (e.g. the layer atlas's whitening.npy); default: computed
+        /// from all of the layer's rows.
+        #[arg(long)]
+        whitening: Option<PathBuf>,
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long, default_value = "preview")]
+        preset: String,
+        #[arg(long)]
+        steps: Option<usize>,
+        #[arg(long)]
+        tries: Option<usize>,
+        #[arg(long)]
+        batch: Option<usize>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Two-class comparison (spec §7): x = attribution to B − to A (÷ its 99th percentile),
+    /// y = 1-D t-SNE, 10×10 icons; writes an atlas folder, comparison.json and comparison.png.
+    Compare {
+        #[arg(long)]
+        run: PathBuf,
+        #[arg(long)]
+        layer: String,
+        /// Left class ("more A"), name or index.
+        #[arg(long)]
+        a: String,
+        /// Right class ("more B"), name or index.
+        #[arg(long)]
+        b: String,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "both")]
+        filter: String,
+        #[arg(long, default_value_t = 2000)]
+        n: usize,
+        #[arg(long, default_value_t = 10)]
+        grid: usize,
+        #[arg(long, default_value_t = 5)]
+        min_count: usize,
+        #[arg(long)]
+        keep_duplicates: bool,
+        /// Also build the class atlases of A and B (OUT/class_a, OUT/class_b).
+        #[arg(long)]
+        with_class_atlases: bool,
+        /// t-SNE iterations (the first 250 with early exaggeration).
+        #[arg(long, default_value_t = 1000)]
+        iterations: usize,
+        #[arg(long)]
+        whitening: Option<PathBuf>,
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long, default_value = "preview")]
+        preset: String,
+        #[arg(long)]
+        steps: Option<usize>,
+        #[arg(long)]
+        tries: Option<usize>,
+        #[arg(long)]
+        batch: Option<usize>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Rank class pairs by shared positive attribution over the cells of an atlas level.
+    ClassPairs {
+        #[arg(long)]
+        atlas: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        level: usize,
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+        /// Classes paired: labelled (top class of some cell), all, or a number M (the M with
+        /// the most positive attribution).
+        #[arg(long, default_value = "labelled")]
+        classes: String,
+        /// Weigh cells by their point count (mass, default) or not (mean).
+        #[arg(long, default_value = "mass")]
+        weighting: String,
+        /// JSON output (default: ATLAS/class_pairs_G.json).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 fn main() {
@@ -449,6 +565,140 @@ fn main() {
                 )),
             }
         }
+        Command::ClassAtlas {
+            run,
+            layer,
+            class,
+            filter,
+            n,
+            grid,
+            min_count,
+            out,
+            keep_duplicates,
+            layout,
+            neighbors,
+            min_dist,
+            whitening,
+            model,
+            preset,
+            steps,
+            tries,
+            batch,
+            seed,
+        } => (|| {
+            use atlas::classes::{ClassAtlasConfig, ClassFilter, Selection, WhiteningSource};
+            let mut cfg = ClassAtlasConfig::new(run, &layer, &class, out);
+            cfg.filter = ClassFilter::parse(&filter)?;
+            cfg.n = n;
+            cfg.grid = grid;
+            cfg.min_count = min_count;
+            cfg.selection = if keep_duplicates {
+                Selection::Concat
+            } else {
+                Selection::Union
+            };
+            cfg.layout = match layout.as_str() {
+                "umap" => atlas::layout::LayoutMethod::Umap(atlas::layout::UmapParams {
+                    n_neighbors: neighbors,
+                    min_dist,
+                    seed,
+                    ..Default::default()
+                }),
+                "tsne" => atlas::layout::LayoutMethod::Tsne(atlas::layout::TsneParams {
+                    dims: 2,
+                    seed,
+                    ..Default::default()
+                }),
+                other => bail!("--layout must be umap or tsne, not {other:?}"),
+            };
+            cfg.render = render_settings(&preset, steps, tries, batch, seed)?;
+            if let Some(w) = whitening {
+                cfg.whitening = WhiteningSource::File(w);
+            }
+            cfg.model = model;
+            run_class_job(atlas::classes::spawn_class_atlas(cfg))
+        })(),
+        Command::Compare {
+            run,
+            layer,
+            a,
+            b,
+            out,
+            filter,
+            n,
+            grid,
+            min_count,
+            keep_duplicates,
+            with_class_atlases,
+            iterations,
+            whitening,
+            model,
+            preset,
+            steps,
+            tries,
+            batch,
+            seed,
+        } => (|| {
+            use atlas::classes::{ClassFilter, CompareConfig, Selection, WhiteningSource};
+            let mut cfg = CompareConfig::new(run, &layer, &a, &b, out);
+            cfg.filter = ClassFilter::parse(&filter)?;
+            cfg.n = n;
+            cfg.grid = grid;
+            cfg.min_count = min_count;
+            cfg.selection = if keep_duplicates {
+                Selection::Concat
+            } else {
+                Selection::Union
+            };
+            cfg.with_class_atlases = with_class_atlases;
+            cfg.tsne.n_iter = iterations;
+            cfg.tsne.seed = seed;
+            cfg.render = render_settings(&preset, steps, tries, batch, seed)?;
+            if let Some(w) = whitening {
+                cfg.whitening = WhiteningSource::File(w);
+            }
+            cfg.model = model;
+            run_class_job(atlas::classes::spawn_compare(cfg))
+        })(),
+        Command::ClassPairs {
+            atlas: root,
+            level,
+            top,
+            classes,
+            weighting,
+            out,
+        } => (|| {
+            use atlas::classes::{class_pairs, PairClasses, PairWeighting};
+            let weighting = match weighting.as_str() {
+                "mass" => PairWeighting::Mass,
+                "mean" => PairWeighting::Mean,
+                other => bail!("--weighting must be mass or mean, not {other:?}"),
+            };
+            let result = class_pairs(&root, level, top, PairClasses::parse(&classes)?, weighting)?;
+            let out = out.unwrap_or_else(|| root.join(format!("class_pairs_{level}.json")));
+            atlas::store::atomic::write_bytes(
+                &out,
+                serde_json::to_string_pretty(&result)?.as_bytes(),
+            )?;
+            println!(
+                "{} classes over {} cells of the {level}×{level} level ({:?} weighting):",
+                result.classes_considered, result.cells, result.weighting
+            );
+            for (i, p) in result.pairs.iter().enumerate() {
+                println!(
+                    "{:>3}. {:.4}  {} ({}) — {} ({})  shared cells {}",
+                    i + 1,
+                    p.similarity,
+                    p.name_a,
+                    p.a,
+                    p.name_b,
+                    p.b,
+                    p.shared_cells
+                );
+            }
+            println!("wrote {}", out.display());
+            Ok(())
+        })(),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
@@ -636,6 +886,73 @@ fn run_build(cfg: atlas::atlas::BuildConfig) -> Result<()> {
         icons_rendered,
         out.display()
     );
+    Ok(())
+}
+
+/// Follows a class-atlas or comparison job and prints where its files are.
+fn run_class_job(job: atlas::jobs::JobHandle<atlas::classes::ClassEvent>) -> Result<()> {
+    use atlas::atlas::BuildEvent;
+    use atlas::classes::ClassEvent;
+    let (result, _) = follow_job(job, "class job", |pb, event| match event {
+        ClassEvent::Selected { what, rows } => pb.println(format!("{what}: {rows} samples")),
+        ClassEvent::Build {
+            part,
+            event: BuildEvent::LevelsReady(m),
+        } => {
+            for l in &m.levels {
+                pb.println(format!("{part}: {0}×{0} grid, {1} cells", l.grid, l.cells));
+            }
+        }
+        ClassEvent::ClassAtlasDone(r) => pb.println(format!(
+            "class atlas of {} -> {}",
+            r.info.class.name,
+            r.out.display()
+        )),
+        _ => {}
+    })?;
+    match result {
+        ClassEvent::ClassAtlasDone(r) => {
+            println!(
+                "class atlas of {:?} ({} filter): {} samples ({} winners, {} by magnitude), {} \
+                 cells, {} icons rendered now, {:.1} s -> {}",
+                r.info.class.name,
+                r.info.filter.name(),
+                r.info.rows.len(),
+                r.info.winner_count,
+                r.info.magnitude_count,
+                r.manifest.levels.first().map(|l| l.cells).unwrap_or(0),
+                r.icons_rendered,
+                r.seconds,
+                r.out.display()
+            );
+            println!("wrote {}", r.out.join("class_atlas.json").display());
+            if let Some(p) = r.poster {
+                println!("wrote {}", p.display());
+            }
+        }
+        ClassEvent::ComparisonDone(r) => {
+            println!(
+                "{} vs {}: {} samples ({} and {}), p{} of |d| = {:.4}, {} cells, {} icons \
+                 rendered now, {:.1} s -> {}",
+                r.info.a.name,
+                r.info.b.name,
+                r.info.rows.len(),
+                r.info.a_count,
+                r.info.b_count,
+                r.info.percentile,
+                r.info.scale,
+                r.info.cells.len(),
+                r.icons_rendered,
+                r.seconds,
+                r.out.display()
+            );
+            println!("wrote {}", r.out.join("comparison.json").display());
+            if let Some(p) = r.poster {
+                println!("wrote {}", p.display());
+            }
+        }
+        _ => bail!("the job ended unexpectedly"),
+    }
     Ok(())
 }
 

@@ -70,6 +70,46 @@ pub fn build(
     reporter: &Reporter<BuildEvent>,
     cancel: &CancelToken,
 ) -> Result<Option<BuildEvent>> {
+    build_with(config, &BuildInputs::default(), reporter, &|e| e, cancel)
+}
+
+/// A layout computed elsewhere (the class comparison's attribution × 1-D t-SNE axes).
+#[derive(Clone, Debug)]
+pub struct GivenLayout {
+    /// Raw coordinates `[N, 2]`, row-major (written to `layout.npy`).
+    pub raw: Vec<f32>,
+    /// The points binned into the grids, in [0, 1]² (written to `layout_normalized.npy`).
+    pub normalized: Vec<[f32; 2]>,
+    /// The manifest's `layout` text; also part of the cache key, so it must change when the
+    /// coordinates do (e.g. include a hash of the rows they were computed from).
+    pub description: String,
+}
+
+/// What a build takes beyond [`BuildConfig`], for builds that are not "lay out the run's rows
+/// and whiten with them" (class atlases and comparisons, [`crate::classes`]). `Default` is a
+/// plain `atlas build`.
+#[derive(Clone, Debug, Default)]
+pub struct BuildInputs {
+    /// Appended to every stage's cache key: identifies the content of the run's rows (a run
+    /// folder rewritten with a different selection of the same size must redo the layout).
+    pub source_key: String,
+    /// Use this layout instead of running `config.layout`.
+    pub layout: Option<GivenLayout>,
+    /// Whitening matrix `[C, C]` (row-major) for the icons instead of the one computed from the
+    /// used rows (spec §6: class atlases whiten with the full layer's matrix), and a text that
+    /// identifies it (part of the icons' cache key).
+    pub whitening: Option<(Vec<f32>, String)>,
+}
+
+/// [`build`] with extra inputs; events are passed through `wrap` so that a job with its own
+/// event type ([`crate::classes::ClassEvent`]) can run a build on its own reporter.
+pub fn build_with<E>(
+    config: &BuildConfig,
+    inputs: &BuildInputs,
+    reporter: &Reporter<E>,
+    wrap: &dyn Fn(BuildEvent) -> E,
+    cancel: &CancelToken,
+) -> Result<Option<BuildEvent>> {
     let start = Instant::now();
     let out = &config.out;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
@@ -125,48 +165,66 @@ pub fn build(
     );
 
     // --- layout ------------------------------------------------------------------------------
-    let layout_desc = describe_layout(&config.layout);
-    let layout_key = format!(
+    let layout_desc = match &inputs.layout {
+        Some(given) => given.description.clone(),
+        None => describe_layout(&config.layout),
+    };
+    let mut layout_key = format!(
         "run={} layer={} rows={n} {layout_desc}",
         config.run.display(),
         config.layer
     );
+    if !inputs.source_key.is_empty() {
+        layout_key.push_str(&format!(" source={}", inputs.source_key));
+    }
     let layout_norm_path = out.join("layout_normalized.npy");
-    let points: Vec<[f32; 2]> =
-        if stage_is_current(&out.join("layout.key"), &layout_key) && layout_norm_path.is_file() {
-            reporter.log("layout: reusing the saved layout");
-            let m = npy::read(&layout_norm_path)?;
-            m.data.chunks_exact(2).map(|p| [p[0], p[1]]).collect()
-        } else {
-            let mut stage = String::new();
-            let Some((coords, dims)) = run_layout(
-                &acts_data,
-                n,
-                c,
-                &config.layout,
-                &mut |s, f| {
-                    if s != stage {
-                        stage = s.to_string();
-                    }
-                    reporter.progress(&format!("layout: {stage}"), (f * 1000.0) as u64, 1000);
-                },
-                &|| cancel.is_cancelled(),
-            )?
-            else {
-                return Ok(None);
-            };
-            ensure!(
-                dims == 2,
-                "an atlas needs a 2-D layout, the method gave {dims}-D"
-            );
-            npy::write(&out.join("layout.npy"), &coords, n, 2, Dtype::F32)?;
-            let mut points: Vec<[f32; 2]> = coords.chunks_exact(2).map(|p| [p[0], p[1]]).collect();
-            normalize_layout(&mut points);
-            let flat: Vec<f32> = points.iter().flatten().copied().collect();
+    let points: Vec<[f32; 2]> = if let Some(given) = &inputs.layout {
+        ensure!(
+            given.normalized.len() == n && given.raw.len() == 2 * n,
+            "the given layout has {} points, the run has {n} rows",
+            given.normalized.len()
+        );
+        if !(stage_is_current(&out.join("layout.key"), &layout_key) && layout_norm_path.is_file()) {
+            npy::write(&out.join("layout.npy"), &given.raw, n, 2, Dtype::F32)?;
+            let flat: Vec<f32> = given.normalized.iter().flatten().copied().collect();
             npy::write(&layout_norm_path, &flat, n, 2, Dtype::F32)?;
             atomic::write_bytes(&out.join("layout.key"), layout_key.as_bytes())?;
-            points
+        }
+        given.normalized.clone()
+    } else if stage_is_current(&out.join("layout.key"), &layout_key) && layout_norm_path.is_file() {
+        reporter.log("layout: reusing the saved layout");
+        let m = npy::read(&layout_norm_path)?;
+        m.data.chunks_exact(2).map(|p| [p[0], p[1]]).collect()
+    } else {
+        let mut stage = String::new();
+        let Some((coords, dims)) = run_layout(
+            &acts_data,
+            n,
+            c,
+            &config.layout,
+            &mut |s, f| {
+                if s != stage {
+                    stage = s.to_string();
+                }
+                reporter.progress(&format!("layout: {stage}"), (f * 1000.0) as u64, 1000);
+            },
+            &|| cancel.is_cancelled(),
+        )?
+        else {
+            return Ok(None);
         };
+        ensure!(
+            dims == 2,
+            "an atlas needs a 2-D layout, the method gave {dims}-D"
+        );
+        npy::write(&out.join("layout.npy"), &coords, n, 2, Dtype::F32)?;
+        let mut points: Vec<[f32; 2]> = coords.chunks_exact(2).map(|p| [p[0], p[1]]).collect();
+        normalize_layout(&mut points);
+        let flat: Vec<f32> = points.iter().flatten().copied().collect();
+        npy::write(&layout_norm_path, &flat, n, 2, Dtype::F32)?;
+        atomic::write_bytes(&out.join("layout.key"), layout_key.as_bytes())?;
+        points
+    };
     if cancel.is_cancelled() {
         return Ok(None);
     }
@@ -236,7 +294,7 @@ pub fn build(
         level_means.push(means);
     }
     manifest.save(out)?;
-    reporter.partial(BuildEvent::LevelsReady(manifest.clone()));
+    reporter.partial(wrap(BuildEvent::LevelsReady(manifest.clone())));
 
     // --- icons -------------------------------------------------------------------------------
     let wanted: Vec<usize> = grids
@@ -263,7 +321,17 @@ pub fn build(
         );
         let whitening = if config.render.whiten {
             reporter.progress("whitening", 0, 1);
-            let s = whitening_matrix(&acts_data, n, c, 1e-3)?;
+            let s = match &inputs.whitening {
+                Some((m, _)) => {
+                    ensure!(
+                        m.len() == c * c,
+                        "the given whitening matrix has {} values, expected {c}×{c}",
+                        m.len()
+                    );
+                    Tensor::from_slice(m).view([c as i64, c as i64])
+                }
+                None => whitening_matrix(&acts_data, n, c, 1e-3)?,
+            };
             npy::write(
                 &out.join("whitening.npy"),
                 &Vec::<f32>::try_from(s.contiguous().view([-1]))?,
@@ -275,7 +343,10 @@ pub fn build(
         } else {
             None
         };
-        let render_key = describe_render(&config.render);
+        let mut render_key = describe_render(&config.render);
+        if let (true, Some((_, key))) = (config.render.whiten, &inputs.whitening) {
+            render_key.push_str(&format!(" whitening={key}"));
+        }
         let total: usize = grids
             .iter()
             .zip(&manifest.levels)
@@ -330,7 +401,7 @@ pub fn build(
                 icons_rendered += count;
                 done += count;
                 reporter.progress(&stage, done as u64, total as u64);
-                reporter.partial(BuildEvent::SheetReady { grid: g, sheet });
+                reporter.partial(wrap(BuildEvent::SheetReady { grid: g, sheet }));
             }
         }
     }

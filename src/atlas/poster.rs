@@ -110,6 +110,38 @@ pub fn render_poster(root: &Path, opts: &PosterOptions) -> Result<RgbImage> {
     Ok(poster)
 }
 
+/// Width in pixels of `text` in the poster font at `size` px.
+pub fn caption_width(text: &str, size: f32) -> Result<u32> {
+    let font = FontRef::try_from_slice(epaint_default_fonts::UBUNTU_LIGHT)?;
+    let scaled = font.as_scaled(PxScale::from(size));
+    let mut x = 0.0f32;
+    let mut prev = None;
+    for ch in text.chars() {
+        let id = scaled.glyph_id(ch);
+        if let Some(p) = prev {
+            x += scaled.kern(p, id);
+        }
+        x += scaled.h_advance(id);
+        prev = Some(id);
+    }
+    Ok(x.ceil() as u32)
+}
+
+/// Draws `text` in the poster font (dark grey on a light band) with its baseline at `bottom`,
+/// starting at `left`; for captions around posters (the class comparison's axes).
+pub fn draw_caption(
+    img: &mut RgbImage,
+    text: &str,
+    left: u32,
+    bottom: u32,
+    size: f32,
+) -> Result<()> {
+    let font = FontRef::try_from_slice(epaint_default_fonts::UBUNTU_LIGHT)?;
+    let max_w = img.width().saturating_sub(left);
+    draw_label(img, &font, size, text, left, bottom, max_w);
+    Ok(())
+}
+
 /// Thin light-grey outline of every cell (the viewer's 30 % grey).
 fn draw_grid_lines(img: &mut RgbImage, g: u32, px: u32) {
     let (w, h) = img.dimensions();
