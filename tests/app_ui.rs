@@ -34,7 +34,12 @@ fn step_until(h: &mut Harness<'static, AtlasApp>, what: &str, done: impl Fn(&Atl
 #[test]
 fn shows_model_images_predictions_and_runs_a_cancellable_resumable_collection() {
     let run = common::scratch("app-run");
-    let mut h = harness(AtlasApp::new(common::model(), common::assets()));
+    std::env::set_var("ATLAS_RECENT", run.join("recent.json"));
+    let mut h = harness(AtlasApp::new_in(
+        common::model(),
+        common::assets(),
+        run.join("runs"),
+    ));
     step_until(&mut h, "the images to be classified", |a| {
         a.open_job.is_none()
     });
@@ -90,7 +95,8 @@ fn broken_model_and_empty_folder_are_reported_and_the_window_stays_usable() {
     let dir = common::scratch("app-bad");
     let bogus = dir.join("bogus.pt");
     std::fs::write(&bogus, b"not a model").unwrap();
-    let mut h = harness(AtlasApp::new(bogus, common::assets()));
+    std::env::set_var("ATLAS_RECENT", dir.join("recent.json"));
+    let mut h = harness(AtlasApp::new_in(bogus, common::assets(), dir.join("runs")));
     step_until(&mut h, "the model error", |a| !a.errors.is_empty());
     h.get_by_label_contains("Error: ");
     assert!(
@@ -110,5 +116,27 @@ fn broken_model_and_empty_folder_are_reported_and_the_window_stays_usable() {
     step_until(&mut h, "the empty-folder error", |a| !a.errors.is_empty());
     assert!(h.state().model.is_some());
     h.get_by_label_contains("contains no readable images");
+
+    // A folder of non-images: each file is named as skipped, and the window still works.
+    let junk = dir.join("junk");
+    std::fs::create_dir_all(&junk).unwrap();
+    std::fs::write(junk.join("photo.jpg"), b"definitely not a jpeg").unwrap();
+    std::fs::write(junk.join("notes.txt"), b"hello").unwrap();
+    h.get_by_label("dismiss").click();
+    h.step();
+    h.state_mut().open_folder(junk);
+    step_until(&mut h, "the non-image error", |a| !a.errors.is_empty());
+    h.get_by_label_contains("contains no readable images");
+    assert!(
+        h.state()
+            .problems
+            .iter()
+            .any(|p| p.path.ends_with("photo.jpg")),
+        "{:?}",
+        h.state().problems
+    );
+    h.get_by_label("Atlas").click();
+    h.step();
+    h.get_by_label_contains("no atlas for this project yet");
     std::fs::remove_dir_all(&dir).unwrap();
 }

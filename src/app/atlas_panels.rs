@@ -19,8 +19,6 @@ pub fn controls(app: &mut AtlasApp, ui: &mut egui::Ui) {
                 view_section(app, ui);
                 ui.separator();
                 focus_section(app, ui);
-                ui.separator();
-                export_section(app, ui);
             });
         });
 }
@@ -190,11 +188,8 @@ fn focus_section(app: &mut AtlasApp, ui: &mut egui::Ui) {
         });
 }
 
-fn export_section(app: &mut AtlasApp, ui: &mut egui::Ui) {
-    ui.heading("Export");
-    if app.atlases.is_empty() {
-        return;
-    }
+/// The row above the canvas: what is on screen, and export.
+fn toolbar(app: &mut AtlasApp, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
         if ui.button("View as PNG").clicked() {
             let ctx = ui.ctx().clone();
@@ -206,8 +201,12 @@ fn export_section(app: &mut AtlasApp, ui: &mut egui::Ui) {
         if ui.button("Cells as JSON").clicked() {
             app.export_cells(true);
         }
+        ui.label(
+            RichText::new(format!("exports go to {}", app.exports_dir().display()))
+                .small()
+                .weak(),
+        );
     });
-    ui.label(RichText::new(format!("into {}", app.exports_dir().display())).small());
 }
 
 /// The selected cell: large icon, top classes.
@@ -216,6 +215,7 @@ pub fn details(app: &mut AtlasApp, ui: &mut egui::Ui) {
         return;
     };
     let Some((grid, index)) = view.selected else {
+        app.examples.clear();
         return;
     };
     let Some(level) = view.level(grid) else {
@@ -226,6 +226,9 @@ pub fn details(app: &mut AtlasApp, ui: &mut egui::Ui) {
         return;
     };
     let names = view.manifest.class_names.clone();
+    app.examples
+        .request(view.root.clone(), grid, index, cell.x, cell.y);
+    let examples = &app.examples;
     let mut close = false;
     egui::Panel::right("cell_details")
         .default_size(300.0)
@@ -256,6 +259,10 @@ pub fn details(app: &mut AtlasApp, ui: &mut egui::Ui) {
                     ui.end_row();
                 }
             });
+            ui.separator();
+            egui::ScrollArea::vertical()
+                .id_salt("examples")
+                .show(ui, |ui| examples.show(ui));
         });
     if close {
         view.selected = None;
@@ -265,7 +272,7 @@ pub fn details(app: &mut AtlasApp, ui: &mut egui::Ui) {
 pub fn canvas(app: &mut AtlasApp, ui: &mut egui::Ui) {
     egui::CentralPanel::default().show(ui, |ui| {
         let focus = app.focus.clone();
-        let Some(view) = app.atlases.get_mut(app.current_atlas) else {
+        if app.atlases.get(app.current_atlas).is_none() {
             ui.centered_and_justified(|ui| {
                 ui.label(if app.build_job.is_some() {
                     "the atlas appears here as soon as its layout is done…"
@@ -274,6 +281,10 @@ pub fn canvas(app: &mut AtlasApp, ui: &mut egui::Ui) {
                 });
             });
             app.canvas_rect = None;
+            return;
+        }
+        toolbar(app, ui);
+        let Some(view) = app.atlases.get_mut(app.current_atlas) else {
             return;
         };
         app.canvas_rect = Some(ui.available_rect_before_wrap());

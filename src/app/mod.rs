@@ -3,6 +3,8 @@
 //! frame, so the UI thread never blocks.
 mod atlas_panels;
 pub mod atlas_view;
+pub mod examples;
+pub mod image_page;
 mod panels;
 pub mod pipeline;
 pub mod recent;
@@ -28,6 +30,7 @@ pub enum Tab {
     Images,
     Atlas,
     Layers,
+    Image,
 }
 
 /// Opens the window. Fails with a readable message when there is no display.
@@ -129,8 +132,13 @@ pub struct AtlasApp {
     pub build_job: Option<Tracked<PipelineEvent>>,
     /// Icon preset of the next build: "preview" or "paper".
     pub preset: String,
+    /// Icon settings that replace the preset (tests use a few steps; scripts may too).
+    pub render_override: Option<crate::render::RenderSettings>,
     pub focus: Option<ClassFocus>,
     pub class_search: String,
+    pub image_page: image_page::ImagePageState,
+    /// Dataset examples of the selected cell.
+    pub examples: examples::ExamplesState,
     pub recent: Vec<recent::RecentProject>,
     /// The canvas's screen rectangle in the last frame (for the PNG export).
     pub canvas_rect: Option<egui::Rect>,
@@ -177,8 +185,11 @@ impl AtlasApp {
             atlas_loads: vec![],
             build_job: None,
             preset: "preview".into(),
+            render_override: None,
             focus: None,
             class_search: String::new(),
+            image_page: Default::default(),
+            examples: Default::default(),
             recent: recent::load(&recent::recent_file()),
             canvas_rect: None,
             export_tx,
@@ -359,6 +370,7 @@ impl AtlasApp {
             || !self.atlas_loads.is_empty();
         self.poll_build();
         self.poll_atlas_loads();
+        self.examples.poll(ctx);
         while let Ok(result) = self.export_rx.try_recv() {
             match result {
                 Ok(path) => self.log.push(format!("exported {}", path.display())),
@@ -432,7 +444,11 @@ impl AtlasApp {
                             v.sheet_ready(grid, sheet);
                         }
                     }
-                    crate::atlas::BuildEvent::Finished { .. } => {}
+                    // Read the finished atlas again: sheets written while its view was still
+                    // loading were not announced to it.
+                    crate::atlas::BuildEvent::Finished { .. } => self
+                        .atlas_loads
+                        .push(Tracked::new(workers::spawn_load_atlases(vec![dir]))),
                 },
             }
         }
@@ -483,7 +499,11 @@ impl AtlasApp {
                 .push("choose at least one layer for the atlas".into());
             return;
         }
-        let render = match crate::render::RenderSettings::preset(&self.preset) {
+        let render = match self
+            .render_override
+            .clone()
+            .map_or_else(|| crate::render::RenderSettings::preset(&self.preset), Ok)
+        {
             Ok(r) => r,
             Err(e) => {
                 self.errors.push(e.to_string());
@@ -526,8 +546,12 @@ impl AtlasApp {
                 .map(|f| f.path().to_path_buf())
                 .collect()
         });
-        if let Some(folder) = dropped.into_iter().find(|p| p.is_dir()) {
-            self.open_folder(folder);
+        // A dropped folder opens as the project; a dropped file goes to the One image page.
+        if let Some(folder) = dropped.iter().find(|p| p.is_dir()) {
+            self.open_folder(folder.clone());
+        } else if let Some(file) = dropped.into_iter().find(|p| p.is_file()) {
+            image_page::open_image(self, file);
+            self.set_tab(Tab::Image);
         }
         panels::top_bar(self, ui);
         match self.tab {
@@ -543,6 +567,7 @@ impl AtlasApp {
                 atlas_panels::canvas(self, ui);
             }
             Tab::Layers => atlas_panels::layers(self, ui),
+            Tab::Image => image_page::show(self, ui),
         }
     }
 

@@ -26,6 +26,7 @@ pub fn top_bar(app: &mut AtlasApp, ui: &mut egui::Ui) {
                 (Tab::Images, "Images"),
                 (Tab::Atlas, "Atlas"),
                 (Tab::Layers, "Layers"),
+                (Tab::Image, "One image"),
             ] {
                 if ui.selectable_label(app.tab == tab, name).clicked() {
                     app.set_tab(tab);

@@ -36,19 +36,25 @@ pub fn atlas_dir(run: &Path, layer: &str) -> PathBuf {
 }
 
 /// Grid sizes for `points` vectors: the published 20/40/80/160 (spec §3.2), keeping only
-/// levels with at least ~1.5 points per cell on average so small folders do not get a 160×160
-/// level of empty cells; a folder too small even for 20×20 gets 10×10.
+/// levels with at least four points per cell on average, so small folders do not get levels of
+/// near-empty cells; a folder too small even for 20×20 gets one coarser grid.
 pub fn grids_for(points: usize) -> Vec<usize> {
-    let max = (points as f64 / 1.5).sqrt();
+    let max = (points as f64 / 4.0).sqrt();
     let grids: Vec<usize> = [20, 40, 80, 160]
         .into_iter()
         .filter(|&g| g as f64 <= max)
         .collect();
     if grids.is_empty() {
-        vec![10]
+        vec![(max.floor() as usize).clamp(2, 19)]
     } else {
         grids
     }
+}
+
+/// The minimum count per cell: the spec's 5 (§3.1) for real datasets, less for small folders
+/// where every cell holds only a handful of points.
+pub fn min_count_for(points: usize) -> usize {
+    (points / 800).clamp(2, 5)
 }
 
 /// UMAP with the spec's defaults, neighbours capped for tiny sets (a neighbour count close to
@@ -79,7 +85,7 @@ pub fn spawn_pipeline(cfg: PipelineConfig) -> JobHandle<PipelineEvent> {
                 model: Some(cfg.collect.model.clone()),
                 layout: layout_for(layer.rows),
                 grids: grids_for(layer.rows),
-                min_count: 5.min(layer.rows / 20).max(1),
+                min_count: min_count_for(layer.rows),
                 render: cfg.render.clone(),
                 icon_levels: None,
                 max_points: None,
@@ -101,6 +107,9 @@ pub fn spawn_pipeline(cfg: PipelineConfig) -> JobHandle<PipelineEvent> {
             else {
                 return Ok(None);
             };
+            // Announced as a partial too, so the UI refreshes every layer's atlas, not only
+            // the last one's (which is also the job's result).
+            reporter.partial(wrap(done.clone()));
             last = Some(wrap(done));
         }
         Ok(last.or(Some(PipelineEvent::Collected(summary))))
@@ -147,9 +156,12 @@ mod tests {
 
     #[test]
     fn grids_follow_the_number_of_points() {
-        assert_eq!(grids_for(100), vec![10]);
-        assert_eq!(grids_for(1_000), vec![20]);
-        assert_eq!(grids_for(4_000), vec![20, 40]);
+        assert_eq!(grids_for(100), vec![5]);
+        assert_eq!(grids_for(400), vec![10]);
+        assert_eq!(grids_for(4_000), vec![20]);
+        assert_eq!(grids_for(10_000), vec![20, 40]);
         assert_eq!(grids_for(1_000_000), vec![20, 40, 80, 160]);
+        assert_eq!(min_count_for(400), 2);
+        assert_eq!(min_count_for(100_000), 5);
     }
 }

@@ -1,0 +1,162 @@
+//! Dataset examples of the selected cell: the image patches whose vectors fell into it (the
+//! non-parametric view the paper's reviewers asked for). The atlas's [`DatasetIndex`] is loaded
+//! once per atlas on a worker, kept, and patches arrive one by one as they are cut.
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use eframe::egui::{self, ColorImage, TextureHandle};
+
+use crate::analysis::examples::{example_patch, DatasetIndex, Example};
+use crate::jobs::{self, JobHandle, JobOutcome};
+
+/// Patches shown per cell.
+pub const EXAMPLES: usize = 12;
+const PATCH_PX: u32 = 96;
+
+pub enum ExampleUpdate {
+    Index(Arc<DatasetIndex>),
+    /// How many rows the cell holds in all.
+    Count(usize),
+    Patch(Example, ColorImage),
+}
+
+/// The examples on screen and the job cutting them.
+#[derive(Default)]
+pub struct ExamplesState {
+    /// (atlas folder, grid, cell index) the examples belong to.
+    pub key: Option<(PathBuf, usize, usize)>,
+    pub items: Vec<(Example, TextureHandle)>,
+    pub total: usize,
+    pub error: Option<String>,
+    pub job: Option<JobHandle<ExampleUpdate>>,
+    indexes: HashMap<PathBuf, Arc<DatasetIndex>>,
+}
+
+impl ExamplesState {
+    /// Starts cutting the examples of cell (`x`, `y`) of `grid` unless they are already shown.
+    pub fn request(&mut self, atlas: PathBuf, grid: usize, index: usize, x: usize, y: usize) {
+        let key = (atlas.clone(), grid, index);
+        if self.key.as_ref() == Some(&key) {
+            return;
+        }
+        if let Some(job) = self.job.take() {
+            job.cancel.cancel();
+        }
+        self.key = Some(key);
+        self.items.clear();
+        self.total = 0;
+        self.error = None;
+        let cached = self.indexes.get(&atlas).cloned();
+        self.job = Some(jobs::spawn("examples", move |reporter, cancel| {
+            let index = match cached {
+                Some(i) => i,
+                None => {
+                    reporter.progress("reading the dataset index", 0, 1);
+                    let i = Arc::new(DatasetIndex::load(&atlas)?);
+                    reporter.partial(ExampleUpdate::Index(i.clone()));
+                    i
+                }
+            };
+            reporter.partial(ExampleUpdate::Count(index.cell_members(grid, x, y).len()));
+            let examples = index.cell_examples(grid, x, y, EXAMPLES);
+            let input = index.model_input();
+            for (n, ex) in examples.into_iter().enumerate() {
+                if cancel.is_cancelled() {
+                    return Ok(None);
+                }
+                reporter.progress("cutting patches", n as u64, EXAMPLES as u64);
+                let patch = example_patch(&ex, input, PATCH_PX)?;
+                let img = ColorImage::from_rgb(
+                    [patch.width() as usize, patch.height() as usize],
+                    patch.as_raw(),
+                );
+                reporter.partial(ExampleUpdate::Patch(ex, img));
+            }
+            Ok(Some(ExampleUpdate::Count(0)))
+        }));
+    }
+
+    pub fn clear(&mut self) {
+        if let Some(job) = self.job.take() {
+            job.cancel.cancel();
+        }
+        self.key = None;
+        self.items.clear();
+    }
+
+    /// Takes finished patches into textures; call once a frame.
+    pub fn poll(&mut self, ctx: &egui::Context) {
+        let Some(job) = &self.job else { return };
+        let mut finished = false;
+        while let Ok(ev) = job.events.try_recv() {
+            match ev {
+                crate::jobs::JobEvent::Partial(ExampleUpdate::Index(i)) => {
+                    if let Some((root, _, _)) = &self.key {
+                        self.indexes.insert(root.clone(), i);
+                    }
+                }
+                crate::jobs::JobEvent::Partial(ExampleUpdate::Count(n)) => self.total = n,
+                crate::jobs::JobEvent::Partial(ExampleUpdate::Patch(ex, img)) => {
+                    let name = format!("example-{}", ex.row);
+                    let tex = ctx.load_texture(name, img, egui::TextureOptions::LINEAR);
+                    self.items.push((ex, tex));
+                }
+                crate::jobs::JobEvent::Finished(outcome) => {
+                    if let JobOutcome::Failed(e) = outcome {
+                        self.error = Some(e);
+                    }
+                    finished = true;
+                }
+                _ => {}
+            }
+        }
+        if finished {
+            self.job = None;
+        } else {
+            ctx.request_repaint_after(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// The patches as a wrapped grid with their image names on hover.
+    pub fn show(&self, ui: &mut egui::Ui) {
+        ui.label(egui::RichText::new("Dataset examples").strong());
+        if let Some(e) = &self.error {
+            ui.colored_label(egui::Color32::from_rgb(200, 40, 40), e);
+            return;
+        }
+        ui.label(
+            egui::RichText::new(format!(
+                "{} of {} patches whose vectors fall in this cell, most typical first",
+                self.items.len(),
+                self.total
+            ))
+            .small(),
+        );
+        ui.horizontal_wrapped(|ui| {
+            for (ex, tex) in &self.items {
+                let file = ex
+                    .image_path
+                    .file_name()
+                    .map(|f| f.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                ui.image((tex.id(), egui::vec2(64.0, 64.0)))
+                    .on_hover_text(format!(
+                        "{file}\nposition ({}, {}) of {}×{}\nsimilarity to the cell mean {:.2}{}",
+                        ex.pos_y,
+                        ex.pos_x,
+                        ex.layer_h,
+                        ex.layer_w,
+                        ex.similarity,
+                        ex.label
+                            .as_ref()
+                            .map(|l| format!("\nlabel {l}"))
+                            .unwrap_or_default()
+                    ));
+            }
+            if self.job.is_some() {
+                ui.spinner();
+            }
+        });
+    }
+}
