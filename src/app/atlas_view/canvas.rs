@@ -50,11 +50,13 @@ pub fn show(ui: &mut egui::Ui, view: &mut AtlasView, focus: Option<&ClassFocus>)
     // --- icons -------------------------------------------------------------------------------
     let mut meshes: HashMap<TextureId, Mesh> = HashMap::new();
     let mut placeholders: Vec<Shape> = vec![];
-    let mut outlines: Vec<Shape> = vec![];
     let mut visible: Vec<(usize, Rect)> = vec![];
     let level = &view.levels[level_index];
     let record = level.record.clone();
     let per_sheet = record.icons_per_sheet.max(1);
+    // The texture of the sheet being filled: cells come in index order, so a sheet's cells are
+    // consecutive and the cache is asked once per sheet, not once per icon.
+    let mut current: Option<(usize, Option<(TextureId, super::icons::SheetTexture)>)> = None;
     for (i, cell) in level.cells.iter().enumerate() {
         let cell_rect = cell_screen_rect(&cam, rect, grid, cell.x, cell.y);
         if !cell_rect.intersects(rect) {
@@ -65,36 +67,61 @@ pub fn show(ui: &mut egui::Ui, view: &mut AtlasView, focus: Option<&ClassFocus>)
         let side = (cell_px * frac).max(1.0);
         let icon_rect = Rect::from_center_size(cell_rect.center(), Vec2::splat(side));
         let alpha = alphas.as_ref().map_or(1.0, |a| a[i]);
-        let tint = Color32::from_white_alpha((alpha * 255.0).round() as u8);
-        if cell_px >= 4.0 {
-            outlines.push(Shape::rect_stroke(
-                cell_rect,
-                0.0,
-                Stroke::new(1.0, OUTLINE),
-                StrokeKind::Inside,
-            ));
-        }
         let sheet = i / per_sheet;
-        let on_disk = level.sheets_on_disk.get(sheet).copied().unwrap_or(false);
-        let texture = if on_disk {
-            view.icons.sheet(&record, sheet)
-        } else {
-            None
-        };
-        match texture {
-            Some(tex) => {
+        if current.as_ref().is_none_or(|(s, _)| *s != sheet) {
+            let on_disk = level.sheets_on_disk.get(sheet).copied().unwrap_or(false);
+            let tex = if on_disk {
+                view.icons
+                    .sheet(&record, sheet)
+                    .map(|t| (t.texture.id(), t.shallow()))
+            } else {
+                None
+            };
+            current = Some((sheet, tex));
+        }
+        match current.as_ref().and_then(|(_, t)| t.as_ref()) {
+            Some((id, tex)) => {
                 let crop = (8.0 / side).min(0.6);
-                let uv = tex.uv(i % per_sheet, crop);
+                let tint = Color32::from_white_alpha((alpha * 255.0).round() as u8);
                 meshes
-                    .entry(tex.texture.id())
-                    .or_insert_with(|| Mesh::with_texture(tex.texture.id()))
-                    .add_rect_with_uv(icon_rect, uv, tint);
+                    .entry(*id)
+                    .or_insert_with(|| Mesh::with_texture(*id))
+                    .add_rect_with_uv(icon_rect, tex.uv(i % per_sheet, crop), tint);
             }
             None => placeholders.push(Shape::rect_filled(
                 icon_rect,
                 0.0,
                 PENDING.gamma_multiply(alpha.max(0.15)),
             )),
+        }
+    }
+    // Thin grey grid lines (the viewer's 30 % outline): 2·(G+1) segments instead of a stroked
+    // rectangle per cell, which at 160×160 cost more to tessellate than all the icons.
+    let mut outlines: Vec<Shape> = vec![];
+    if cell_px >= 4.0 {
+        let atlas = Rect::from_min_max(
+            cam.to_screen(rect, Pos2::ZERO),
+            cam.to_screen(rect, Pos2::new(1.0, 1.0)),
+        )
+        .intersect(rect);
+        let origin = cam.to_screen(rect, Pos2::ZERO);
+        let first = ((atlas.left() - origin.x) / cell_px).floor().max(0.0) as usize;
+        let last = (((atlas.right() - origin.x) / cell_px).ceil() as usize).min(grid);
+        for k in first..=last {
+            let x = origin.x + k as f32 * cell_px;
+            outlines.push(Shape::line_segment(
+                [Pos2::new(x, atlas.top()), Pos2::new(x, atlas.bottom())],
+                Stroke::new(1.0, OUTLINE),
+            ));
+        }
+        let first = ((atlas.top() - origin.y) / cell_px).floor().max(0.0) as usize;
+        let last = (((atlas.bottom() - origin.y) / cell_px).ceil() as usize).min(grid);
+        for k in first..=last {
+            let y = origin.y + k as f32 * cell_px;
+            outlines.push(Shape::line_segment(
+                [Pos2::new(atlas.left(), y), Pos2::new(atlas.right(), y)],
+                Stroke::new(1.0, OUTLINE),
+            ));
         }
     }
     painter.extend(outlines);

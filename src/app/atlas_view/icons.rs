@@ -25,6 +25,15 @@ pub struct SheetTexture {
 }
 
 impl SheetTexture {
+    /// A copy sharing the same GPU texture (handles are reference counted).
+    pub fn shallow(&self) -> SheetTexture {
+        SheetTexture {
+            texture: self.texture.clone(),
+            icon_px: self.icon_px,
+            columns: self.columns,
+        }
+    }
+
     /// UV rectangle of `tile`, cropped by `crop` (fraction of the side, half per edge) so small
     /// icons lose their borders (spec §3.4).
     pub fn uv(&self, tile: usize, crop: f32) -> egui::Rect {
