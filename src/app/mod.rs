@@ -3,6 +3,7 @@
 //! frame, so the UI thread never blocks.
 mod atlas_panels;
 pub mod atlas_view;
+pub mod classes_page;
 pub mod examples;
 pub mod image_page;
 mod panels;
@@ -31,6 +32,7 @@ pub enum Tab {
     Atlas,
     Layers,
     Image,
+    Classes,
 }
 
 /// Opens the window. Fails with a readable message when there is no display.
@@ -137,6 +139,7 @@ pub struct AtlasApp {
     pub focus: Option<ClassFocus>,
     pub class_search: String,
     pub image_page: image_page::ImagePageState,
+    pub classes_page: classes_page::ClassesPageState,
     /// Dataset examples of the selected cell.
     pub examples: examples::ExamplesState,
     pub recent: Vec<recent::RecentProject>,
@@ -189,6 +192,7 @@ impl AtlasApp {
             focus: None,
             class_search: String::new(),
             image_page: Default::default(),
+            classes_page: Default::default(),
             examples: Default::default(),
             recent: recent::load(&recent::recent_file()),
             canvas_rect: None,
@@ -568,6 +572,7 @@ impl AtlasApp {
             }
             Tab::Layers => atlas_panels::layers(self, ui),
             Tab::Image => image_page::show(self, ui),
+            Tab::Classes => classes_page::show(self, ui),
         }
     }
 

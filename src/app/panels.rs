@@ -27,6 +27,7 @@ pub fn top_bar(app: &mut AtlasApp, ui: &mut egui::Ui) {
                 (Tab::Atlas, "Atlas"),
                 (Tab::Layers, "Layers"),
                 (Tab::Image, "One image"),
+                (Tab::Classes, "Classes"),
             ] {
                 if ui.selectable_label(app.tab == tab, name).clicked() {
                     app.set_tab(tab);
