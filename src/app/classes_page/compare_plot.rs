@@ -1,0 +1,244 @@
+//! The comparison on screen: the 10×10 icons on an `egui_plot` plot at their cells' (x, y) ranges
+//! (x from −1 "more A" to 1 "more B", y the normalised 1-D t-SNE), the two class atlases beside
+//! it, and clicks on either that pick a cell.
+use eframe::egui::{self, Color32, RichText};
+use egui_plot::{HoverPosition, Line, Plot, PlotImage, PlotPoint, Polygon, VLine};
+
+use super::{canvas, ClassesPageState, Picked};
+use crate::app::AtlasApp;
+use crate::classes::ComparisonInfo;
+
+pub fn area(app: &mut AtlasApp, ui: &mut egui::Ui) {
+    let st = &mut app.classes_page;
+    // Taken out for the frame (the per-sample vectors are not copied every frame).
+    let Some(info) = st.comparison.take() else {
+        st.plot_cells = 0;
+        st.plot_icons = 0;
+        st.plot_rects.clear();
+        ui.centered_and_justified(|ui| {
+            ui.label(if st.compare_job.is_some() {
+                "the comparison appears here when its layout is done (the class atlases of A and \
+                 B come first)…"
+            } else {
+                "choose classes A and B (or a pair of similar classes) and press Compare"
+            });
+        });
+        return;
+    };
+    ui.label(
+        RichText::new(format!(
+            "{} vs {}: {} samples ({} of {}, {} of {}, filter {} N={}), {} cells of the {g}×{g} \
+             grid with ≥ {} points",
+            info.a.name,
+            info.b.name,
+            info.rows.len(),
+            info.a_count,
+            info.a.name,
+            info.b_count,
+            info.b.name,
+            info.filter.name(),
+            info.n,
+            info.cells.len(),
+            info.min_count,
+            g = info.grid
+        ))
+        .strong(),
+    );
+    let avail = ui.available_size();
+    let plot_w = (avail.x * 0.6).max(220.0);
+    let side_w = (avail.x - plot_w - 12.0).max(120.0);
+    let height = (avail.y - 30.0).max(200.0);
+    ui.horizontal_top(|ui| {
+        ui.vertical(|ui| {
+            ui.set_width(plot_w);
+            plot(st, ui, &info, plot_w, height);
+            ui.horizontal(|ui| {
+                ui.label(format!("← more {}", info.a.name));
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    ui.label(format!("more {} →", info.b.name));
+                });
+            });
+        });
+        ui.vertical(|ui| {
+            let h = (height - 40.0) / 2.0;
+            for (i, name) in [(0, &info.a.name), (1, &info.b.name)] {
+                ui.label(RichText::new(format!("class atlas of {name}")).strong());
+                match &mut st.side_views[i] {
+                    Some(view) => {
+                        let events = ui
+                            .allocate_ui(egui::vec2(side_w, h), |ui| canvas::show(ui, view, None))
+                            .inner;
+                        if let Some((grid, index)) = events.clicked {
+                            st.picked = Some(Picked {
+                                root: view.root.clone(),
+                                grid,
+                                index,
+                            });
+                        }
+                    }
+                    None => {
+                        ui.allocate_ui(egui::vec2(side_w, h), |ui| {
+                            ui.centered_and_justified(|ui| {
+                                ui.label("the class atlas appears here when it is built…")
+                            });
+                        });
+                    }
+                }
+            }
+        });
+    });
+    st.comparison = Some(info);
+}
+
+/// One cell on the plot.
+struct Tile {
+    index: usize,
+    x: [f32; 2],
+    y: [f32; 2],
+    tex: Option<(egui::TextureId, egui::Rect)>,
+}
+
+fn plot(st: &mut ClassesPageState, ui: &mut egui::Ui, info: &ComparisonInfo, w: f32, h: f32) {
+    let g = info.grid;
+    // Icon textures of the comparison's atlas folder (loaded by its icon cache).
+    let mut tiles: Vec<Tile> = info
+        .cells
+        .iter()
+        .map(|c| Tile {
+            index: c.index,
+            x: c.x_range,
+            y: c.y_range,
+            tex: None,
+        })
+        .collect();
+    if let Some(view) = &mut st.compare_view {
+        if let Some(level) = view.levels.iter().find(|l| l.grid() == g) {
+            let record = level.record.clone();
+            let on_disk = level.sheets_on_disk.clone();
+            let per = record.icons_per_sheet.max(1);
+            for t in &mut tiles {
+                let sheet = t.index / per;
+                if on_disk.get(sheet).copied().unwrap_or(false) {
+                    t.tex = view
+                        .icons
+                        .sheet(&record, sheet)
+                        .map(|s| (s.texture.id(), s.uv(t.index % per, 0.0)));
+                }
+            }
+        }
+    }
+    let picked = st
+        .picked
+        .as_ref()
+        .filter(|p| st.compare_root.as_ref() == Some(&p.root))
+        .map(|p| p.index);
+    let hover_cells: Vec<([f32; 2], [f32; 2], String, usize)> = info
+        .cells
+        .iter()
+        .map(|c| (c.x_range, c.y_range, c.label.clone(), c.count))
+        .collect();
+    let find = move |p: PlotPoint| -> Option<usize> {
+        hover_cells.iter().position(|(x, y, _, _)| {
+            (x[0] as f64..=x[1] as f64).contains(&p.x) && (y[0] as f64..=y[1] as f64).contains(&p.y)
+        })
+    };
+    let labels: Vec<(String, usize)> = info
+        .cells
+        .iter()
+        .map(|c| (c.label.clone(), c.count))
+        .collect();
+    let find_label = find.clone();
+    let (a, b) = (info.a.name.clone(), info.b.name.clone());
+    let response = Plot::new("class_comparison")
+        .width(w)
+        .height(h)
+        .x_axis_label(st.x_label.clone())
+        .y_axis_label(st.y_label.clone())
+        .default_x_bounds(-1.0, 1.0)
+        .default_y_bounds(0.0, 1.0)
+        .allow_scroll(false)
+        .show_grid(false)
+        .label_formatter(move |hp| {
+            let p = match hp {
+                HoverPosition::NearDataPoint { position, .. } => *position,
+                HoverPosition::Elsewhere { position } => *position,
+            };
+            let side = if p.x < 0.0 { &a } else { &b };
+            Some(match find_label(p) {
+                Some(i) => format!(
+                    "{} ({} samples)\nmore {side} ({:+.2})",
+                    labels[i].0, labels[i].1, p.x
+                ),
+                None => format!("more {side} ({:+.2})", p.x),
+            })
+        })
+        .show(ui, |pui| {
+            for t in &tiles {
+                let centre = PlotPoint::new(
+                    (t.x[0] + t.x[1]) as f64 / 2.0,
+                    (t.y[0] + t.y[1]) as f64 / 2.0,
+                );
+                let size = egui::vec2((t.x[1] - t.x[0]) * 0.96, (t.y[1] - t.y[0]) * 0.96);
+                let name = format!("cell {}", t.index);
+                match t.tex {
+                    Some((id, uv)) => pui.image(
+                        PlotImage::new(name, id, centre, size)
+                            .uv(uv)
+                            .allow_hover(false),
+                    ),
+                    None => pui.polygon(
+                        Polygon::new(name, rect_points(t.x, t.y, 0.02))
+                            .fill_color(Color32::from_gray(222))
+                            .stroke(egui::Stroke::NONE)
+                            .allow_hover(false),
+                    ),
+                }
+            }
+            pui.vline(
+                VLine::new("x = 0", 0.0)
+                    .color(Color32::from_gray(150))
+                    .allow_hover(false),
+            );
+            if let Some(t) = picked.and_then(|i| tiles.iter().find(|t| t.index == i)) {
+                let mut pts = rect_points(t.x, t.y, 0.0);
+                pts.push(pts[0]);
+                pui.line(
+                    Line::new("picked", pts)
+                        .color(Color32::from_rgb(230, 120, 0))
+                        .width(2.5)
+                        .allow_hover(false),
+                );
+            }
+        });
+    // Where each cell is on screen (tests click there), and clicks.
+    let tr = response.transform;
+    st.plot_rects = tiles
+        .iter()
+        .map(|t| {
+            let p0 = tr.position_from_point(&PlotPoint::new(t.x[0] as f64, t.y[0] as f64));
+            let p1 = tr.position_from_point(&PlotPoint::new(t.x[1] as f64, t.y[1] as f64));
+            (t.index, egui::Rect::from_two_pos(p0, p1))
+        })
+        .collect();
+    st.plot_cells = tiles.len();
+    st.plot_icons = tiles.iter().filter(|t| t.tex.is_some()).count();
+    if response.response.clicked() {
+        if let Some(pos) = response.response.interact_pointer_pos() {
+            if let (Some(i), Some(root)) = (find(tr.value_from_position(pos)), &st.compare_root) {
+                st.picked = Some(Picked {
+                    root: root.clone(),
+                    grid: g,
+                    index: info.cells[i].index,
+                });
+            }
+        }
+    }
+}
+
+/// The corners of the cell `x` × `y`, shrunk by `inset` of its size.
+fn rect_points(x: [f32; 2], y: [f32; 2], inset: f32) -> Vec<[f64; 2]> {
+    let (dx, dy) = ((x[1] - x[0]) * inset, (y[1] - y[0]) * inset);
+    let (x0, x1) = ((x[0] + dx) as f64, (x[1] - dx) as f64);
+    let (y0, y1) = ((y[0] + dy) as f64, (y[1] - dy) as f64);
+    vec![[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+}

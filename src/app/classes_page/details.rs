@@ -1,0 +1,211 @@
+//! The picked cell (class atlas, either side atlas or a comparison icon): its icon, top classes,
+//! dataset examples, and "Use as patch" for the attack workbench.
+use std::path::PathBuf;
+
+use eframe::egui::{self, RichText};
+
+use crate::analysis::{example_patch, DatasetIndex, Example};
+use crate::app::AtlasApp;
+use crate::atlas::manifest::sheet_path;
+use crate::jobs;
+
+/// Side of an example patch handed to the workbench.
+const PATCH_PX: u32 = 128;
+
+enum Action {
+    Close,
+    Icon,
+    Example(Example),
+}
+
+pub fn panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
+    let model_input = app.model.as_ref().map(|m| m.size());
+    let st = &mut app.classes_page;
+    let Some(picked) = st.picked.clone() else {
+        st.examples.clear();
+        return;
+    };
+    // Which atlas the cell belongs to, in words.
+    let root = Some(&picked.root);
+    let (a, b) = match &st.comparison {
+        Some(c) => (c.a.name.clone(), c.b.name.clone()),
+        None => ("A".into(), "B".into()),
+    };
+    let caption = if st.compare_root.as_ref() == root {
+        format!("comparison {a} vs {b}")
+    } else if st.side_roots[0].as_ref() == root {
+        format!("class atlas of {a}")
+    } else if st.side_roots[1].as_ref() == root {
+        format!("class atlas of {b}")
+    } else {
+        match &st.class_info {
+            Some(i) => format!("class atlas of {}", i.class.name),
+            None => "class atlas".into(),
+        }
+    };
+    let Some(view) = st.view_mut(&picked.root) else {
+        st.picked = None;
+        return;
+    };
+    let Some(level) = view.level(picked.grid) else {
+        return;
+    };
+    let record = level.record.clone();
+    let Some(cell) = level.cells.get(picked.index).cloned() else {
+        st.picked = None;
+        return;
+    };
+    let names = view.manifest.class_names.clone();
+    let icon_size = view.manifest.icon_size;
+    let large = view.icons.large_icon(&record, picked.index).map(|t| t.id());
+    st.examples.request(
+        picked.root.clone(),
+        picked.grid,
+        picked.index,
+        cell.x,
+        cell.y,
+    );
+    let examples = &st.examples;
+    let mut action = None;
+    egui::Panel::right("classes_cell_details")
+        .default_size(300.0)
+        .show(ui, |ui| {
+            egui::ScrollArea::vertical()
+                .id_salt("classes_details_scroll")
+                .show(ui, |ui| {
+                    ui.horizontal(|ui| {
+                        ui.heading(format!("Cell ({}, {})", cell.x, cell.y));
+                        if ui.small_button("close").clicked() {
+                            action = Some(Action::Close);
+                        }
+                    });
+                    ui.label(RichText::new(&caption).small());
+                    ui.label(format!(
+                        "{g}×{g} grid · average of {} activations",
+                        cell.count,
+                        g = picked.grid
+                    ));
+                    match large {
+                        Some(id) => {
+                            ui.image((id, egui::vec2(200.0, 200.0)));
+                        }
+                        None => {
+                            ui.add_sized([200.0, 200.0], egui::Spinner::new());
+                        }
+                    }
+                    if ui
+                        .button("Use this icon as patch")
+                        .on_hover_text("hand the icon to the attack workbench")
+                        .clicked()
+                    {
+                        action = Some(Action::Icon);
+                    }
+                    ui.label(RichText::new("Top classes (mean attribution)").strong());
+                    egui::Grid::new("classes_cell_top")
+                        .striped(true)
+                        .show(ui, |ui| {
+                            for (class, v) in &cell.top {
+                                ui.label(names.get(*class).map(String::as_str).unwrap_or("?"));
+                                ui.label(format!("{v:.3}"));
+                                ui.end_row();
+                            }
+                        });
+                    ui.separator();
+                    ui.label(RichText::new("Dataset examples").strong());
+                    if let Some(e) = &examples.error {
+                        ui.colored_label(egui::Color32::from_rgb(200, 40, 40), e);
+                    }
+                    ui.label(
+                        RichText::new(format!(
+                            "{} of {} patches whose vectors fall in this cell, most typical first",
+                            examples.items.len(),
+                            examples.total
+                        ))
+                        .small(),
+                    );
+                    ui.horizontal_wrapped(|ui| {
+                        for (ex, tex) in &examples.items {
+                            ui.vertical(|ui| {
+                                let file = ex
+                                    .image_path
+                                    .file_name()
+                                    .map(|f| f.to_string_lossy().to_string())
+                                    .unwrap_or_default();
+                                ui.image((tex.id(), egui::vec2(64.0, 64.0))).on_hover_text(
+                                    format!(
+                                        "{file}\nposition ({}, {}) of {}×{}\nsimilarity {:.2}",
+                                        ex.pos_y, ex.pos_x, ex.layer_h, ex.layer_w, ex.similarity
+                                    ),
+                                );
+                                if ui.small_button("Use as patch").clicked() {
+                                    action = Some(Action::Example(ex.clone()));
+                                }
+                            });
+                        }
+                        if examples.job.is_some() {
+                            ui.spinner();
+                        }
+                    });
+                });
+        });
+    match action {
+        None => {}
+        Some(Action::Close) => {
+            if let Some(v) = st.view_mut(&picked.root) {
+                v.selected = None;
+            }
+            st.picked = None;
+        }
+        Some(Action::Icon) => {
+            let per = record.icons_per_sheet.max(1);
+            let tile = picked.index % per;
+            let path = sheet_path(&picked.root, picked.grid, picked.index / per);
+            let cols = record.sheet_columns.max(1);
+            let top = cell
+                .top
+                .first()
+                .and_then(|t| names.get(t.0))
+                .cloned()
+                .unwrap_or_default();
+            let what = format!(
+                "icon of cell ({}, {}) of the {caption} (top class {top})",
+                cell.x, cell.y
+            );
+            st.patch_job = Some(jobs::spawn("patch", move |_, _| {
+                let img = image::open(&path)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+                    .to_rgb8();
+                let (x, y) = (
+                    (tile % cols) as u32 * icon_size,
+                    (tile / cols) as u32 * icon_size,
+                );
+                anyhow::ensure!(
+                    x + icon_size <= img.width() && y + icon_size <= img.height(),
+                    "{} has no tile {tile}",
+                    path.display()
+                );
+                let tile = image::imageops::crop_imm(&img, x, y, icon_size, icon_size).to_image();
+                Ok(Some((what, tile)))
+            }));
+        }
+        Some(Action::Example(ex)) => {
+            let root: PathBuf = picked.root.clone();
+            let file = ex
+                .image_path
+                .file_name()
+                .map(|f| f.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let what = format!(
+                "patch of {file} at position ({}, {}) (cell ({}, {}) of the {caption})",
+                ex.pos_y, ex.pos_x, cell.x, cell.y
+            );
+            st.patch_job = Some(jobs::spawn("patch", move |_, _| {
+                let input = match model_input {
+                    Some(i) => i,
+                    None => DatasetIndex::load(&root)?.model_input(),
+                };
+                Ok(Some((what, example_patch(&ex, input, PATCH_PX)?)))
+            }));
+        }
+    }
+}
