@@ -23,7 +23,9 @@ fn synthetic_atlas(root: &std::path::Path) -> anyhow::Result<()> {
             x: i % GRID,
             y: i / GRID,
             count: 1 + (i * 7919) % 40,
-            top: (0..5).map(|k| ((i + k * 13) % CLASSES, 1.0 / (k + 1) as f32)).collect(),
+            top: (0..5)
+                .map(|k| ((i + k * 13) % CLASSES, 1.0 / (k + 1) as f32))
+                .collect(),
         })
         .collect();
     let dir = level_dir(root, GRID);
@@ -32,7 +34,13 @@ fn synthetic_atlas(root: &std::path::Path) -> anyhow::Result<()> {
     let attr: Vec<f32> = (0..cells.len() * CLASSES)
         .map(|i| ((i * 2654435761) % 1000) as f32 / 1000.0 - 0.3)
         .collect();
-    npy::write(&dir.join("mean_attr.npy"), &attr, cells.len(), CLASSES, Dtype::F32)?;
+    npy::write(
+        &dir.join("mean_attr.npy"),
+        &attr,
+        cells.len(),
+        CLASSES,
+        Dtype::F32,
+    )?;
     let sheets = cells.len().div_ceil(PER_SHEET);
     for s in 0..sheets {
         let img = image::RgbImage::from_fn(10 * ICON, 4 * ICON, |x, y| {
@@ -134,7 +142,10 @@ fn main() -> anyhow::Result<()> {
         "{:<28} {:>10} {:>12} {:>10} {:>10} {:>11}",
         "case", "build ms", "tessellate ms", "total ms", "fps", "triangles"
     );
-    for (name, focus) in [("whole level", None), ("whole level, class focus", Some(&focus))] {
+    for (name, focus) in [
+        ("whole level", None),
+        ("whole level, class focus", Some(&focus)),
+    ] {
         let mut times = vec![];
         let mut tris = 0;
         for _ in 0..30 {
@@ -149,7 +160,11 @@ fn main() -> anyhow::Result<()> {
             b + t,
             1000.0 / (b + t)
         );
-        assert_eq!(view.drawn_cells, GRID * GRID, "the whole level is on screen");
+        assert_eq!(
+            view.drawn_cells,
+            GRID * GRID,
+            "the whole level is on screen"
+        );
     }
     std::fs::remove_dir_all(&root)?;
     Ok(())

@@ -84,7 +84,11 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
     });
     assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
     assert_eq!(h.state().atlases[0].manifest.layer, "head");
-    let cells: usize = h.state().atlases[0].levels.iter().map(|l| l.cells.len()).sum();
+    let cells: usize = h.state().atlases[0]
+        .levels
+        .iter()
+        .map(|l| l.cells.len())
+        .sum();
     assert!(cells > 5, "{cells} cells");
     // Every sheet is on disk and reaches the GPU cache.
     step_until(&mut h, "the icons", |a| {
@@ -162,7 +166,8 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
     // Class focus: search the top class by name and pick it from the list.
     h.get_by_role(Role::TextInput).click();
     h.run_steps(2);
-    h.get_by_role(Role::TextInput).type_text(&top[..top.len().min(6)]);
+    h.get_by_role(Role::TextInput)
+        .type_text(&top[..top.len().min(6)]);
     h.run_steps(2);
     assert_eq!(h.state().class_search, &top[..top.len().min(6)]);
     h.get_by_role_and_label(Role::Button, top).click();
@@ -213,7 +218,11 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
     step_until(&mut h, "the saved atlas", |a| !a.atlases.is_empty());
     assert!(start.elapsed() < Duration::from_secs(20));
     assert!(h.state().build_job.is_none());
-    assert_eq!(h.state().tab, Tab::Atlas, "a project with an atlas opens on it");
+    assert_eq!(
+        h.state().tab,
+        Tab::Atlas,
+        "a project with an atlas opens on it"
+    );
     h.get_by_label("Home").click();
     h.run_steps(2);
     h.get_by_label("Recent projects");

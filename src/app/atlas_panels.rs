@@ -87,10 +87,7 @@ fn view_section(app: &mut AtlasApp, ui: &mut egui::Ui) {
         ui.label("layer:");
         for i in 0..app.atlases.len() {
             let name = app.atlases[i].manifest.layer.clone();
-            if ui
-                .selectable_label(app.current_atlas == i, name)
-                .clicked()
-            {
+            if ui.selectable_label(app.current_atlas == i, name).clicked() {
                 app.current_atlas = i;
             }
         }
@@ -135,9 +132,11 @@ fn view_section(app: &mut AtlasApp, ui: &mut egui::Ui) {
         .small(),
     );
     ui.label(
-        RichText::new("drag to pan, scroll or pinch to zoom, arrows and +/− too, double-click zooms in")
-            .small()
-            .weak(),
+        RichText::new(
+            "drag to pan, scroll or pinch to zoom, arrows and +/− too, double-click zooms in",
+        )
+        .small()
+        .weak(),
     );
 }
 

@@ -67,9 +67,13 @@ pub fn layout_for(points: usize) -> LayoutMethod {
 
 pub fn spawn_pipeline(cfg: PipelineConfig) -> JobHandle<PipelineEvent> {
     jobs::spawn("build-atlas", move |reporter, cancel| {
-        let Some(summary) = forward(spawn_collect(cfg.collect.clone()), reporter, cancel, |s| {
-            format!("collect: {s}")
-        }, |_| None)?
+        let Some(summary) = forward(
+            spawn_collect(cfg.collect.clone()),
+            reporter,
+            cancel,
+            |s| format!("collect: {s}"),
+            |_| None,
+        )?
         else {
             return Ok(None);
         };

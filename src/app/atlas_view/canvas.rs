@@ -4,8 +4,7 @@
 use std::collections::HashMap;
 
 use eframe::egui::{
-    self, Color32, FontId, Key, Mesh, Pos2, Rect, Sense, Shape, Stroke, StrokeKind, TextureId,
-    Vec2,
+    self, Color32, FontId, Key, Mesh, Pos2, Rect, Sense, Shape, Stroke, StrokeKind, TextureId, Vec2,
 };
 
 use super::labels::{kth_cell, place_labels};
@@ -29,9 +28,7 @@ pub fn show(ui: &mut egui::Ui, view: &mut AtlasView, focus: Option<&ClassFocus>)
         ctx.request_repaint();
     }
     let (rect, response) = ui.allocate_exact_size(ui.available_size(), Sense::click_and_drag());
-    response.widget_info(|| {
-        egui::WidgetInfo::labeled(egui::Role::Canvas, true, "atlas canvas")
-    });
+    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Canvas, true, "atlas canvas"));
     let mut events = CanvasEvents::default();
     let minimap_rect = minimap_rect(rect, view.show_minimap);
     handle_input(ui, view, rect, &response, minimap_rect);
@@ -181,7 +178,9 @@ pub fn show(ui: &mut egui::Ui, view: &mut AtlasView, focus: Option<&ClassFocus>)
         let cell = view.levels[level_index].cells[i].clone();
         let names = &view.manifest.class_names;
         response.clone().on_hover_ui_at_pointer(|ui| {
-            ui.label(egui::RichText::new(format!("cell ({}, {}) of {g}×{g}", cell.x, cell.y)).strong());
+            ui.label(
+                egui::RichText::new(format!("cell ({}, {}) of {g}×{g}", cell.x, cell.y)).strong(),
+            );
             for (class, v) in &cell.top {
                 let name = names.get(*class).map(String::as_str).unwrap_or("?");
                 ui.label(format!("{name}  {v:.2}"));

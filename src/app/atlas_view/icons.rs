@@ -42,10 +42,7 @@ impl SheetTexture {
         let s = self.icon_px as f32;
         let inset = s * crop * 0.5;
         egui::Rect::from_min_max(
-            egui::pos2(
-                (col * s + inset) / w as f32,
-                (row * s + inset) / h as f32,
-            ),
+            egui::pos2((col * s + inset) / w as f32, (row * s + inset) / h as f32),
             egui::pos2(
                 ((col + 1.0) * s - inset) / w as f32,
                 ((row + 1.0) * s - inset) / h as f32,

@@ -29,7 +29,7 @@ pub fn place_labels(rects: &[Rect], priority: &[f32], bounds: Rect) -> Vec<usize
 pub fn kth_cell(x: usize, y: usize, icon_px: f32) -> bool {
     let kx = (40.0 / icon_px.max(1.0)).ceil().max(1.0) as usize;
     let ky = (60.0 / icon_px.max(1.0)).ceil().max(1.0) as usize;
-    x % kx == 0 && y % ky == 0
+    x.is_multiple_of(kx) && y.is_multiple_of(ky)
 }
 
 #[cfg(test)]
@@ -49,7 +49,10 @@ mod tests {
         priority[7] = 5.0;
         let placed = place_labels(&rects, &priority, bounds);
         assert_eq!(placed[0], 7, "the most populated cell is labelled first");
-        assert!(!placed.contains(&40), "a label outside the canvas is dropped");
+        assert!(
+            !placed.contains(&40),
+            "a label outside the canvas is dropped"
+        );
         for (n, &a) in placed.iter().enumerate() {
             for &b in &placed[n + 1..] {
                 assert!(!rects[a].intersects(rects[b]), "{a} and {b} overlap");

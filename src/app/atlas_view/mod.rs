@@ -33,7 +33,9 @@ impl LevelData {
     }
 
     pub fn sheet_count(&self) -> usize {
-        self.cells.len().div_ceil(self.record.icons_per_sheet.max(1))
+        self.cells
+            .len()
+            .div_ceil(self.record.icons_per_sheet.max(1))
     }
 
     /// Mean attribution of cell `i` to `class`, if the level has attributions.
@@ -202,7 +204,8 @@ pub fn focus_alphas(level: &LevelData, classes: usize, focus: &ClassFocus) -> Op
             .fold(f32::NEG_INFINITY, f32::max)
     };
     let mut max = big(500);
-    if !(max > 0.0) {
+    // NaN or no positive cell among the large ones: fall back to all cells.
+    if max.is_nan() || max <= 0.0 {
         max = big(0);
     }
     Some(
@@ -280,11 +283,7 @@ impl AtlasView {
     /// The level index to draw for a canvas of `rect`.
     pub fn level_index(&self, rect: egui::Rect) -> usize {
         match self.level_choice {
-            LevelChoice::Grid(g) => self
-                .levels
-                .iter()
-                .position(|l| l.grid() == g)
-                .unwrap_or(0),
+            LevelChoice::Grid(g) => self.levels.iter().position(|l| l.grid() == g).unwrap_or(0),
             LevelChoice::Auto => auto_level_index(self.camera.scale(rect), self.levels.len()),
         }
     }
