@@ -229,3 +229,57 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
     h.get_by_label("images"); // the bundled folder's name, listed as a recent project
     std::fs::remove_dir_all(&runs).unwrap();
 }
+
+/// Closing the window mid-job (eframe calls `on_exit`) stops the workers promptly and keeps every
+/// finished stage: the next session's build reuses the collection instead of redoing it.
+#[test]
+fn closing_the_window_mid_build_keeps_finished_work() {
+    let runs = common::scratch("app-close");
+    std::env::set_var("ATLAS_RECENT", runs.join("recent.json"));
+    let mut h = harness(new_app(&runs));
+    step_until(&mut h, "the model", |a| a.model.is_some());
+    h.state_mut().build_positions = 2;
+    h.state_mut().start_build();
+    // Wait until the collection is done and the atlas build has started.
+    step_until(&mut h, "the atlas build stage", |a| {
+        a.last_collection.is_some() || !a.errors.is_empty()
+    });
+    assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
+    let closed = Instant::now();
+    eframe::App::on_exit(h.state_mut(), None);
+    step_until(&mut h, "the job to stop", |a| a.build_job.is_none());
+    assert!(
+        closed.elapsed() < Duration::from_secs(60),
+        "the build took {:?} to stop",
+        closed.elapsed()
+    );
+    let run_dir = h
+        .state()
+        .last_collection
+        .as_ref()
+        .unwrap()
+        .manifest
+        .settings
+        .images_root
+        .clone();
+    assert_eq!(run_dir, common::assets());
+    drop(h);
+
+    let mut h = harness(new_app(&runs));
+    step_until(&mut h, "the model", |a| a.model.is_some());
+    h.state_mut().build_positions = 2;
+    h.state_mut().start_build();
+    step_until(&mut h, "the resumed build", |a| {
+        (a.build_job.is_none() && !a.atlases.is_empty()) || !a.errors.is_empty()
+    });
+    assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
+    assert!(
+        h.state()
+            .log
+            .iter()
+            .any(|l| l.contains("the run is already complete")),
+        "the collection was redone: {:?}",
+        h.state().log
+    );
+    std::fs::remove_dir_all(&runs).unwrap();
+}

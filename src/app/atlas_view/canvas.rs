@@ -314,7 +314,9 @@ fn draw_labels(
     let mut priority = vec![];
     for &(i, cell_rect) in visible {
         let cell = &level.cells[i];
-        if !kth_cell(cell.x, cell.y, cell_px) {
+        // The viewer's every-k-th-cell thinning only where cells are small; on large cells it
+        // would drop labels that fit, and the placement below already prevents overlaps.
+        if cell_px < 60.0 && !kth_cell(cell.x, cell.y, cell_px) {
             continue;
         }
         let Some(&(class, _)) = cell.top.first() else {
