@@ -138,3 +138,16 @@ pub fn spawn_load_atlases(
         Ok(None)
     })
 }
+
+/// Opens the native file dialog for one image (the One image page).
+pub fn spawn_pick_image() -> JobHandle<PathBuf> {
+    jobs::spawn("pick-image", |_, _| {
+        Ok(rfd::FileDialog::new()
+            .set_title("Open an image")
+            .add_filter(
+                "Images",
+                &["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"],
+            )
+            .pick_file())
+    })
+}

@@ -1,0 +1,757 @@
+//! The "One image" page (spec §9.1): drop or pick an image and see its top-5 prediction, its
+//! spatial activation grid (each position drawn as the icon of the nearest atlas cell, or as a
+//! feature-visualisation icon of its own vector on request), the attribution heat-map of a chosen
+//! class over the input, and where its vectors land on the atlas (markers on the atlas view).
+//! All model work runs in background jobs ([`work`]); this file only polls and draws.
+pub mod work;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use eframe::egui::{self, Color32, Pos2, Rect, Sense, Stroke, StrokeKind, TextureHandle, Vec2};
+
+use super::{panels::progress_row, AtlasApp, Tab, Tracked};
+use crate::jobs::{JobEvent, JobHandle, JobOutcome};
+use work::{Analysis, AnalysisRequest, AtlasTarget, AttrMap, IconBatch, ModelCache};
+
+const ORANGE: Color32 = Color32::from_rgb(255, 130, 0);
+const BLUE: Color32 = Color32::from_rgb(30, 110, 255);
+const INPUT_SIDE: f32 = 320.0;
+const GRID_SIDE: f32 = 360.0;
+
+/// What the page keeps between frames.
+#[derive(Default)]
+pub struct ImagePageState {
+    pub image: Option<PathBuf>,
+    /// The layer picked on the page; used only when there is no atlas (then `None` means the
+    /// model's linear-head layer).
+    pub layer: Option<String>,
+    /// The request of the running or last analysis.
+    pub request: Option<AnalysisRequest>,
+    pub job: Option<Tracked<Analysis>>,
+    pub result: Option<Analysis>,
+    /// Why the last analysis failed, shown on the page.
+    pub error: Option<String>,
+    pub input_texture: Option<TextureHandle>,
+    /// The class of the heat-map (default: the top-1 class).
+    pub attr_class: Option<usize>,
+    pub attr_job: Option<Tracked<AttrMap>>,
+    pub attribution: Option<AttrMap>,
+    pub show_overlay: bool,
+    pub class_search: String,
+    pub optimise_job: Option<Tracked<IconBatch>>,
+    /// Feature-visualisation icons of the positions (row `y·w + x`), as they arrive.
+    pub optimised: Vec<Option<TextureHandle>>,
+    /// Draw the optimised icons instead of the nearest cells' icons.
+    pub show_optimised: bool,
+    /// Positions drawn in the last frame (for tests).
+    pub drawn_positions: usize,
+    /// The atlas whose view holds this image's markers.
+    pub marked_atlas: Option<PathBuf>,
+    pub pick: Option<JobHandle<PathBuf>>,
+    pub model_cache: ModelCache,
+}
+
+/// An image was dropped on the window or picked: analyse it (in the background).
+pub fn open_image(app: &mut AtlasApp, path: PathBuf) {
+    let page = &mut app.image_page;
+    page.image = Some(path);
+    page.error = None;
+    page.result = None;
+    page.input_texture = None;
+    page.attribution = None;
+    page.attr_class = None;
+    page.class_search.clear();
+    page.show_overlay = true;
+    cancel_job(&mut page.attr_job);
+    clear_optimised(page);
+    clear_markers(app);
+    start_analysis(app);
+}
+
+fn cancel_job<T>(job: &mut Option<Tracked<T>>) {
+    if let Some(j) = job.take() {
+        j.handle.cancel.cancel();
+    }
+}
+
+fn clear_optimised(page: &mut ImagePageState) {
+    cancel_job(&mut page.optimise_job);
+    page.optimised.clear();
+    page.show_optimised = false;
+}
+
+fn clear_markers(app: &mut AtlasApp) {
+    if let Some(root) = app.image_page.marked_atlas.take() {
+        for v in app.atlases.iter_mut().filter(|v| v.root == root) {
+            v.markers.clear();
+        }
+    }
+}
+
+/// The atlas level the grid is compared with: the current atlas's finest level with icons (its
+/// finest level when none has icons yet).
+fn atlas_target(app: &AtlasApp) -> Option<AtlasTarget> {
+    let view = app.atlases.get(app.current_atlas)?;
+    let level = view
+        .levels
+        .iter()
+        .rev()
+        .find(|l| l.sheets_on_disk.iter().any(|s| *s))
+        .or_else(|| view.levels.last())?;
+    Some(AtlasTarget {
+        root: view.root.clone(),
+        grid: level.grid(),
+    })
+}
+
+/// What the page should show now: the image in the current atlas's layer (or the picked one).
+fn wanted_request(app: &AtlasApp) -> Option<AnalysisRequest> {
+    let image = app.image_page.image.clone()?;
+    let atlas = atlas_target(app);
+    let layer = match app.atlases.get(app.current_atlas) {
+        Some(v) => Some(v.manifest.layer.clone()),
+        None => app.image_page.layer.clone(),
+    };
+    Some(AnalysisRequest {
+        model: app.model_path.clone(),
+        image,
+        layer,
+        atlas,
+    })
+}
+
+fn start_analysis(app: &mut AtlasApp) {
+    let Some(req) = wanted_request(app) else {
+        return;
+    };
+    let page = &mut app.image_page;
+    cancel_job(&mut page.job);
+    page.error = None;
+    page.request = Some(req.clone());
+    page.job = Some(Tracked::new(work::spawn_analysis(
+        page.model_cache.clone(),
+        req,
+    )));
+}
+
+fn start_attribution(app: &mut AtlasApp, class: usize) {
+    let page = &mut app.image_page;
+    let Some(result) = &page.result else { return };
+    cancel_job(&mut page.attr_job);
+    page.attr_class = Some(class);
+    page.attr_job = Some(Tracked::new(work::spawn_attribution(
+        page.model_cache.clone(),
+        result.request.model.clone(),
+        result.analysis.input.clone(),
+        result.layer_index,
+        class,
+    )));
+}
+
+/// Renders a feature-visualisation icon for every position's vector.
+pub fn start_optimise(app: &mut AtlasApp) {
+    let settings = app
+        .render_override
+        .clone()
+        .unwrap_or_else(crate::render::RenderSettings::preview);
+    let page = &mut app.image_page;
+    clear_optimised(page);
+    let Some(result) = &page.result else { return };
+    let a = &result.analysis;
+    page.optimised = vec![None; a.h * a.w];
+    let whitening = result
+        .nearest
+        .as_ref()
+        .map(|n| n.root.join("whitening.npy"));
+    page.optimise_job = Some(Tracked::new(work::spawn_optimise(
+        page.model_cache.clone(),
+        work::OptimiseRequest {
+            model: result.request.model.clone(),
+            layer: result.layer_index,
+            acts: a.acts.clone(),
+            c: a.c,
+            whitening,
+            settings,
+        },
+    )));
+}
+
+pub fn ask_image(app: &mut AtlasApp) {
+    app.image_page
+        .pick
+        .get_or_insert_with(super::workers::spawn_pick_image);
+}
+
+/// Drains the page's jobs; returns whether any is still running.
+fn poll(app: &mut AtlasApp, ctx: &egui::Context) -> bool {
+    if let Some(pick) = &app.image_page.pick {
+        if let Ok(ev) = pick.events.try_recv() {
+            app.image_page.pick = None;
+            if let JobEvent::Finished(JobOutcome::Done(path)) = ev {
+                open_image(app, path);
+            }
+        }
+    }
+    let page = &mut app.image_page;
+    let mut arrived = None;
+    if let Some(job) = &mut page.job {
+        let (_, outcome) = job.drain(&mut app.problems, &mut app.log);
+        if let Some(outcome) = outcome {
+            page.job = None;
+            match outcome {
+                JobOutcome::Done(result) => arrived = Some(result),
+                JobOutcome::Cancelled => {}
+                JobOutcome::Failed(e) => {
+                    let name = page
+                        .image
+                        .as_ref()
+                        .and_then(|p| p.file_name())
+                        .map(|n| n.to_string_lossy().to_string())
+                        .unwrap_or_default();
+                    page.error = Some(format!("cannot analyse {name}: {e}"));
+                    page.result = None;
+                    page.input_texture = None;
+                }
+            }
+        }
+    }
+    if let Some(result) = arrived {
+        accept_result(app, result, ctx);
+    }
+    let page = &mut app.image_page;
+    if let Some(job) = &mut page.attr_job {
+        let (_, outcome) = job.drain(&mut app.problems, &mut app.log);
+        if let Some(outcome) = outcome {
+            page.attr_job = None;
+            match outcome {
+                JobOutcome::Done(map) => page.attribution = Some(map),
+                JobOutcome::Cancelled => {}
+                JobOutcome::Failed(e) => page.error = Some(format!("attribution failed: {e}")),
+            }
+        }
+    }
+    if let Some(job) = &mut page.optimise_job {
+        let (partials, outcome) = job.drain(&mut app.problems, &mut app.log);
+        let mut batches = partials;
+        let mut finished = false;
+        match outcome {
+            Some(JobOutcome::Done(last)) => {
+                batches.push(last);
+                finished = true;
+            }
+            Some(JobOutcome::Cancelled) => {
+                app.log.push("icon optimisation cancelled".into());
+                finished = true;
+            }
+            Some(JobOutcome::Failed(e)) => {
+                page.error = Some(format!("icon optimisation failed: {e}"));
+                finished = true;
+            }
+            None => {}
+        }
+        for batch in batches {
+            for (i, img) in batch.images.into_iter().enumerate() {
+                let p = batch.first + i;
+                if let Some(slot) = page.optimised.get_mut(p) {
+                    *slot = Some(ctx.load_texture(
+                        format!("one-image-icon-{p}"),
+                        img,
+                        egui::TextureOptions::LINEAR,
+                    ));
+                    page.show_optimised = true;
+                }
+            }
+        }
+        if finished {
+            page.optimise_job = None;
+        }
+    }
+    let page = &app.image_page;
+    page.job.is_some()
+        || page.attr_job.is_some()
+        || page.optimise_job.is_some()
+        || page.pick.is_some()
+}
+
+/// A finished analysis: keep it, upload the input, set the atlas markers, start the heat-map of
+/// the top-1 class (or of the class already picked).
+fn accept_result(app: &mut AtlasApp, result: Analysis, ctx: &egui::Context) {
+    clear_markers(app);
+    clear_optimised(&mut app.image_page);
+    let input = &result.analysis.input;
+    app.image_page.input_texture = Some(ctx.load_texture(
+        "one-image-input",
+        egui::ColorImage::from_rgb(
+            [input.width() as usize, input.height() as usize],
+            input.as_raw(),
+        ),
+        egui::TextureOptions::LINEAR,
+    ));
+    if let Some(nearest) = &result.nearest {
+        if let Some(view) = app.atlases.iter_mut().find(|v| v.root == nearest.root) {
+            if let Some(level) = view.levels.iter().find(|l| l.grid() == nearest.grid) {
+                let g = nearest.grid as f32;
+                let markers = nearest
+                    .cells
+                    .iter()
+                    .filter_map(|(i, _)| level.cells.get(*i))
+                    .map(|c| {
+                        Pos2::new(
+                            (c.x as f32 + 0.5) / g,
+                            ((nearest.grid - 1 - c.y) as f32 + 0.5) / g,
+                        )
+                    })
+                    .collect();
+                view.markers = markers;
+                app.image_page.marked_atlas = Some(view.root.clone());
+            }
+        }
+    }
+    let class = app
+        .image_page
+        .attr_class
+        .or_else(|| result.analysis.top5.first().map(|t| t.0));
+    let same_input = app.image_page.result.as_ref().is_some_and(|r| {
+        r.request.image == result.request.image && r.layer_index == result.layer_index
+    });
+    if !same_input {
+        app.image_page.attribution = None;
+    }
+    app.image_page.result = Some(result);
+    if let Some(class) = class {
+        start_attribution(app, class);
+    }
+}
+
+pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
+    let ctx = ui.ctx().clone();
+    // Re-analyse when what the page should show changed (an atlas arrived, another atlas became
+    // current, another layer was picked).
+    if app.image_page.image.is_some() {
+        let wanted = wanted_request(app);
+        if wanted.is_some() && wanted != app.image_page.request {
+            start_analysis(app);
+        }
+    }
+    let busy = poll(app, &ctx);
+    let icons_loading = app
+        .atlases
+        .iter_mut()
+        .map(|v| v.icons.poll(&ctx) || v.icons.is_loading())
+        .fold(false, |a, b| a | b);
+    if busy || icons_loading {
+        ctx.request_repaint_after(Duration::from_millis(100));
+    }
+    egui::CentralPanel::default().show(ui, |ui| {
+        egui::ScrollArea::both().auto_shrink([false, false]).show(ui, |ui| {
+            header(app, ui);
+            ui.separator();
+            if let Some(e) = &app.image_page.error {
+                ui.colored_label(Color32::from_rgb(200, 40, 40), e);
+            }
+            if app.image_page.result.is_none() {
+                if app.image_page.image.is_none() {
+                    ui.label("Drop an image on the window or pick one to see what the model makes of it.");
+                }
+                return;
+            }
+            // Fixed-width columns: input and heat-map, the activation grid, prediction and class.
+            ui.horizontal_top(|ui| {
+                ui.vertical(|ui| {
+                    ui.set_width(INPUT_SIDE);
+                    input_and_heatmap(app, ui);
+                });
+                ui.separator();
+                ui.vertical(|ui| {
+                    ui.set_width(GRID_SIDE + 20.0);
+                    activation_grid(app, ui);
+                });
+                ui.separator();
+                ui.vertical(|ui| {
+                    ui.set_width(280.0);
+                    predictions(app, ui);
+                    ui.separator();
+                    class_picker(app, ui);
+                });
+            });
+        });
+    });
+}
+
+fn header(app: &mut AtlasApp, ui: &mut egui::Ui) {
+    ui.horizontal(|ui| {
+        let picking = app.image_page.pick.is_some();
+        if ui
+            .add_enabled(!picking, egui::Button::new("Pick image…"))
+            .clicked()
+        {
+            ask_image(app);
+        }
+        match &app.image_page.image {
+            Some(p) => ui.label(format!("image: {}", p.display())),
+            None => ui.label("no image yet"),
+        };
+        ui.separator();
+        layer_choice(app, ui);
+        if let Some(job) = &app.image_page.job {
+            if let Some(p) = &job.progress {
+                progress_row(ui, p);
+            } else {
+                ui.spinner();
+            }
+            if ui.button("Cancel").clicked() {
+                job.handle.cancel.cancel();
+            }
+        }
+    });
+}
+
+fn layer_choice(app: &mut AtlasApp, ui: &mut egui::Ui) {
+    if let Some(view) = app.atlases.get(app.current_atlas) {
+        let root = view
+            .root
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        ui.label(format!("layer: {} (the atlas {root})", view.manifest.layer));
+        return;
+    }
+    let Some(model) = &app.model else {
+        ui.label("layer: the model's head (loading the model…)");
+        return;
+    };
+    let default = model
+        .linear_head_layer
+        .clone()
+        .or_else(|| model.layers.last().map(|l| l.name.clone()))
+        .unwrap_or_default();
+    let current = app.image_page.layer.clone().unwrap_or(default);
+    let mut picked = current.clone();
+    egui::ComboBox::from_label("Layer")
+        .selected_text(&current)
+        .show_ui(ui, |ui| {
+            for l in &model.layers {
+                ui.selectable_value(
+                    &mut picked,
+                    l.name.clone(),
+                    format!("{} ({}×{}×{})", l.name, l.height, l.width, l.channels),
+                );
+            }
+        });
+    if picked != current {
+        app.image_page.layer = Some(picked);
+    }
+}
+
+fn class_name(names: &[String], class: usize) -> &str {
+    names.get(class).map(String::as_str).unwrap_or("?")
+}
+
+/// The label of a top-5 row (also what tests look for).
+pub fn top5_label(rank: usize, name: &str, p: f32) -> String {
+    format!("{rank}. {name}  {:.1} %", p * 100.0)
+}
+
+fn predictions(app: &mut AtlasApp, ui: &mut egui::Ui) {
+    let Some(result) = &app.image_page.result else {
+        return;
+    };
+    ui.strong("Prediction (top 5)");
+    let mut pick = None;
+    for (rank, (class, p)) in result.analysis.top5.iter().enumerate() {
+        let text = top5_label(rank + 1, class_name(&result.class_names, *class), *p);
+        let on = app.image_page.attr_class == Some(*class);
+        if ui
+            .selectable_label(on, text)
+            .on_hover_text("show its attribution heat-map")
+            .clicked()
+        {
+            pick = Some(*class);
+        }
+    }
+    if let Some(c) = pick {
+        start_attribution(app, c);
+    }
+}
+
+fn class_picker(app: &mut AtlasApp, ui: &mut egui::Ui) {
+    let Some(result) = &app.image_page.result else {
+        return;
+    };
+    let names = result.class_names.clone();
+    let current = app.image_page.attr_class;
+    ui.strong("Heat-map class");
+    ui.label(match current {
+        Some(c) => format!("heat-map of: {}", class_name(&names, c)),
+        None => "heat-map of: none".into(),
+    });
+    ui.add(
+        egui::TextEdit::singleline(&mut app.image_page.class_search)
+            .hint_text("search classes")
+            .desired_width(220.0),
+    );
+    let query = app.image_page.class_search.trim().to_lowercase();
+    let mut pick = None;
+    if !query.is_empty() {
+        egui::ScrollArea::vertical()
+            .id_salt("one-image-classes")
+            .max_height(200.0)
+            .show(ui, |ui| {
+                let mut shown = 0;
+                for (i, name) in names.iter().enumerate() {
+                    if !name.to_lowercase().contains(&query) {
+                        continue;
+                    }
+                    if ui.button(name).clicked() {
+                        pick = Some(i);
+                    }
+                    shown += 1;
+                    if shown >= 40 {
+                        ui.label("… type more to narrow the list");
+                        break;
+                    }
+                }
+                if shown == 0 {
+                    ui.label("no class matches");
+                }
+            });
+    }
+    if let Some(c) = pick {
+        app.image_page.class_search.clear();
+        start_attribution(app, c);
+    }
+}
+
+fn input_and_heatmap(app: &mut AtlasApp, ui: &mut egui::Ui) {
+    let page = &mut app.image_page;
+    let Some(result) = &page.result else { return };
+    let a = &result.analysis;
+    ui.strong(format!("Input ({}×{})", a.input.width(), a.input.height()));
+    let (rect, _) = ui.allocate_exact_size(Vec2::splat(INPUT_SIDE), Sense::hover());
+    let painter = ui.painter_at(rect);
+    if let Some(tex) = &page.input_texture {
+        painter.image(
+            tex.id(),
+            rect,
+            Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
+            Color32::WHITE,
+        );
+    }
+    let map = page
+        .attribution
+        .as_ref()
+        .filter(|m| m.values.len() == a.h * a.w);
+    if let (Some(map), true) = (map, page.show_overlay) {
+        let max = map.values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let (cw, ch) = (rect.width() / a.w as f32, rect.height() / a.h as f32);
+        for y in 0..a.h {
+            for x in 0..a.w {
+                let v = map.values[y * a.w + x];
+                if max <= 0.0 || v == 0.0 {
+                    continue;
+                }
+                let strength = (v.abs() / max).min(1.0);
+                let base = if v > 0.0 { ORANGE } else { BLUE };
+                let colour = base.gamma_multiply(0.75 * strength);
+                let r = Rect::from_min_size(
+                    rect.min + Vec2::new(x as f32 * cw, y as f32 * ch),
+                    Vec2::new(cw, ch),
+                );
+                painter.rect_filled(r, 0.0, colour);
+            }
+        }
+    }
+    ui.checkbox(&mut page.show_overlay, "attribution overlay");
+    match (&page.attribution, &page.attr_job) {
+        (_, Some(job)) => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label(match &job.progress {
+                    Some(p) => p.stage.clone(),
+                    None => "attribution…".into(),
+                });
+            });
+        }
+        (Some(map), None) => {
+            let min = map.values.iter().copied().fold(f32::INFINITY, f32::min);
+            let max = map.values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            ui.label(format!(
+                "attribution to {}: {min:.3} … {max:.3}",
+                class_name(&result.class_names, map.class)
+            ));
+            ui.horizontal(|ui| {
+                ui.colored_label(ORANGE, "orange: towards the class");
+                ui.colored_label(BLUE, "blue: away from it");
+            });
+        }
+        (None, None) => {}
+    }
+}
+
+fn activation_grid(app: &mut AtlasApp, ui: &mut egui::Ui) {
+    let AtlasApp {
+        image_page: page,
+        atlases,
+        ..
+    } = app;
+    let Some(result) = &page.result else { return };
+    let a = &result.analysis;
+    let (h, w) = (a.h, a.w);
+    ui.strong(format!("Activation grid: {} {h}×{w}×{}", a.layer, a.c));
+    let view = result.nearest.as_ref().and_then(|n| {
+        atlases
+            .iter_mut()
+            .find(|v| v.root == n.root)
+            .map(|v| (n, v))
+    });
+    let side = (GRID_SIDE / w.max(h) as f32).clamp(6.0, 64.0);
+    let (rect, _) =
+        ui.allocate_exact_size(Vec2::new(side * w as f32, side * h as f32), Sense::hover());
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect, 0.0, Color32::WHITE);
+    let full = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
+    let (mut nearest, mut view) = match view {
+        Some((n, v)) => (Some(n), Some(v)),
+        None => (None, None),
+    };
+    let names = &result.class_names;
+    for y in 0..h {
+        for x in 0..w {
+            let p = y * w + x;
+            let r = Rect::from_min_size(
+                rect.min + Vec2::new(x as f32 * side, y as f32 * side),
+                Vec2::splat(side),
+            );
+            let response = ui.interact(
+                r,
+                ui.scope_id().with(("one-image-pos", y, x)),
+                Sense::hover(),
+            );
+            response.widget_info(|| {
+                egui::WidgetInfo::labeled(egui::Role::Image, true, format!("position ({y}, {x})"))
+            });
+            let optimised = page
+                .optimised
+                .get(p)
+                .and_then(|t| t.as_ref())
+                .filter(|_| page.show_optimised);
+            let mut cell_info = None;
+            if let Some(tex) = optimised {
+                painter.image(tex.id(), r.shrink(0.5), full, Color32::WHITE);
+            } else if let (Some(n), Some(v)) = (nearest.as_mut(), view.as_mut()) {
+                let (cell, sim) = n.cells.get(p).copied().unwrap_or((0, 0.0));
+                let mut drawn = false;
+                if let Some(level) = v.levels.iter().find(|l| l.grid() == n.grid) {
+                    let per = level.record.icons_per_sheet.max(1);
+                    let sheet = cell / per;
+                    if level.sheets_on_disk.get(sheet).copied().unwrap_or(false) {
+                        if let Some(tex) = v.icons.sheet(&level.record, sheet) {
+                            painter.image(
+                                tex.texture.id(),
+                                r.shrink(0.5),
+                                tex.uv(cell % per, 0.1),
+                                Color32::WHITE,
+                            );
+                            drawn = true;
+                        }
+                    }
+                    cell_info = level
+                        .cells
+                        .get(cell)
+                        .map(|c| (cell, sim, c.clone(), n.grid));
+                }
+                if !drawn {
+                    painter.rect_filled(r.shrink(0.5), 0.0, Color32::from_gray(222));
+                }
+            } else {
+                painter.rect_filled(r.shrink(0.5), 0.0, Color32::from_gray(222));
+            }
+            painter.rect_stroke(
+                r,
+                0.0,
+                Stroke::new(0.5, Color32::from_gray(200)),
+                StrokeKind::Inside,
+            );
+            let norm = a.vector(y, x).iter().map(|v| v * v).sum::<f32>().sqrt();
+            response.on_hover_ui(|ui| {
+                ui.label(egui::RichText::new(format!("position ({y}, {x})")).strong());
+                ui.label(format!("|activation| {norm:.2}"));
+                match &cell_info {
+                    Some((i, sim, c, g)) => {
+                        ui.label(format!("nearest cell ({}, {}) of {g}×{g} (#{i})", c.x, c.y));
+                        ui.label(format!("similarity {sim:.3}"));
+                        if let Some((class, v)) = c.top.first() {
+                            ui.label(format!(
+                                "its top class: {}  {v:.2}",
+                                class_name(names, *class)
+                            ));
+                        }
+                    }
+                    None => {
+                        ui.label("no atlas to compare with");
+                    }
+                }
+            });
+        }
+    }
+    page.drawn_positions = h * w;
+    // Buttons under the grid.
+    match &result.nearest {
+        Some(n) => ui.label(format!(
+            "icons: nearest cell of the atlas's {}×{} level",
+            n.grid, n.grid
+        )),
+        None => ui.label("open or build an atlas of this layer to see the nearest cells' icons"),
+    };
+    let has_optimised = page.optimised.iter().any(Option::is_some);
+    let mut optimise_clicked = false;
+    ui.horizontal(|ui| {
+        if let Some(job) = &page.optimise_job {
+            if let Some(p) = &job.progress {
+                progress_row(ui, p);
+            } else {
+                ui.spinner();
+            }
+            if ui.button("Cancel icons").clicked() {
+                job.handle.cancel.cancel();
+            }
+        } else if ui
+            .button("Optimise icons")
+            .on_hover_text("render a feature-visualisation icon for every position's vector")
+            .clicked()
+        {
+            optimise_clicked = true;
+        }
+        if has_optimised {
+            ui.checkbox(&mut page.show_optimised, "show optimised icons");
+        }
+    });
+    let marked = page.marked_atlas.clone();
+    let mut show_on_atlas = false;
+    if let Some(root) = &marked {
+        let n = atlases
+            .iter()
+            .find(|v| &v.root == root)
+            .map_or(0, |v| v.markers.len());
+        ui.horizontal(|ui| {
+            if ui.button("Show on atlas").clicked() {
+                show_on_atlas = true;
+            }
+            ui.label(format!("{n} markers on the atlas"));
+        });
+    }
+    if optimise_clicked {
+        start_optimise(app);
+    }
+    if show_on_atlas {
+        if let Some(i) = app
+            .atlases
+            .iter()
+            .position(|v| Some(&v.root) == marked.as_ref())
+        {
+            app.current_atlas = i;
+        }
+        app.set_tab(Tab::Atlas);
+    }
+}

@@ -1,0 +1,398 @@
+//! The "One image" page driven through its real widgets with egui_kittest (no display, no GPU):
+//! two tiny atlases (head and stage6) are built from the bundled images, an image is dropped on
+//! the window, and the page must show the model's top-5 (as `atlas classify` predicts it), an
+//! H×W grid of positions, the image's markers on the atlas, a heat-map that follows the picked
+//! class, optimised icons on request, the same in another layer, and a clear error for a corrupt
+//! file after which the page still works.
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use atlas::analysis::single_image::{analyse_image, attribution_map, nearest_cells};
+use atlas::app::image_page::top5_label;
+use atlas::app::{AtlasApp, Tab};
+use atlas::atlas::manifest::level_dir;
+use atlas::atlas::{spawn_build, BuildConfig, BuildEvent};
+use atlas::data::ImageEntry;
+use atlas::jobs::{JobEvent, JobOutcome};
+use atlas::layout::{LayoutMethod, UmapParams};
+use atlas::model::AtlasModel;
+use atlas::render::RenderSettings;
+use eframe::egui::{self, accesskit::Role};
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+
+fn harness(app: AtlasApp) -> Harness<'static, AtlasApp> {
+    Harness::builder()
+        .with_size([1400.0, 900.0])
+        .build_ui_state(|ui, app: &mut AtlasApp| app.show(ui), app)
+}
+
+fn step_until(h: &mut Harness<'static, AtlasApp>, what: &str, done: impl Fn(&AtlasApp) -> bool) {
+    let start = Instant::now();
+    loop {
+        h.step();
+        if done(h.state()) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "timed out waiting for {what}; page error: {:?}; errors: {:?}",
+            h.state().image_page.error,
+            h.state().errors
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn icons() -> RenderSettings {
+    RenderSettings {
+        steps: 2,
+        batch: 25,
+        size: 64,
+        ..RenderSettings::preview()
+    }
+}
+
+/// Collects head and stage6 of 12 bundled images (4 positions each) and builds a 2/4 atlas of
+/// each layer with a few optimisation steps per icon.
+fn tiny_atlases(dir: &Path) -> Vec<PathBuf> {
+    let run = dir.join("run");
+    let t = Instant::now();
+    let out = Command::new(common::atlas_bin())
+        .args(["collect", "--layers", "head,stage6", "--samples", "4"])
+        .args(["--limit", "12", "--images"])
+        .arg(common::assets())
+        .arg("--model")
+        .arg(common::model())
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("collected in {:.1} s", t.elapsed().as_secs_f64());
+    ["head", "stage6"]
+        .iter()
+        .map(|layer| {
+            let out = dir.join(format!("atlas-{layer}"));
+            let job = spawn_build(BuildConfig {
+                run: run.clone(),
+                layer: layer.to_string(),
+                out: out.clone(),
+                model: Some(common::model()),
+                layout: LayoutMethod::Umap(UmapParams {
+                    n_neighbors: 10,
+                    ..Default::default()
+                }),
+                grids: vec![2, 4],
+                min_count: 1,
+                render: RenderSettings {
+                    steps: 2,
+                    batch: 8,
+                    size: 64,
+                    ..RenderSettings::preview()
+                },
+                icon_levels: Some(vec![4]),
+                max_points: None,
+            });
+            let start = Instant::now();
+            let mut stage = String::new();
+            for ev in job.events.iter() {
+                match ev {
+                    JobEvent::Progress(p) if p.stage != stage => {
+                        eprintln!(
+                            "{layer}: {:.1} s {}",
+                            start.elapsed().as_secs_f64(),
+                            p.stage
+                        );
+                        stage = p.stage;
+                    }
+                    JobEvent::Finished(JobOutcome::Done(BuildEvent::Finished { .. })) => break,
+                    JobEvent::Finished(other) => panic!("build of {layer} failed: {other:?}"),
+                    _ => {}
+                }
+            }
+            out
+        })
+        .collect()
+}
+
+/// A file dropped on the window, as the windowing integration hands it to egui.
+#[derive(Debug)]
+struct Dropped(PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+fn drop_file(h: &mut Harness<'static, AtlasApp>, path: &Path) {
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(Dropped(path.to_path_buf())));
+    h.step();
+    assert_eq!(
+        h.state().tab,
+        Tab::Image,
+        "a dropped file opens the One image page"
+    );
+    assert_eq!(h.state().image_page.image.as_deref(), Some(path));
+}
+
+fn wait_for_analysis(h: &mut Harness<'static, AtlasApp>, layer: &str) {
+    step_until(h, "the analysis", |a| {
+        let p = &a.image_page;
+        p.job.is_none()
+            && (p.error.is_some() || p.result.as_ref().is_some_and(|r| r.analysis.layer == layer))
+    });
+    let p = &h.state().image_page;
+    assert!(p.error.is_none(), "{:?}", p.error);
+}
+
+fn wait_for_heatmap(h: &mut Harness<'static, AtlasApp>, class: usize) -> Vec<f32> {
+    step_until(h, "the heat-map", |a| {
+        let p = &a.image_page;
+        p.attr_job.is_none() && p.attribution.as_ref().is_some_and(|m| m.class == class)
+    });
+    h.state()
+        .image_page
+        .attribution
+        .as_ref()
+        .unwrap()
+        .values
+        .clone()
+}
+
+fn view_index(app: &AtlasApp, layer: &str) -> usize {
+    app.atlases
+        .iter()
+        .position(|v| v.manifest.layer == layer)
+        .unwrap()
+}
+
+/// Where the page should put the image's markers, computed here from the model and the atlas
+/// files: the centres of the nearest cells (cosine) of the atlas's finest level.
+fn expected_markers(
+    model: &AtlasModel,
+    image: &Path,
+    atlas: &Path,
+    layer: &str,
+) -> Vec<egui::Pos2> {
+    let a = analyse_image(model, image, layer).unwrap();
+    let m = atlas::atlas::AtlasManifest::load(atlas).unwrap();
+    let g = m.levels.iter().map(|l| l.grid).max().unwrap();
+    let dir = level_dir(atlas, g);
+    let means = atlas::store::npy::read(&dir.join("mean_acts.npy")).unwrap();
+    let cells = atlas::atlas::manifest::read_cells(&dir.join("cells.csv")).unwrap();
+    nearest_cells(&a.acts, a.c, &means.data)
+        .iter()
+        .map(|(i, _)| {
+            let c = &cells[*i];
+            egui::pos2(
+                (c.x as f32 + 0.5) / g as f32,
+                ((g - 1 - c.y) as f32 + 0.5) / g as f32,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn one_image_prediction_grid_markers_heatmap_icons_and_errors() {
+    let t0 = Instant::now();
+    let dir = common::scratch("app-image");
+    std::env::set_var("ATLAS_RECENT", dir.join("recent.json"));
+    let atlases = tiny_atlases(&dir);
+    eprintln!("collected and built in {:.1} s", t0.elapsed().as_secs_f64());
+    eprintln!("atlases built in {:.1} s", t0.elapsed().as_secs_f64());
+
+    let mut app = AtlasApp::new_in(common::model(), common::assets(), dir.join("runs"));
+    app.render_override = Some(icons());
+    for a in &atlases {
+        app.open_atlas(a.clone());
+    }
+    let mut h = harness(app);
+    step_until(&mut h, "the model and both atlases", |a| {
+        a.open_job.is_none() && a.atlases.len() == 2 && a.atlas_loads.is_empty()
+    });
+    assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
+    let head = view_index(h.state(), "head");
+    h.state_mut().current_atlas = head;
+
+    // The reference prediction, as `atlas classify` makes it.
+    let image = common::image_files(&common::assets())[0].clone();
+    let model = AtlasModel::load(&common::model(), atlas::model::default_device()).unwrap();
+    let reference = atlas::classify::classify(
+        &model,
+        &[ImageEntry {
+            path: image.clone(),
+            label: None,
+        }],
+        5,
+        1,
+        1,
+        |_, _| {},
+    )
+    .unwrap()
+    .remove(0)
+    .top
+    .unwrap();
+    let names: Vec<String> = model.info.classes.iter().map(|c| c.name.clone()).collect();
+
+    // Drop the image on the window: the page analyses it in the head atlas's layer.
+    let t1 = Instant::now();
+    drop_file(&mut h, &image);
+    wait_for_analysis(&mut h, "head");
+    eprintln!("analysis in {:.1} s", t1.elapsed().as_secs_f64());
+    {
+        let r = h.state().image_page.result.as_ref().unwrap();
+        let got: Vec<usize> = r.analysis.top5.iter().map(|t| t.0).collect();
+        let want: Vec<usize> = reference.iter().map(|t| t.0).collect();
+        assert_eq!(got, want, "top-5 classes differ from atlas classify");
+    }
+    h.run_steps(2);
+    for (rank, (class, p)) in reference.iter().enumerate() {
+        h.get_by_label(&top5_label(rank + 1, &names[*class], *p));
+    }
+    // The 7×7 grid of the head layer, one widget per position, with the atlas's icons.
+    let (hh, ww) = {
+        let a = &h.state().image_page.result.as_ref().unwrap().analysis;
+        (a.h, a.w)
+    };
+    assert_eq!((hh, ww), (7, 7));
+    assert_eq!(h.get_all_by_label_contains("position (").count(), hh * ww);
+    assert_eq!(h.state().image_page.drawn_positions, hh * ww);
+    h.get_by_label(&format!("position ({}, {})", hh - 1, ww - 1));
+    step_until(&mut h, "the atlas icons on the grid", |a| {
+        a.atlases[head].icons.uploaded > 0
+    });
+    // Markers: one per position, where the test computes the nearest cells to be.
+    let want = expected_markers(&model, &image, &atlases[0], "head");
+    assert_eq!(h.state().atlases[head].markers, want);
+    assert!(want
+        .iter()
+        .all(|p| (0.0..1.0).contains(&p.x) && (0.0..1.0).contains(&p.y)));
+
+    // Heat-map: the top-1 class by default, equal to the backend's map; another class changes it.
+    let top1 = reference[0].0;
+    let map1 = wait_for_heatmap(&mut h, top1);
+    let direct = attribution_map(&model, &image, "head", top1).unwrap();
+    assert_eq!(map1.len(), hh * ww);
+    for (a, b) in map1.iter().zip(&direct) {
+        assert!((a - b).abs() <= 1e-3 * (1.0 + b.abs()), "{a} vs {b}");
+    }
+    h.run_steps(2);
+    h.get_by_label_contains(&format!("attribution to {}: ", names[top1]));
+    let second = reference[1].0;
+    h.get_by_label(&top5_label(2, &names[second], reference[1].1))
+        .click();
+    let map2 = wait_for_heatmap(&mut h, second);
+    assert_ne!(map1, map2, "another class must change the heat-map");
+    // Any class by name through the search box.
+    let other = (0..names.len())
+        .find(|c| !reference.iter().any(|t| t.0 == *c) && names[*c].len() > 4)
+        .unwrap();
+    h.get_by_role(Role::TextInput).click();
+    h.run_steps(2);
+    h.get_by_role(Role::TextInput).type_text(&names[other]);
+    h.run_steps(2);
+    h.get_by_role_and_label(Role::Button, &names[other]).click();
+    let map3 = wait_for_heatmap(&mut h, other);
+    assert_ne!(map2, map3);
+    h.run_steps(2);
+    h.get_by_label(&format!("heat-map of: {}", names[other]));
+
+    // Optimised icons for every position, on the tiny settings.
+    let t2 = Instant::now();
+    h.get_by_label("Optimise icons").click();
+    step_until(&mut h, "the icon job", |a| {
+        a.image_page.optimise_job.is_some()
+    });
+    h.step();
+    h.get_by_label("Cancel icons"); // the job shows its progress and can be cancelled
+    step_until(&mut h, "the optimised icons", |a| {
+        a.image_page.optimise_job.is_none()
+    });
+    eprintln!(
+        "optimised {} icons in {:.1} s",
+        hh * ww,
+        t2.elapsed().as_secs_f64()
+    );
+    {
+        let p = &h.state().image_page;
+        assert!(p.error.is_none(), "{:?}", p.error);
+        assert_eq!(p.optimised.len(), hh * ww);
+        assert!(p
+            .optimised
+            .iter()
+            .all(|t| t.as_ref().is_some_and(|t| t.size() == [64, 64])));
+        assert!(p.show_optimised);
+    }
+    h.get_by_label("show optimised icons");
+
+    // Show on atlas: the atlas page with the markers.
+    h.get_by_label("Show on atlas").click();
+    h.run_steps(2);
+    assert_eq!(h.state().tab, Tab::Atlas);
+    assert_eq!(h.state().atlases[head].markers.len(), hh * ww);
+
+    // Another layer: make the stage6 atlas current and come back to the page.
+    let stage6 = view_index(h.state(), "stage6");
+    h.state_mut().current_atlas = stage6;
+    h.get_by_label("One image").click();
+    wait_for_analysis(&mut h, "stage6");
+    {
+        let r = h.state().image_page.result.as_ref().unwrap();
+        assert_eq!((r.analysis.h, r.analysis.w, r.analysis.c), (7, 7, 192));
+    }
+    h.run_steps(2);
+    assert_eq!(h.get_all_by_label_contains("position (").count(), 49);
+    let want6 = expected_markers(&model, &image, &atlases[1], "stage6");
+    assert_eq!(h.state().atlases[stage6].markers, want6);
+    assert!(
+        h.state().atlases[head].markers.is_empty(),
+        "old markers are cleared"
+    );
+    h.get_by_label_contains("layer: stage6");
+
+    // A corrupt file: a clear error on the page, no stale result, markers cleared.
+    let junk = dir.join("x.jpg");
+    std::fs::write(&junk, b"this is not a JPEG at all").unwrap();
+    drop_file(&mut h, &junk);
+    step_until(&mut h, "the error", |a| a.image_page.job.is_none());
+    let err = h
+        .state()
+        .image_page
+        .error
+        .clone()
+        .expect("an error for x.jpg");
+    assert!(
+        err.contains("x.jpg") && err.contains("cannot read"),
+        "{err}"
+    );
+    assert!(h.state().image_page.result.is_none());
+    assert!(h.state().atlases[stage6].markers.is_empty());
+    h.run_steps(2);
+    h.get_by_label_contains("cannot analyse x.jpg");
+    assert_eq!(h.query_all_by_label_contains("position (").count(), 0);
+
+    // ... and the page still works: another image is analysed.
+    let image2 = common::image_files(&common::assets())[1].clone();
+    drop_file(&mut h, &image2);
+    wait_for_analysis(&mut h, "stage6");
+    assert!(h.state().image_page.error.is_none());
+    assert_eq!(h.state().atlases[stage6].markers.len(), 49);
+    h.run_steps(2);
+    assert_eq!(h.get_all_by_label_contains("position (").count(), 49);
+    eprintln!("whole test {:.1} s", t0.elapsed().as_secs_f64());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
