@@ -393,6 +393,9 @@ fn one_image_prediction_grid_markers_heatmap_icons_and_errors() {
     assert_eq!(h.state().atlases[stage6].markers.len(), 49);
     h.run_steps(2);
     assert_eq!(h.get_all_by_label_contains("position (").count(), 49);
+    // Its heat-map too (and no job is left running when the test process exits).
+    let top1 = h.state().image_page.result.as_ref().unwrap().analysis.top5[0].0;
+    wait_for_heatmap(&mut h, top1);
     eprintln!("whole test {:.1} s", t0.elapsed().as_secs_f64());
     std::fs::remove_dir_all(&dir).unwrap();
 }
