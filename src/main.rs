@@ -38,6 +38,9 @@ enum Command {
         /// Atlas folders (from `atlas build`) to open as well; repeat for several layers.
         #[arg(long)]
         atlas: Vec<PathBuf>,
+        /// An image to open on the One image page.
+        #[arg(long)]
+        image: Option<PathBuf>,
     },
     /// Collect activation vectors and their attributions into a run folder (resumable).
     Collect {
@@ -342,15 +345,18 @@ fn main() {
         images: None,
         model: None,
         atlas: vec![],
+        image: None,
     }) {
         Command::App {
             images,
             model,
             atlas,
+            image,
         } => atlas::app::run(
             model.unwrap_or_else(defaults::default_model),
             images.unwrap_or_else(defaults::default_images),
             atlas,
+            image,
         ),
         Command::Collect {
             model,

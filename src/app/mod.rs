@@ -36,7 +36,12 @@ pub enum Tab {
 }
 
 /// Opens the window. Fails with a readable message when there is no display.
-pub fn run(model: PathBuf, images: PathBuf, atlases: Vec<PathBuf>) -> anyhow::Result<()> {
+pub fn run(
+    model: PathBuf,
+    images: PathBuf,
+    atlases: Vec<PathBuf>,
+    image: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_inner_size([1200.0, 800.0])
@@ -50,6 +55,10 @@ pub fn run(model: PathBuf, images: PathBuf, atlases: Vec<PathBuf>) -> anyhow::Re
             let mut app = AtlasApp::new(model, images);
             for dir in atlases {
                 app.open_atlas(dir);
+            }
+            if let Some(image) = image {
+                image_page::open_image(&mut app, image);
+                app.set_tab(Tab::Image);
             }
             Ok(Box::new(app))
         }),
@@ -627,6 +636,49 @@ impl AtlasApp {
             .send(result.map(|_| path).map_err(|e| format!("{e:#}")));
     }
 
+    /// Stops every job and waits (a bounded time) for their threads: finished chunks, stages and
+    /// sheets are on disk already, and a libtorch call still running while the process exits
+    /// can crash it.
+    pub fn shutdown(&mut self) {
+        let mut threads = vec![];
+        let mut stop = |cancel: &crate::jobs::CancelToken,
+                        thread: &mut Option<std::thread::JoinHandle<()>>| {
+            cancel.cancel();
+            threads.extend(thread.take());
+        };
+        if let Some(j) = &mut self.open_job {
+            stop(&j.handle.cancel, &mut j.handle.thread);
+        }
+        if let Some(j) = &mut self.collect_job {
+            stop(&j.handle.cancel, &mut j.handle.thread);
+        }
+        if let Some(j) = &mut self.build_job {
+            stop(&j.handle.cancel, &mut j.handle.thread);
+        }
+        if let Some(j) = &mut self.examples.job {
+            stop(&j.cancel, &mut j.thread);
+        }
+        let page = &mut self.image_page;
+        for job in [&mut page.job].into_iter().flatten() {
+            stop(&job.handle.cancel, &mut job.handle.thread);
+        }
+        for job in [&mut page.attr_job].into_iter().flatten() {
+            stop(&job.handle.cancel, &mut job.handle.thread);
+        }
+        for job in [&mut page.optimise_job].into_iter().flatten() {
+            stop(&job.handle.cancel, &mut job.handle.thread);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        for t in threads {
+            while !t.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            }
+        }
+    }
+
     pub fn exports_dir(&self) -> PathBuf {
         self.collect_form.out.join("exports")
     }
@@ -718,11 +770,6 @@ impl eframe::App for AtlasApp {
     }
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
-        // Finished chunks are on disk; stop the workers so the process can exit promptly.
-        if let Some(job) = &self.open_job {
-            job.handle.cancel.cancel();
-        }
-        self.cancel_collection();
-        self.cancel_build();
+        self.shutdown();
     }
 }
