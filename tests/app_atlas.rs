@@ -14,26 +14,11 @@ use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 
 fn harness(app: AtlasApp) -> Harness<'static, AtlasApp> {
-    Harness::builder()
-        .with_size([1200.0, 800.0])
-        .build_ui_state(|ui, app: &mut AtlasApp| app.show(ui), app)
+    common::app::harness(app, [1200.0, 800.0])
 }
 
 fn step_until(h: &mut Harness<'static, AtlasApp>, what: &str, done: impl Fn(&AtlasApp) -> bool) {
-    let start = Instant::now();
-    loop {
-        h.step();
-        if done(h.state()) {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(600),
-            "timed out waiting for {what}; errors: {:?}; log: {:?}",
-            h.state().errors,
-            h.state().log
-        );
-        std::thread::sleep(Duration::from_millis(30));
-    }
+    common::app::step_until(h, what, Duration::from_secs(600), done)
 }
 
 fn new_app(runs: &Path) -> AtlasApp {

@@ -25,26 +25,11 @@ use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 
 fn harness(app: AtlasApp) -> Harness<'static, AtlasApp> {
-    Harness::builder()
-        .with_size([1400.0, 900.0])
-        .build_ui_state(|ui, app: &mut AtlasApp| app.show(ui), app)
+    common::app::harness(app, [1400.0, 900.0])
 }
 
 fn step_until(h: &mut Harness<'static, AtlasApp>, what: &str, done: impl Fn(&AtlasApp) -> bool) {
-    let start = Instant::now();
-    loop {
-        h.step();
-        if done(h.state()) {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(300),
-            "timed out waiting for {what}; page error: {:?}; errors: {:?}",
-            h.state().image_page.error,
-            h.state().errors
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::app::step_until(h, what, Duration::from_secs(300), done)
 }
 
 fn icons() -> RenderSettings {

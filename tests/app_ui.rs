@@ -1,7 +1,7 @@
 //! The first window, driven through its real widgets with egui_kittest (no display needed).
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use atlas::app::AtlasApp;
 use eframe::egui::accesskit::Role;
@@ -9,26 +9,12 @@ use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 
 fn harness(app: AtlasApp) -> Harness<'static, AtlasApp> {
-    Harness::builder()
-        .with_size([1200.0, 800.0])
-        .build_ui_state(|ui, app: &mut AtlasApp| app.show(ui), app)
+    common::app::harness(app, [1200.0, 800.0])
 }
 
 /// Steps frames (the app polls its job channels each frame) until `done` holds.
 fn step_until(h: &mut Harness<'static, AtlasApp>, what: &str, done: impl Fn(&AtlasApp) -> bool) {
-    let start = Instant::now();
-    loop {
-        h.step();
-        if done(h.state()) {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(300),
-            "timed out waiting for {what}; errors: {:?}",
-            h.state().errors
-        );
-        std::thread::sleep(Duration::from_millis(30));
-    }
+    common::app::step_until(h, what, Duration::from_secs(300), done)
 }
 
 #[test]
