@@ -76,6 +76,8 @@ pub struct ClassesPageState {
     /// The folder of the class atlas on screen (or being built).
     pub class_root: Option<PathBuf>,
     pub class_view: Option<AtlasView>,
+    /// The class atlas canvas's screen rectangle in the last frame.
+    pub class_canvas_rect: Option<egui::Rect>,
     /// `class_atlas.json` of the finished class atlas.
     pub class_info: Option<ClassAtlasInfo>,
     /// The sample set the running or last job chose: (what, rows).
@@ -93,7 +95,8 @@ pub struct ClassesPageState {
     /// The class atlases of A and B, side by side with the plot.
     pub side_roots: [Option<PathBuf>; 2],
     pub side_views: [Option<AtlasView>; 2],
-    /// The plot's x axis caption, e.g. "← more snorkel | more scuba diver →".
+    /// The plot's x axis caption, e.g. "← more snorkel | more scuba diver →" (drawn in the
+    /// monospace font: egui's proportional font has no arrows).
     pub x_label: String,
     pub y_label: String,
     /// Cells placed on the plot in the last frame, and how many of them had their icon.
@@ -132,6 +135,7 @@ impl Default for ClassesPageState {
             class_job: None,
             class_root: None,
             class_view: None,
+            class_canvas_rect: None,
             class_info: None,
             class_selected: None,
             search_a: String::new(),
@@ -163,6 +167,11 @@ impl Default for ClassesPageState {
 }
 
 impl ClassesPageState {
+    /// Atlas folders still being read.
+    pub fn loads_pending(&self) -> usize {
+        self.loads.len()
+    }
+
     /// Every atlas view of the page with its folder.
     fn views_mut(&mut self) -> impl Iterator<Item = &mut AtlasView> {
         self.class_view
@@ -655,7 +664,7 @@ fn filter_row(ui: &mut egui::Ui, filter: &mut ClassFilter, n: &mut usize) {
             ),
             (
                 ClassFilter::Both,
-                "winner ∪ magnitude (the paper's class atlases)",
+                "winner or magnitude, each sample once (the paper's class atlases)",
             ),
         ] {
             ui.selectable_value(filter, f, f.name()).on_hover_text(tip);
@@ -845,7 +854,7 @@ fn pairs_list(app: &mut AtlasApp, ui: &mut egui::Ui, src: &Source) {
         .show(ui, |ui| {
             for p in &pairs.pairs {
                 let on = st.class_a == Some(p.a) && st.class_b == Some(p.b);
-                let text = format!("{} ↔ {}  {:.2}", p.name_a, p.name_b, p.similarity);
+                let text = format!("{} / {}  {:.2}", p.name_a, p.name_b, p.similarity);
                 if ui
                     .selectable_label(on, text)
                     .on_hover_text(format!("{} shared cells", p.shared_cells))
@@ -907,6 +916,7 @@ fn class_atlas_area(app: &mut AtlasApp, ui: &mut egui::Ui) {
             .small(),
         );
     }
+    st.class_canvas_rect = Some(ui.available_rect_before_wrap());
     let events = canvas::show(ui, view, None);
     if let Some((grid, index)) = events.clicked {
         st.picked = Some(Picked {

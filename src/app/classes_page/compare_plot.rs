@@ -53,9 +53,9 @@ pub fn area(app: &mut AtlasApp, ui: &mut egui::Ui) {
             ui.set_width(plot_w);
             plot(st, ui, &info, plot_w, height);
             ui.horizontal(|ui| {
-                ui.label(format!("← more {}", info.a.name));
+                ui.label(RichText::new(format!("← more {}", info.a.name)).monospace());
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                    ui.label(format!("more {} →", info.b.name));
+                    ui.label(RichText::new(format!("more {} →", info.b.name)).monospace());
                 });
             });
         });
@@ -152,7 +152,7 @@ fn plot(st: &mut ClassesPageState, ui: &mut egui::Ui, info: &ComparisonInfo, w: 
     let response = Plot::new("class_comparison")
         .width(w)
         .height(h)
-        .x_axis_label(st.x_label.clone())
+        .x_axis_label(RichText::new(st.x_label.clone()).monospace())
         .y_axis_label(st.y_label.clone())
         .default_x_bounds(-1.0, 1.0)
         .default_y_bounds(0.0, 1.0)
