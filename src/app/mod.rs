@@ -384,6 +384,10 @@ impl AtlasApp {
         self.poll_build();
         self.poll_atlas_loads();
         self.examples.poll(ctx);
+        // The Classes page's jobs report even while another page is on screen.
+        if self.tab != Tab::Classes {
+            classes_page::poll(self, ctx);
+        }
         while let Ok(result) = self.export_rx.try_recv() {
             match result {
                 Ok(path) => self.log.push(format!("exported {}", path.display())),
@@ -716,8 +720,11 @@ fn save_crop(
         }
     }
     let mut bytes = vec![];
-    out.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
-        .map_err(|e| e.to_string())?;
+    out.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .map_err(|e| e.to_string())?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     }

@@ -116,9 +116,7 @@ pub fn spawn_pick_model() -> JobHandle<PathBuf> {
 
 /// Reads atlas folders (cell tables, attributions, which icon sheets exist) off the UI thread;
 /// each arrives as a partial result. A broken folder is reported and the others still load.
-pub fn spawn_load_atlases(
-    dirs: Vec<PathBuf>,
-) -> JobHandle<crate::app::atlas_view::LoadedAtlas> {
+pub fn spawn_load_atlases(dirs: Vec<PathBuf>) -> JobHandle<crate::app::atlas_view::LoadedAtlas> {
     jobs::spawn("load-atlas", move |reporter, cancel| {
         let total = dirs.len() as u64;
         let mut failed = vec![];

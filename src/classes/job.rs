@@ -255,8 +255,10 @@ pub struct ComparisonResult {
     pub seconds: f64,
 }
 
-/// What the class jobs report (partials) and end with.
+/// What the class jobs report (partials) and end with. Events are few (one per stage or
+/// sheet), so the size of the largest variant does not matter.
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum ClassEvent {
     /// A sample set was chosen (`what`: e.g. "church (both)" or "church vs monastery").
     Selected {

@@ -429,6 +429,8 @@ fn local_join_body<const FMA: bool>(
     for a in 0..nn {
         let p = ids[a];
         let ra = row(a);
+        // `b` indexes the gathered row buffer as well as `ids`, so the index is the point.
+        #[allow(clippy::needless_range_loop)]
         for b in a + 1..ids.len() {
             let q = ids[b];
             if p == q {
@@ -535,6 +537,7 @@ fn candidates(h: &mut Heaps, n: usize, mc: usize, seed: u64, it: u64) -> (Vec<u3
     };
     // Per source chunk: its offers (dest, src with the "new" flag in bit 31, priority) sorted
     // stably by destination block, and the block offsets.
+    #[allow(clippy::type_complexity)]
     let chunks: Vec<(Vec<(u32, u32, u32)>, Vec<usize>)> = (0..n.div_ceil(SRC))
         .into_par_iter()
         .map(|c| {
