@@ -9,7 +9,8 @@
 //! - [`scan`]: walk the folder, sniff file contents, assign labels (first-level subfolder).
 //! - [`decode`]: one file → RGB image of the model's input size ([`Preprocess`] says how).
 //!   It leans on two helpers: `jpeg` (detects truncated JPEGs, which the decoder would silently
-//!   pad) and `resize` (a Pillow-exact bilinear resampler, so pixels match Python pipelines).
+//!   pad) and `resize` (Pillow-exact bilinear and Lanczos resamplers, so pixels match Python
+//!   pipelines).
 //! - [`loader`]: decode many files in parallel off the caller's thread, in ordered batches.
 
 pub mod decode;
@@ -20,4 +21,5 @@ pub mod scan;
 
 pub use decode::{load_rgb, to_chw_f32, Preprocess};
 pub use loader::{spawn_loader, Batch};
+pub use resize::resize_lanczos;
 pub use scan::{scan_folder, ImageEntry, Problem, ScanReport};

@@ -1,4 +1,5 @@
-//! Bilinear resizing that reproduces Pillow's `Image.resize(size, BILINEAR)` byte for byte.
+//! Resizing that reproduces Pillow's `Image.resize(size, BILINEAR)` and
+//! `Image.resize(size, LANCZOS)` byte for byte.
 //!
 //! Why not `image::imageops::resize`? It is close, but models are usually trained on pixels
 //! produced by Pillow (torchvision's PIL path), and Pillow has specific habits: an antialiasing
@@ -24,6 +25,32 @@ struct Tap {
     weights: Vec<i32>,
 }
 
+/// A Pillow resampling filter (`struct filter` in `Resample.c`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Filter {
+    /// Triangle, support 1 (`BILINEAR`).
+    Bilinear,
+    /// Truncated sinc·sinc(x/3), support 3 (`LANCZOS`, formerly `ANTIALIAS`).
+    Lanczos,
+}
+
+impl Filter {
+    /// Half-width of the kernel in input pixels before any downscale stretch.
+    fn support(self) -> f64 {
+        match self {
+            Filter::Bilinear => 1.0,
+            Filter::Lanczos => 3.0,
+        }
+    }
+
+    fn weight(self, x: f64) -> f64 {
+        match self {
+            Filter::Bilinear => triangle(x),
+            Filter::Lanczos => lanczos(x),
+        }
+    }
+}
+
 /// Pillow's triangle ("bilinear") filter; its support is 1.0.
 fn triangle(x: f64) -> f64 {
     let x = x.abs();
@@ -34,14 +61,32 @@ fn triangle(x: f64) -> f64 {
     }
 }
 
+/// Pillow's `sinc_filter`: sin(πx)/(πx), evaluated in the same order as the C code.
+fn sinc(x: f64) -> f64 {
+    if x == 0.0 {
+        return 1.0;
+    }
+    let x = x * std::f64::consts::PI;
+    x.sin() / x
+}
+
+/// Pillow's `lanczos_filter`: the window is half-open, [-3, 3).
+fn lanczos(x: f64) -> f64 {
+    if (-3.0..3.0).contains(&x) {
+        sinc(x) * sinc(x / 3.0)
+    } else {
+        0.0
+    }
+}
+
 /// Taps for output positions `outs` of an axis resized from `in_size` to `out_size` pixels.
 /// Mirrors Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc`, including its float
 /// expression order, so rounding decisions match.
-fn axis_taps(in_size: usize, out_size: u64, outs: Range<u64>) -> Vec<Tap> {
+fn axis_taps(in_size: usize, out_size: u64, outs: Range<u64>, filter: Filter) -> Vec<Tap> {
     let scale = in_size as f64 / out_size as f64;
     // When shrinking, the filter stretches to cover every input pixel: that is the antialias.
     let filterscale = scale.max(1.0);
-    let support = filterscale;
+    let support = filter.support() * filterscale;
     let ss = 1.0 / filterscale;
     outs.map(|xx| {
         let center = (xx as f64 + 0.5) * scale;
@@ -49,7 +94,7 @@ fn axis_taps(in_size: usize, out_size: u64, outs: Range<u64>) -> Vec<Tap> {
         let xmin = ((center - support + 0.5) as i64).max(0) as usize;
         let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
         let raw: Vec<f64> = (xmin..xmax)
-            .map(|x| triangle((x as f64 - center + 0.5) * ss))
+            .map(|x| filter.weight((x as f64 - center + 0.5) * ss))
             .collect();
         let total: f64 = raw.iter().sum();
         let one = f64::from(1u32 << PRECISION_BITS);
@@ -83,17 +128,50 @@ const HALF: i32 = 1 << (PRECISION_BITS - 1);
 
 /// Resize `src` to a virtual `out_w × out_h` image and return only its `xs × ys` window.
 /// The result equals Pillow's `resize((out_w, out_h), BILINEAR).crop(...)` for that window.
-/// (Integer sums are exact, so the loop order below does not change any result.)
 pub(crate) fn resize_window(
+    src: &RgbImage,
+    out: (u64, u64),
+    xs: Range<u64>,
+    ys: Range<u64>,
+) -> RgbImage {
+    resample(src, out, xs, ys, Filter::Bilinear)
+}
+
+/// Pillow's `Image.resize((w, h), LANCZOS)` of the whole image.
+///
+/// Pillow skips the pass of an axis whose size is unchanged; running it anyway is harmless
+/// here, because a same-size Lanczos tap rounds to exactly one weight of 1.0 (sin(kπ) is only
+/// ~1e-16 off zero), so the pass copies its input.
+pub fn resize_lanczos(src: &RgbImage, (w, h): (u32, u32)) -> RgbImage {
+    if src.dimensions() == (w, h) {
+        return src.clone();
+    }
+    if w == 0 || h == 0 || src.width() == 0 || src.height() == 0 {
+        return RgbImage::new(w, h);
+    }
+    resample(
+        src,
+        (u64::from(w), u64::from(h)),
+        0..u64::from(w),
+        0..u64::from(h),
+        Filter::Lanczos,
+    )
+}
+
+/// Pillow's two-pass resample (`ImagingResampleInner`): horizontal pass into an 8-bit
+/// intermediate, then the vertical pass, for the `xs × ys` window of the `out_w × out_h` result.
+/// (Integer sums are exact, so the loop order below does not change any result.)
+fn resample(
     src: &RgbImage,
     (out_w, out_h): (u64, u64),
     xs: Range<u64>,
     ys: Range<u64>,
+    filter: Filter,
 ) -> RgbImage {
     let (in_w, in_h) = (src.width() as usize, src.height() as usize);
     let raw = src.as_raw();
-    let h_taps = axis_taps(in_w, out_w, xs);
-    let v_taps = axis_taps(in_h, out_h, ys);
+    let h_taps = axis_taps(in_w, out_w, xs, filter);
+    let v_taps = axis_taps(in_h, out_h, ys, filter);
     let row_bytes = h_taps.len() * 3;
 
     // Horizontal pass, only over the input rows the vertical pass will read (like Pillow).
@@ -291,6 +369,38 @@ mod tests {
         );
         let mixed = squash(&pattern(13, 7), (6, 9));
         assert_eq!(mixed.as_raw()[..18], PIL_MIXED_13X7_TO_6X9_ROW0);
+    }
+
+    // pattern(13, 7).resize((5, 4), Image.LANCZOS), Pillow 13.
+    #[rustfmt::skip]
+    const PIL_LANCZOS_13X7_TO_5X4: [u8; 60] = [30, 2, 6, 144, 12, 19, 147, 37, 32, 52, 76, 45,
+        166, 126, 58, 49, 7, 31, 163, 17, 42, 174, 42, 56, 71, 81, 69, 185, 131, 82, 69, 13, 123,
+        183, 23, 143, 114, 48, 154, 91, 87, 168, 205, 137, 181, 88, 18, 133, 202, 28, 90, 99, 53,
+        112, 110, 92, 123, 224, 142, 136];
+    // pattern(7, 5).resize((11, 9), Image.LANCZOS), first row: upscaling, with overshoot clipped.
+    #[rustfmt::skip]
+    const PIL_LANCZOS_7X5_TO_11X9_ROW0: [u8; 33] = [0, 0, 0, 11, 0, 2, 40, 1, 6, 65, 3, 9, 86,
+        6, 12, 110, 9, 15, 134, 13, 18, 155, 18, 21, 180, 24, 24, 209, 32, 28, 224, 37, 30];
+    // pattern(40, 30).resize((3, 2), Image.LANCZOS): a large reduction (support 3·13.3 px).
+    #[rustfmt::skip]
+    const PIL_LANCZOS_40X30_TO_3X2: [u8; 18] = [128, 80, 114, 126, 136, 122, 129, 124, 145, 127,
+        114, 109, 129, 133, 116, 126, 125, 137];
+
+    #[test]
+    fn lanczos_matches_pillow_bytes() {
+        assert_eq!(
+            resize_lanczos(&pattern(13, 7), (5, 4)).as_raw()[..],
+            PIL_LANCZOS_13X7_TO_5X4
+        );
+        assert_eq!(
+            resize_lanczos(&pattern(7, 5), (11, 9)).as_raw()[..33],
+            PIL_LANCZOS_7X5_TO_11X9_ROW0
+        );
+        assert_eq!(
+            resize_lanczos(&pattern(40, 30), (3, 2)).as_raw()[..],
+            PIL_LANCZOS_40X30_TO_3X2
+        );
+        assert_eq!(resize_lanczos(&pattern(6, 4), (0, 0)).dimensions(), (0, 0));
     }
 
     #[test]

@@ -1,0 +1,1 @@
+//! Batch evaluation of patches over many images (spec §8.3): static and dynamic protocols.
