@@ -229,6 +229,22 @@ pub fn details(app: &mut AtlasApp, ui: &mut egui::Ui) {
         .request(view.root.clone(), grid, index, cell.x, cell.y);
     let examples = &app.examples;
     let mut close = false;
+    let mut example_action = None;
+    let mut use_icon = false;
+    let top = cell
+        .top
+        .first()
+        .and_then(|t| names.get(t.0))
+        .cloned()
+        .unwrap_or_default();
+    let icon_source = crate::app::attack_page::source::icon_source(
+        &view.root,
+        grid,
+        index,
+        &record,
+        view.manifest.icon_size,
+        format!("icon of cell ({}, {}) of {} (top class {top})", cell.x, cell.y, view.manifest.layer),
+    );
     egui::Panel::right("cell_details")
         .default_size(300.0)
         .show(ui, |ui| {
@@ -244,12 +260,21 @@ pub fn details(app: &mut AtlasApp, ui: &mut egui::Ui) {
             ));
             match view.icons.large_icon(&record, index) {
                 Some(tex) => {
-                    ui.image((tex.id(), egui::vec2(240.0, 240.0)));
+                    let id = egui::Id::unique(("atlas_icon_drag", grid, index));
+                    ui.dnd_drag_source(id, icon_source.clone(), |ui| {
+                        ui.image((tex.id(), egui::vec2(240.0, 240.0)))
+                    })
+                    .response
+                    .on_hover_text("drag onto the Patch attack tab to use the icon as a patch");
                 }
                 None => {
                     ui.add_sized([240.0, 240.0], egui::Spinner::new());
                 }
             }
+            use_icon = ui
+                .button("Use the icon as patch")
+                .on_hover_text("put it in the Patch attack page's tray")
+                .clicked();
             ui.label(RichText::new("Top classes (mean attribution)").strong());
             egui::Grid::new("cell_top").striped(true).show(ui, |ui| {
                 for (class, v) in &cell.top {
@@ -261,11 +286,15 @@ pub fn details(app: &mut AtlasApp, ui: &mut egui::Ui) {
             ui.separator();
             egui::ScrollArea::vertical()
                 .id_salt("examples")
-                .show(ui, |ui| examples.show(ui));
+                .show(ui, |ui| example_action = examples.show(ui));
         });
     if close {
         view.selected = None;
     }
+    if use_icon {
+        crate::app::attack_page::add_patch(app, icon_source, None);
+    }
+    crate::app::attack_page::example_action(app, example_action);
 }
 
 pub fn canvas(app: &mut AtlasApp, ui: &mut egui::Ui) {

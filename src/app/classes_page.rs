@@ -26,6 +26,7 @@ use eframe::egui::{self, RichText};
 use super::atlas_view::{canvas, AtlasView, LoadedAtlas};
 use super::examples::ExamplesState;
 use super::panels::progress_row;
+use super::widgets::class_picker;
 use super::{workers, AtlasApp, Tracked};
 use crate::classes::{
     spawn_class_atlas, spawn_compare, ClassAtlasConfig, ClassAtlasInfo, ClassEvent, ClassFilter,
@@ -34,8 +35,6 @@ use crate::classes::{
 use crate::jobs::{self, JobEvent, JobHandle, JobOutcome};
 use crate::render::RenderSettings;
 
-/// At most this many matches are listed under a class search box.
-const CLASS_LIST: usize = 200;
 /// Class pairs listed under "Similar classes".
 const PAIRS: usize = 30;
 
@@ -606,48 +605,6 @@ pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
         Mode::ClassAtlas => class_atlas_area(app, ui),
         Mode::Compare => compare_plot::area(app, ui),
     });
-}
-
-/// A search box with the matching class names under it; a click picks one.
-fn class_picker(
-    ui: &mut egui::Ui,
-    id: &str,
-    caption: &str,
-    search: &mut String,
-    chosen: &mut Option<usize>,
-    names: &[String],
-) {
-    let label = ui.label(RichText::new(caption).strong());
-    ui.add(egui::TextEdit::singleline(search).hint_text("search classes"))
-        .labelled_by(label.id);
-    ui.label(match chosen.and_then(|c| names.get(c)) {
-        Some(n) => format!("{caption}: {n}"),
-        None => format!("{caption}: none chosen"),
-    });
-    let query = search.to_lowercase();
-    if query.is_empty() {
-        return;
-    }
-    egui::ScrollArea::vertical()
-        .id_salt(id)
-        .max_height(140.0)
-        .show(ui, |ui| {
-            let matches = names
-                .iter()
-                .enumerate()
-                .filter(|(_, n)| n.to_lowercase().contains(&query))
-                .take(CLASS_LIST);
-            let mut any = false;
-            for (i, name) in matches {
-                any = true;
-                if ui.selectable_label(*chosen == Some(i), name).clicked() {
-                    *chosen = Some(i);
-                }
-            }
-            if !any {
-                ui.label(RichText::new("no class matches").weak());
-            }
-        });
 }
 
 fn filter_row(ui: &mut egui::Ui, filter: &mut ClassFilter, n: &mut usize) {

@@ -118,13 +118,17 @@ impl ExamplesState {
         }
     }
 
-    /// The patches as a wrapped grid with their image names on hover.
-    pub fn show(&self, ui: &mut egui::Ui) {
+    /// The patches as a wrapped grid with their image names on hover. Each is a drag source for
+    /// the attack workbench; its context menu sends it there as a patch, or its image as the
+    /// image to attack.
+    pub fn show(&self, ui: &mut egui::Ui) -> Option<ExampleAction> {
         ui.label(egui::RichText::new("Dataset examples").strong());
         if let Some(e) = &self.error {
             ui.colored_label(egui::Color32::from_rgb(200, 40, 40), e);
-            return;
+            return None;
         }
+        let root = self.key.as_ref().map(|k| k.0.clone());
+        let mut action = None;
         ui.label(
             egui::RichText::new(format!(
                 "{} of {} patches whose vectors fall in this cell, most typical first",
@@ -140,23 +144,49 @@ impl ExamplesState {
                     .file_name()
                     .map(|f| f.to_string_lossy().to_string())
                     .unwrap_or_default();
-                ui.image((tex.id(), egui::vec2(64.0, 64.0)))
-                    .on_hover_text(format!(
-                        "{file}\nposition ({}, {}) of {}×{}\nsimilarity to the cell mean {:.2}{}",
-                        ex.pos_y,
-                        ex.pos_x,
-                        ex.layer_h,
-                        ex.layer_w,
-                        ex.similarity,
-                        ex.label
-                            .as_ref()
-                            .map(|l| format!("\nlabel {l}"))
-                            .unwrap_or_default()
-                    ));
+                let tip = format!(
+                    "{file}\nposition ({}, {}) of {}×{}\nsimilarity to the cell mean {:.2}{}\n\
+                     drag onto the Patch attack tab to use it as a patch; right-click for more",
+                    ex.pos_y,
+                    ex.pos_x,
+                    ex.layer_h,
+                    ex.layer_w,
+                    ex.similarity,
+                    ex.label
+                        .as_ref()
+                        .map(|l| format!("\nlabel {l}"))
+                        .unwrap_or_default()
+                );
+                let Some(root) = &root else { continue };
+                let payload = crate::app::attack_page::source::example_source(root, ex);
+                let id = egui::Id::unique(("example_drag", ex.row));
+                let resp = ui
+                    .dnd_drag_source(id, payload.clone(), |ui| {
+                        ui.image((tex.id(), egui::vec2(64.0, 64.0)))
+                    })
+                    .response
+                    .on_hover_text(tip);
+                resp.context_menu(|ui| {
+                    if ui.button("Use as patch").clicked() {
+                        action = Some(ExampleAction::UseAsPatch(payload.clone()));
+                    }
+                    if ui.button("Attack this image").clicked() {
+                        action = Some(ExampleAction::Attack(ex.image_path.clone()));
+                    }
+                });
             }
             if self.job.is_some() {
                 ui.spinner();
             }
         });
+        action
     }
+}
+
+/// What the user asked of a dataset example.
+pub enum ExampleAction {
+    /// Put its patch in the attack workbench's tray.
+    UseAsPatch(crate::app::attack_page::PatchSource),
+    /// Open its whole image in the workbench as the image to attack.
+    Attack(PathBuf),
 }

@@ -1,6 +1,7 @@
 //! The desktop app. State lives in [`AtlasApp`]; each panel is a function in `panels`; heavy
 //! work runs in `workers` threads and reaches the UI only through job channels, polled once a
 //! frame, so the UI thread never blocks.
+pub mod attack_page;
 mod atlas_panels;
 pub mod atlas_view;
 pub mod classes_page;
@@ -9,6 +10,7 @@ pub mod image_page;
 mod panels;
 pub mod pipeline;
 pub mod recent;
+pub mod widgets;
 pub mod workers;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +35,7 @@ pub enum Tab {
     Layers,
     Image,
     Classes,
+    Attack,
 }
 
 /// Opens the window. Fails with a readable message when there is no display.
@@ -149,6 +152,7 @@ pub struct AtlasApp {
     pub class_search: String,
     pub image_page: image_page::ImagePageState,
     pub classes_page: classes_page::ClassesPageState,
+    pub attack_page: attack_page::AttackPageState,
     /// Dataset examples of the selected cell.
     pub examples: examples::ExamplesState,
     pub recent: Vec<recent::RecentProject>,
@@ -202,6 +206,7 @@ impl AtlasApp {
             class_search: String::new(),
             image_page: Default::default(),
             classes_page: Default::default(),
+            attack_page: Default::default(),
             examples: Default::default(),
             recent: recent::load(&recent::recent_file()),
             canvas_rect: None,
@@ -388,6 +393,7 @@ impl AtlasApp {
         if self.tab != Tab::Classes {
             classes_page::poll(self, ctx);
         }
+        attack_page::poll(self, ctx);
         while let Ok(result) = self.export_rx.try_recv() {
             match result {
                 Ok(path) => self.log.push(format!("exported {}", path.display())),
@@ -563,12 +569,15 @@ impl AtlasApp {
                 .map(|f| f.path().to_path_buf())
                 .collect()
         });
-        // A dropped folder opens as the project; a dropped file goes to the One image page.
+        // A dropped folder opens as the project; a dropped file goes to the One image page (the
+        // Patch attack page takes dropped files itself).
         if let Some(folder) = dropped.iter().find(|p| p.is_dir()) {
             self.open_folder(folder.clone());
         } else if let Some(file) = dropped.into_iter().find(|p| p.is_file()) {
-            image_page::open_image(self, file);
-            self.set_tab(Tab::Image);
+            if self.tab != Tab::Attack {
+                image_page::open_image(self, file);
+                self.set_tab(Tab::Image);
+            }
         }
         panels::top_bar(self, ui);
         match self.tab {
@@ -586,7 +595,9 @@ impl AtlasApp {
             Tab::Layers => atlas_panels::layers(self, ui),
             Tab::Image => image_page::show(self, ui),
             Tab::Classes => classes_page::show(self, ui),
+            Tab::Attack => attack_page::show(self, ui),
         }
+        attack_page::drag_indicator(&ctx);
     }
 
     /// Saves the canvas as it is on screen: asks the window for a screenshot and crops it to
@@ -672,6 +683,7 @@ impl AtlasApp {
         for job in [&mut page.optimise_job].into_iter().flatten() {
             stop(&job.handle.cancel, &mut job.handle.thread);
         }
+        threads.extend(self.attack_page.shutdown());
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         for t in threads {
             while !t.is_finished() && std::time::Instant::now() < deadline {

@@ -28,9 +28,15 @@ pub fn top_bar(app: &mut AtlasApp, ui: &mut egui::Ui) {
                 (Tab::Layers, "Layers"),
                 (Tab::Image, "One image"),
                 (Tab::Classes, "Classes"),
+                (Tab::Attack, "Patch attack"),
             ] {
-                if ui.selectable_label(app.tab == tab, name).clicked() {
+                let tab_button = ui.selectable_label(app.tab == tab, name);
+                if tab_button.clicked() {
                     app.set_tab(tab);
+                }
+                if tab == Tab::Attack {
+                    // Drag an icon or example over this tab to open the page mid-drag.
+                    super::attack_page::tab_drag_hover(app, &tab_button);
                 }
             }
             ui.separator();

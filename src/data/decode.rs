@@ -55,6 +55,15 @@ pub fn load_rgb(path: &Path, prep: Preprocess, size: (u32, u32)) -> Result<RgbIm
     }
 }
 
+/// Decode `path` at its own size (no resize), with every check of [`load_rgb`]: for pictures
+/// that are not model inputs yet, such as attack patches.
+pub fn load_original(path: &Path) -> Result<RgbImage, String> {
+    match catch_unwind(AssertUnwindSafe(|| decode_bytes(&read_file(path)?))) {
+        Ok(result) => result,
+        Err(_) => Err("decoder crashed on this file".into()),
+    }
+}
+
 /// Convert an RGB image to planar `[3, h, w]` floats in [0, 1] (torchvision's `ToTensor`).
 pub fn to_chw_f32(img: &RgbImage) -> Vec<f32> {
     let plane = img.width() as usize * img.height() as usize;

@@ -157,6 +157,8 @@ fn plot(st: &mut ClassesPageState, ui: &mut egui::Ui, info: &ComparisonInfo, w: 
         .default_x_bounds(-1.0, 1.0)
         .default_y_bounds(0.0, 1.0)
         .allow_scroll(false)
+        // A drag on an icon carries it to the attack workbench (instead of panning).
+        .allow_drag(false)
         .show_grid(false)
         .label_formatter(move |hp| {
             let p = match hp {
@@ -222,6 +224,27 @@ fn plot(st: &mut ClassesPageState, ui: &mut egui::Ui, info: &ComparisonInfo, w: 
         .collect();
     st.plot_cells = tiles.len();
     st.plot_icons = tiles.iter().filter(|t| t.tex.is_some()).count();
+    if response.response.drag_started() {
+        let origin = ui.input(|i| i.pointer.press_origin());
+        let hit = origin.and_then(|o| st.plot_rects.iter().find(|(_, r)| r.contains(o)));
+        if let (Some((index, _)), Some(root), Some(view)) = (hit, &st.compare_root, &st.compare_view) {
+            if let Some(level) = view.levels.iter().find(|l| l.grid() == g) {
+                let name = format!(
+                    "icon of cell {index} of the comparison {} vs {}",
+                    info.a.name, info.b.name
+                );
+                let source = crate::app::attack_page::source::icon_source(
+                    root,
+                    g,
+                    *index,
+                    &level.record,
+                    view.manifest.icon_size,
+                    name,
+                );
+                egui::DragAndDrop::set_payload(ui.ctx(), source);
+            }
+        }
+    }
     if response.response.clicked() {
         if let Some(pos) = response.response.interact_pointer_pos() {
             if let (Some(i), Some(root)) = (find(tr.value_from_position(pos)), &st.compare_root) {

@@ -87,7 +87,20 @@ pub fn panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
                     ));
                     match large {
                         Some(id) => {
-                            ui.image((id, egui::vec2(200.0, 200.0)));
+                            let source = crate::app::attack_page::source::icon_source(
+                                &picked.root,
+                                picked.grid,
+                                picked.index,
+                                &record,
+                                icon_size,
+                                format!("icon of cell ({}, {}) of the {caption}", cell.x, cell.y),
+                            );
+                            let drag = egui::Id::unique(("classes_icon_drag", picked.index));
+                            ui.dnd_drag_source(drag, source, |ui| {
+                                ui.image((id, egui::vec2(200.0, 200.0)))
+                            })
+                            .response
+                            .on_hover_text("drag onto the Patch attack tab to use it as a patch");
                         }
                         None => {
                             ui.add_sized([200.0, 200.0], egui::Spinner::new());
@@ -131,7 +144,16 @@ pub fn panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
                                     .file_name()
                                     .map(|f| f.to_string_lossy().to_string())
                                     .unwrap_or_default();
-                                ui.image((tex.id(), egui::vec2(64.0, 64.0))).on_hover_text(
+                                let source = crate::app::attack_page::source::example_source(
+                                    &picked.root,
+                                    ex,
+                                );
+                                let drag = egui::Id::unique(("classes_example_drag", ex.row));
+                                ui.dnd_drag_source(drag, source, |ui| {
+                                    ui.image((tex.id(), egui::vec2(64.0, 64.0)))
+                                })
+                                .response
+                                .on_hover_text(
                                     format!(
                                         "{file}\nposition ({}, {}) of {}×{}\nsimilarity {:.2}",
                                         ex.pos_y, ex.pos_x, ex.layer_h, ex.layer_w, ex.similarity

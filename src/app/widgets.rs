@@ -1,0 +1,47 @@
+//! Small widgets shared by several pages.
+use eframe::egui::{self, RichText};
+
+/// At most this many matches are listed under a class search box.
+const CLASS_LIST: usize = 200;
+
+/// A search box with the matching class names under it; a click picks one.
+pub fn class_picker(
+    ui: &mut egui::Ui,
+    id: &str,
+    caption: &str,
+    search: &mut String,
+    chosen: &mut Option<usize>,
+    names: &[String],
+) {
+    let label = ui.label(RichText::new(caption).strong());
+    ui.add(egui::TextEdit::singleline(search).hint_text("search classes"))
+        .labelled_by(label.id);
+    ui.label(match chosen.and_then(|c| names.get(c)) {
+        Some(n) => format!("{caption}: {n}"),
+        None => format!("{caption}: none chosen"),
+    });
+    let query = search.to_lowercase();
+    if query.is_empty() {
+        return;
+    }
+    egui::ScrollArea::vertical()
+        .id_salt(id)
+        .max_height(140.0)
+        .show(ui, |ui| {
+            let matches = names
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.to_lowercase().contains(&query))
+                .take(CLASS_LIST);
+            let mut any = false;
+            for (i, name) in matches {
+                any = true;
+                if ui.selectable_label(*chosen == Some(i), name).clicked() {
+                    *chosen = Some(i);
+                }
+            }
+            if !any {
+                ui.label(RichText::new("no class matches").weak());
+            }
+        });
+}
