@@ -235,5 +235,59 @@ fn drop_move_resize_undo_and_sweep_a_patch() {
     // The bigger patches change the answer.
     let last = &r.points[4];
     assert!(last.probs.iter().zip(&clean).any(|(a, b)| (a - b).abs() > 1e-3));
+
+    // 8. Batch evaluation of the two tray patches and the noise control on the folder of the
+    // attacked image (its class), static 0.3 top-left, dynamic 0.2 and 0.4 at all corners: the
+    // table on the page equals the backend's on the same configuration, and exports as CSV.
+    let folder = files[0].parent().unwrap().to_path_buf();
+    {
+        let st = &mut h.state_mut().attack_page;
+        st.mode = atlas::app::attack_page::Mode::Batch;
+        st.batch.folder = folder.display().to_string();
+        st.batch.static_ratio = 0.3;
+        st.batch.dynamic_ratios = "0.2, 0.4".into();
+    }
+    h.run_steps(2);
+    h.get_by_label("Run the batch evaluation").click();
+    step_until(&mut h, "the batch table", WAIT, |a| {
+        a.attack_page.batch.table.as_ref().is_some_and(|t| t.images_done == t.images_read)
+            && !a.attack_page.batch.busy()
+    });
+    let table = h.state().attack_page.batch.table.clone().unwrap();
+    assert_eq!(table.rows.len(), 3, "two patches and the noise control");
+    assert!(table.rows.iter().all(|r| r.correct_before >= 1), "{table:?}");
+    let st = &h.state().attack_page;
+    let patches = st
+        .patches
+        .iter()
+        .map(|p| atlas::attack::batch::PatchInput::Image {
+            name: p.name.clone(),
+            image: (*p.image).clone(),
+        })
+        .collect();
+    let mut cfg = atlas::attack::batch::BatchConfig::new(
+        common::model(),
+        atlas::attack::batch::image_input(&folder),
+        patches,
+        st.original.unwrap(),
+        st.target_class.unwrap(),
+    );
+    cfg.noise_seed = Some(0);
+    cfg.static_ratio = 0.3;
+    cfg.dynamic_ratios = vec![0.2, 0.4];
+    let want = atlas::attack::batch::run_batch(&cfg, &|| false, &mut |_| {}).unwrap();
+    for (a, b) in table.rows.iter().zip(&want.rows) {
+        assert_eq!(
+            (a.correct_before, a.flipped_static, a.flipped_dynamic),
+            (b.correct_before, b.flipped_static, b.flipped_dynamic)
+        );
+        assert!((a.p_target_static - b.p_target_static).abs() < 1e-6);
+        assert!((a.p_target_dynamic - b.p_target_dynamic).abs() < 1e-6);
+    }
+    h.get_by_label("Export CSV").click();
+    h.run_steps(2);
+    let csv = h.state().attack_page.batch.saved.clone().expect("the CSV path");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(text.lines().count(), 1 + 3 + 1, "header, 3 rows, total:\n{text}");
     h.state_mut().shutdown();
 }

@@ -207,7 +207,7 @@ fn form(app: &mut AtlasApp, ui: &mut egui::Ui) {
     let name = |c: Option<usize>| c.and_then(|c| names.get(c).cloned()).unwrap_or("–".into());
     let st = &mut app.attack_page;
     ui.label(format!(
-        "original: {} → target: {} (choose them on the left)",
+        "original class: {}, target class: {} (choose them on the left)",
         name(st.original),
         name(st.target_class)
     ));
@@ -288,7 +288,7 @@ fn form(app: &mut AtlasApp, ui: &mut egui::Ui) {
 fn table(ui: &mut egui::Ui, t: &AttackTable) {
     ui.label(
         RichText::new(format!(
-            "{} → {}: {} of {} images done · static {:.2} at {} · {} composites in {:.0} s",
+            "{} to {}: {} of {} images done · static {:.2} at {} · {} composites in {:.0} s",
             t.original.name,
             t.target.name,
             t.images_done,
