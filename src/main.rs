@@ -318,6 +318,42 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Patch attack (spec §8.3): paste patches onto images of one class and count how often
+    /// the top-1 flips to a target class; prints the table and writes it as CSV.
+    Attack {
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Folder (or one file) of images of the original class.
+        #[arg(long)]
+        images: PathBuf,
+        /// Comma-separated patch files or folders of patches.
+        #[arg(long)]
+        patches: String,
+        /// Original class: index, synset (n01440764) or name.
+        #[arg(long)]
+        original: String,
+        /// Target class: index, synset or name.
+        #[arg(long)]
+        target: String,
+        /// Add the uniform-noise control patch.
+        #[arg(long)]
+        noise: bool,
+        #[arg(long, default_value_t = 0)]
+        noise_seed: u64,
+        #[arg(long, default_value_t = 0.4)]
+        static_ratio: f64,
+        #[arg(long, default_value = "top-left")]
+        static_corner: String,
+        /// Comma-separated ratios of the dynamic protocol (default 0.1,0.2,…,0.8).
+        #[arg(long)]
+        dynamic_ratios: Option<String>,
+        /// Use only the first N images.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// CSV output.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Rank class pairs by shared positive attribution over the cells of an atlas level.
     ClassPairs {
         #[arg(long)]
@@ -703,6 +739,49 @@ fn main() {
                 );
             }
             println!("wrote {}", out.display());
+            Ok(())
+        })(),
+        Command::Attack {
+            model,
+            images,
+            patches,
+            original,
+            target,
+            noise,
+            noise_seed,
+            static_ratio,
+            static_corner,
+            dynamic_ratios,
+            limit,
+            out,
+        } => (|| {
+            use atlas::attack::batch::{self, BatchConfig, PatchInput};
+            let model = model.unwrap_or_else(defaults::default_model);
+            let info = atlas::model::Sidecar::load(&model)?;
+            let patches = batch::patch_files(&patches)?;
+            let mut cfg = BatchConfig::new(
+                &model,
+                batch::image_input(&images),
+                patches.into_iter().map(PatchInput::File).collect(),
+                batch::resolve_class(&info, &original)?,
+                batch::resolve_class(&info, &target)?,
+            );
+            cfg.noise_seed = noise.then_some(noise_seed);
+            cfg.static_ratio = static_ratio;
+            cfg.static_corner = batch::parse_corner(&static_corner)?;
+            if let Some(r) = dynamic_ratios {
+                cfg.dynamic_ratios = batch::parse_ratios(&r)?;
+            }
+            cfg.limit = limit;
+            let (table, _) = follow_job(batch::spawn_batch(cfg), "patch attack", |_, _| {})?;
+            print!("{table}");
+            table.write_csv(&out)?;
+            println!(
+                "{} composites classified in {:.1} s; wrote {}",
+                table.composites,
+                table.elapsed_s,
+                out.display()
+            );
             Ok(())
         })(),
     };

@@ -6,20 +6,21 @@
 //!   corner (NB-ADV `composite_img`).
 //! - [`probe`]: softmax probabilities of composites, batched on the model's device.
 //! - [`sweep`]: one image, one patch: every (corner, ratio) classified (the size sweep plot).
-//! - [`batch`]: many images × many patches, static and dynamic protocols, the success table.
-use std::panic::{catch_unwind, AssertUnwindSafe};
+//! - [`batch`]: many images × many patches, static and dynamic protocols, the success table
+//!   ([`table`]).
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
-use crate::data::decode::{decode_bytes, MAX_FILE_BYTES};
+use crate::data::decode::load_original;
 
 pub mod batch;
 pub mod composite;
 pub mod probe;
 pub mod sweep;
+pub mod table;
 
 /// Where a patch goes: one of the image's four corners.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -74,26 +75,7 @@ impl std::fmt::Display for Corner {
 /// Decode an image file at its own size (8-bit RGB, EXIF orientation applied, alpha dropped),
 /// with the same safety limits as the collection's loader. The error names the file.
 pub fn load_image(path: &Path) -> Result<RgbImage> {
-    let inner = || -> Result<RgbImage, String> {
-        let meta = std::fs::metadata(path).map_err(|e| format!("cannot read file: {e}"))?;
-        if !meta.is_file() {
-            return Err("not a regular file".into());
-        }
-        if meta.len() > MAX_FILE_BYTES {
-            return Err(format!(
-                "file too large ({} MiB, limit {} MiB)",
-                meta.len() >> 20,
-                MAX_FILE_BYTES >> 20
-            ));
-        }
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read file: {e}"))?;
-        decode_bytes(&bytes)
-    };
-    match catch_unwind(AssertUnwindSafe(inner)) {
-        Ok(Ok(img)) => Ok(img),
-        Ok(Err(reason)) => bail!("{}: {reason}", path.display()),
-        Err(_) => bail!("{}: the decoder crashed on this file", path.display()),
-    }
+    load_original(path).map_err(|reason| anyhow!("{}: {reason}", path.display()))
 }
 
 /// The model's square input side, or an error for a non-square model.

@@ -158,9 +158,14 @@ pub fn resize_lanczos(src: &RgbImage, (w, h): (u32, u32)) -> RgbImage {
     )
 }
 
-/// Pillow's two-pass resample (`ImagingResampleInner`): horizontal pass into an 8-bit
-/// intermediate, then the vertical pass, for the `xs × ys` window of the `out_w × out_h` result.
-/// (Integer sums are exact, so the loop order below does not change any result.)
+/// Pillow's two-pass resample for the `xs × ys` window of the `out_w × out_h` result: one pass
+/// per axis into an 8-bit intermediate, then the other.
+///
+/// Pillow 13 picks the order of the passes: vertical first exactly when the height shrinks by
+/// more than twice as many pixels as the width does (`H < h` and `h − H > 2·(w − W)`), else
+/// horizontal first. This rule is not documented; it was inferred from Pillow 13.0 and checked
+/// on 600 random size pairs (bilinear and Lanczos, 5–1200 px) with zero mismatches. The order
+/// matters because the intermediate is rounded to 8 bits.
 fn resample(
     src: &RgbImage,
     (out_w, out_h): (u64, u64),
@@ -168,45 +173,105 @@ fn resample(
     ys: Range<u64>,
     filter: Filter,
 ) -> RgbImage {
-    let (in_w, in_h) = (src.width() as usize, src.height() as usize);
-    let raw = src.as_raw();
-    let h_taps = axis_taps(in_w, out_w, xs, filter);
-    let v_taps = axis_taps(in_h, out_h, ys, filter);
-    let row_bytes = h_taps.len() * 3;
+    let (in_w, in_h) = (u64::from(src.width()), u64::from(src.height()));
+    let h_taps = axis_taps(in_w as usize, out_w, xs, filter);
+    let v_taps = axis_taps(in_h as usize, out_h, ys, filter);
+    let vertical_first = out_h < in_h && (in_h - out_h) as i64 > 2 * (in_w as i64 - out_w as i64);
+    if vertical_first {
+        vertical_then_horizontal(src, &h_taps, &v_taps)
+    } else {
+        horizontal_then_vertical(src, &h_taps, &v_taps)
+    }
+}
 
-    // Horizontal pass, only over the input rows the vertical pass will read (like Pillow).
+/// One output pixel of a tap over `pixels` (RGB triples starting at the tap's first input).
+fn apply_tap<'a>(pixels: impl Iterator<Item = &'a [u8]>, weights: &[i32], out: &mut [u8]) {
+    let mut acc = [HALF; 3];
+    for (px, &w) in pixels.zip(weights) {
+        for c in 0..3 {
+            acc[c] += i32::from(px[c]) * w;
+        }
+    }
+    for c in 0..3 {
+        out[c] = to_byte(acc[c]);
+    }
+}
+
+/// `out_row = Σ_k w_k · rows[k]` for whole rows of bytes (the vertical pass).
+fn blend_rows<'a>(
+    rows: impl Iterator<Item = &'a [u8]>,
+    weights: &[i32],
+    acc: &mut [i32],
+    out_row: &mut [u8],
+) {
+    acc.fill(HALF);
+    // Weights first: `zip` then never asks `rows` for a row past the tap.
+    for (&w, row) in weights.iter().zip(rows) {
+        for (a, &s) in acc.iter_mut().zip(row) {
+            *a += i32::from(s) * w;
+        }
+    }
+    for (o, &a) in out_row.iter_mut().zip(acc.iter()) {
+        *o = to_byte(a);
+    }
+}
+
+/// Horizontal pass over only the input rows the vertical pass will read (like Pillow), then the
+/// vertical pass over the 8-bit intermediate, whole rows at a time.
+/// (Integer sums are exact, so the loop order does not change any result.)
+fn horizontal_then_vertical(src: &RgbImage, h_taps: &[Tap], v_taps: &[Tap]) -> RgbImage {
+    let in_w = src.width() as usize;
+    let raw = src.as_raw();
+    let row_bytes = h_taps.len() * 3;
     let row0 = v_taps.first().map_or(0, |t| t.first);
     let row1 = v_taps.last().map_or(0, |t| t.first + t.weights.len());
     let mut tmp = vec![0u8; (row1 - row0) * row_bytes];
     for (r, tmp_row) in (row0..row1).zip(tmp.chunks_exact_mut(row_bytes)) {
         let src_row = &raw[r * in_w * 3..(r + 1) * in_w * 3];
         for (tap, out) in h_taps.iter().zip(tmp_row.chunks_exact_mut(3)) {
-            let pixels = src_row[tap.first * 3..].chunks_exact(3);
-            let mut acc = [HALF; 3];
-            for (px, &w) in pixels.zip(&tap.weights) {
-                for c in 0..3 {
-                    acc[c] += i32::from(px[c]) * w;
-                }
-            }
-            for c in 0..3 {
-                out[c] = to_byte(acc[c]);
-            }
+            apply_tap(src_row[tap.first * 3..].chunks_exact(3), &tap.weights, out);
         }
     }
-
-    // Vertical pass over the 8-bit intermediate: whole rows at a time, for cache-friendliness.
     let mut out = RgbImage::new(h_taps.len() as u32, v_taps.len() as u32);
     let mut acc = vec![HALF; row_bytes];
     for (tap, out_row) in v_taps.iter().zip(out.chunks_exact_mut(row_bytes)) {
-        acc.fill(HALF);
-        for (k, &w) in tap.weights.iter().enumerate() {
-            let start = (tap.first + k - row0) * row_bytes;
-            for (a, &s) in acc.iter_mut().zip(&tmp[start..start + row_bytes]) {
-                *a += i32::from(s) * w;
-            }
-        }
-        for (o, &a) in out_row.iter_mut().zip(&acc) {
-            *o = to_byte(a);
+        let first = (tap.first - row0) * row_bytes;
+        blend_rows(
+            tmp[first..].chunks_exact(row_bytes),
+            &tap.weights,
+            &mut acc,
+            out_row,
+        );
+    }
+    out
+}
+
+/// Vertical pass over only the input columns the horizontal pass will read, then the
+/// horizontal pass over the 8-bit intermediate.
+fn vertical_then_horizontal(src: &RgbImage, h_taps: &[Tap], v_taps: &[Tap]) -> RgbImage {
+    let in_w = src.width() as usize;
+    let raw = src.as_raw();
+    let col0 = h_taps.first().map_or(0, |t| t.first);
+    let col1 = h_taps.last().map_or(0, |t| t.first + t.weights.len());
+    let tmp_row_bytes = (col1 - col0) * 3;
+    let mut tmp = vec![0u8; v_taps.len() * tmp_row_bytes];
+    let mut acc = vec![HALF; tmp_row_bytes];
+    for (tap, tmp_row) in v_taps.iter().zip(tmp.chunks_exact_mut(tmp_row_bytes)) {
+        let rows = (tap.first..).map(|r| &raw[(r * in_w + col0) * 3..(r * in_w + col1) * 3]);
+        blend_rows(rows, &tap.weights, &mut acc, tmp_row);
+    }
+    let row_bytes = h_taps.len() * 3;
+    let mut out = RgbImage::new(h_taps.len() as u32, v_taps.len() as u32);
+    for (tmp_row, out_row) in tmp
+        .chunks_exact(tmp_row_bytes)
+        .zip(out.chunks_exact_mut(row_bytes))
+    {
+        for (tap, px) in h_taps.iter().zip(out_row.chunks_exact_mut(3)) {
+            apply_tap(
+                tmp_row[(tap.first - col0) * 3..].chunks_exact(3),
+                &tap.weights,
+                px,
+            );
         }
     }
     out
@@ -385,6 +450,35 @@ mod tests {
     #[rustfmt::skip]
     const PIL_LANCZOS_40X30_TO_3X2: [u8; 18] = [128, 80, 114, 126, 136, 122, 129, 124, 145, 127,
         114, 109, 129, 133, 116, 126, 125, 137];
+
+    // pattern(7, 20).resize((5, 6), BILINEAR / LANCZOS): the height shrinks by 14 pixels, more
+    // than twice the width's 2, so Pillow 13 runs the vertical pass first.
+    #[rustfmt::skip]
+    const PIL_BILINEAR_7X20_TO_5X6: [u8; 90] = [28, 4, 27, 74, 7, 33, 127, 13, 40, 180, 24, 47,
+        217, 36, 53, 62, 14, 122, 108, 17, 100, 161, 23, 107, 206, 34, 114, 124, 46, 120, 98, 23,
+        137, 144, 26, 121, 191, 32, 128, 140, 43, 135, 55, 55, 141, 135, 34, 149, 181, 37, 155,
+        186, 43, 151, 49, 54, 111, 77, 66, 117, 172, 44, 98, 206, 47, 104, 97, 53, 108, 68, 64,
+        90, 114, 76, 85, 205, 53, 183, 137, 56, 189, 57, 62, 196, 101, 73, 174, 147, 85, 144];
+    #[rustfmt::skip]
+    const PIL_LANCZOS_7X20_TO_5X6: [u8; 90] = [20, 4, 14, 72, 7, 30, 124, 13, 36, 176, 23, 43,
+        235, 38, 50, 56, 13, 133, 107, 16, 100, 158, 22, 111, 227, 32, 115, 120, 47, 122, 94, 24,
+        134, 142, 27, 108, 211, 33, 120, 147, 43, 135, 25, 58, 142, 127, 33, 159, 191, 36, 177,
+        210, 42, 171, 26, 52, 119, 80, 67, 132, 166, 44, 86, 224, 47, 92, 87, 53, 98, 57, 63, 76,
+        122, 78, 70, 225, 53, 183, 130, 56, 188, 28, 62, 204, 107, 72, 179, 155, 87, 136];
+
+    #[test]
+    fn vertical_first_when_the_height_shrinks_much_more() {
+        let src = pattern(7, 20);
+        assert_eq!(squash(&src, (5, 6)).as_raw()[..], PIL_BILINEAR_7X20_TO_5X6);
+        assert_eq!(
+            resize_lanczos(&src, (5, 6)).as_raw()[..],
+            PIL_LANCZOS_7X20_TO_5X6
+        );
+        // A window of a vertical-first resize is the same crop of the full one.
+        let full = resize_window(&src, (5, 6), 0..5, 0..6);
+        let win = resize_window(&src, (5, 6), 1..4, 2..5);
+        assert_eq!(win, image::imageops::crop_imm(&full, 1, 2, 3, 3).to_image());
+    }
 
     #[test]
     fn lanczos_matches_pillow_bytes() {
