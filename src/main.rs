@@ -41,6 +41,13 @@ enum Command {
         /// An image to open on the One image page.
         #[arg(long)]
         image: Option<PathBuf>,
+        /// An image to open on the Patch attack page.
+        #[arg(long)]
+        attack: Option<PathBuf>,
+        /// Patch files for the Patch attack page's tray (repeat; the first is placed on the
+        /// image).
+        #[arg(long)]
+        patch: Vec<PathBuf>,
     },
     /// Collect activation vectors and their attributions into a run folder (resumable).
     Collect {
@@ -382,17 +389,25 @@ fn main() {
         model: None,
         atlas: vec![],
         image: None,
+        attack: None,
+        patch: vec![],
     }) {
         Command::App {
             images,
             model,
             atlas,
             image,
+            attack,
+            patch,
         } => atlas::app::run(
             model.unwrap_or_else(defaults::default_model),
             images.unwrap_or_else(defaults::default_images),
-            atlas,
-            image,
+            atlas::app::OpenAlso {
+                atlases: atlas,
+                image,
+                attack,
+                patches: patch,
+            },
         ),
         Command::Collect {
             model,

@@ -196,6 +196,49 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
     assert_eq!(json["cells"].as_array().unwrap().len(), level_cells);
     assert!(h.state().log.iter().any(|l| l.contains("exported")));
 
+    // Drag the cell's icon onto the "Patch attack" tab: the page opens mid-drag; dropped on the
+    // image, the icon becomes a patch in the tray, placed where it fell.
+    let photo = common::image_files(&common::assets())[0].clone();
+    atlas::app::attack_page::open_target(h.state_mut(), photo);
+    step_until(&mut h, "the image to attack", |a| a.attack_page.target.is_some());
+    step_until(&mut h, "the large icon", |a| a.details_icon_rect.is_some());
+    let icon = h.state().details_icon_rect.unwrap().center();
+    let tab = h.get_by_label("Patch attack").rect().center();
+    let press = |h: &mut Harness<'static, AtlasApp>, pos, pressed| {
+        h.event(egui::Event::PointerButton {
+            pos,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: Default::default(),
+        })
+    };
+    h.event(egui::Event::PointerMoved(icon));
+    h.step();
+    press(&mut h, icon, true);
+    h.step();
+    for k in 1..=6 {
+        h.event(egui::Event::PointerMoved(icon + (tab - icon) * (k as f32 / 6.0)));
+        h.step();
+    }
+    h.run_steps(2);
+    assert_eq!(h.state().tab, Tab::Attack, "hovering the tab with a patch opens the page");
+    let image = h.state().attack_page.image_rect.expect("the workbench image");
+    let drop_at = image.min + image.size() * 0.5;
+    for k in 1..=4 {
+        h.event(egui::Event::PointerMoved(tab + (drop_at - tab) * (k as f32 / 4.0)));
+        h.step();
+    }
+    press(&mut h, drop_at, false);
+    h.step();
+    step_until(&mut h, "the icon in the tray", |a| {
+        a.attack_page.patches.len() == 1 && a.attack_page.placed.is_some()
+    });
+    let patch = &h.state().attack_page.patches[0];
+    assert!(patch.name.starts_with("icon of cell"), "{}", patch.name);
+    let icon_px = h.state().atlases[0].manifest.icon_size;
+    assert_eq!(patch.image.dimensions(), (icon_px, icon_px));
+    h.state_mut().shutdown();
+
     // Reopen the project: the saved atlas opens with no build.
     drop(h);
     let start = Instant::now();

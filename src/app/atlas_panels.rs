@@ -231,6 +231,7 @@ pub fn details(app: &mut AtlasApp, ui: &mut egui::Ui) {
     let mut close = false;
     let mut example_action = None;
     let mut use_icon = false;
+    let mut icon_rect = None;
     let top = cell
         .top
         .first()
@@ -261,11 +262,13 @@ pub fn details(app: &mut AtlasApp, ui: &mut egui::Ui) {
             match view.icons.large_icon(&record, index) {
                 Some(tex) => {
                     let id = egui::Id::unique(("atlas_icon_drag", grid, index));
-                    ui.dnd_drag_source(id, icon_source.clone(), |ui| {
-                        ui.image((tex.id(), egui::vec2(240.0, 240.0)))
-                    })
-                    .response
-                    .on_hover_text("drag onto the Patch attack tab to use the icon as a patch");
+                    let icon = ui
+                        .dnd_drag_source(id, icon_source.clone(), |ui| {
+                            ui.image((tex.id(), egui::vec2(240.0, 240.0)))
+                        })
+                        .response
+                        .on_hover_text("drag onto the Patch attack tab to use the icon as a patch");
+                    icon_rect = Some(icon.rect);
                 }
                 None => {
                     ui.add_sized([240.0, 240.0], egui::Spinner::new());
@@ -291,6 +294,7 @@ pub fn details(app: &mut AtlasApp, ui: &mut egui::Ui) {
     if close {
         view.selected = None;
     }
+    app.details_icon_rect = icon_rect;
     if use_icon {
         crate::app::attack_page::add_patch(app, icon_source, None);
     }

@@ -210,13 +210,17 @@ impl AttackPageState {
 
 /// Opens `path` as the image to attack (read on a worker).
 pub fn open_target(app: &mut AtlasApp, path: PathBuf) {
-    let Some(model) = &app.model else {
-        app.attack_page
-            .errors
-            .push("the model is not loaded yet".into());
-        return;
+    // The sidecar gives the input size even before the model itself has loaded.
+    let side = match &app.model {
+        Some(m) => m.size().0,
+        None => match crate::model::Sidecar::load(&app.model_path) {
+            Ok(s) => s.size().0,
+            Err(e) => {
+                app.attack_page.errors.push(format!("{e:#}"));
+                return;
+            }
+        },
     };
-    let side = model.size().0;
     app.attack_page
         .loads
         .push(jobs::spawn("attack-target", move |_, _| {
@@ -677,10 +681,14 @@ pub fn dragging_patch(ctx: &egui::Context) -> bool {
     egui::DragAndDrop::has_payload_of_type::<PatchSource>(ctx)
 }
 
-/// Switches to the page when a patch is dragged over its tab.
+/// Switches to the page when a patch is dragged over its tab. (Raw pointer geometry: the dragged
+/// picture itself floats under the pointer, so egui's hover tests would say the tab is covered.)
 pub fn tab_drag_hover(app: &mut AtlasApp, tab_response: &egui::Response) {
-    if app.tab != Tab::Attack && dragging_patch(&tab_response.ctx) && tab_response.contains_pointer()
-    {
+    let ctx = &tab_response.ctx;
+    let over = ctx
+        .pointer_latest_pos()
+        .is_some_and(|p| tab_response.rect.contains(p));
+    if app.tab != Tab::Attack && over && dragging_patch(ctx) {
         app.set_tab(Tab::Attack);
     }
 }

@@ -39,12 +39,20 @@ pub enum Tab {
 }
 
 /// Opens the window. Fails with a readable message when there is no display.
-pub fn run(
-    model: PathBuf,
-    images: PathBuf,
-    atlases: Vec<PathBuf>,
-    image: Option<PathBuf>,
-) -> anyhow::Result<()> {
+/// What to open besides the project, from the command line.
+#[derive(Default)]
+pub struct OpenAlso {
+    /// Atlas folders built elsewhere.
+    pub atlases: Vec<PathBuf>,
+    /// An image for the One image page.
+    pub image: Option<PathBuf>,
+    /// An image to attack on the Patch attack page, and patches for its tray (the first is
+    /// placed on the image).
+    pub attack: Option<PathBuf>,
+    pub patches: Vec<PathBuf>,
+}
+
+pub fn run(model: PathBuf, images: PathBuf, also: OpenAlso) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_inner_size([1200.0, 800.0])
@@ -56,12 +64,20 @@ pub fn run(
         options,
         Box::new(move |_cc| {
             let mut app = AtlasApp::new(model, images);
-            for dir in atlases {
+            for dir in also.atlases {
                 app.open_atlas(dir);
             }
-            if let Some(image) = image {
+            if let Some(image) = also.image {
                 image_page::open_image(&mut app, image);
                 app.set_tab(Tab::Image);
+            }
+            if let Some(image) = also.attack {
+                attack_page::open_target(&mut app, image);
+                for (i, p) in also.patches.into_iter().enumerate() {
+                    let at = (i == 0).then_some(egui::pos2(0.5, 0.5));
+                    attack_page::add_patch(&mut app, attack_page::PatchSource::File(p), at);
+                }
+                app.set_tab(Tab::Attack);
             }
             Ok(Box::new(app))
         }),
@@ -158,6 +174,8 @@ pub struct AtlasApp {
     pub recent: Vec<recent::RecentProject>,
     /// The canvas's screen rectangle in the last frame (for the PNG export).
     pub canvas_rect: Option<egui::Rect>,
+    /// The selected cell's large icon on screen in the last frame (a drag source for patches).
+    pub details_icon_rect: Option<egui::Rect>,
     export_tx: Sender<Result<PathBuf, String>>,
     export_rx: Receiver<Result<PathBuf, String>>,
     pick_folder: Option<JobHandle<PathBuf>>,
@@ -210,6 +228,7 @@ impl AtlasApp {
             examples: Default::default(),
             recent: recent::load(&recent::recent_file()),
             canvas_rect: None,
+            details_icon_rect: None,
             export_tx,
             export_rx,
             pick_folder: None,
