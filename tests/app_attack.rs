@@ -290,4 +290,6 @@ fn drop_move_resize_undo_and_sweep_a_patch() {
     let text = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(text.lines().count(), 1 + 3 + 1, "header, 3 rows, total:\n{text}");
     h.state_mut().shutdown();
+    drop(h);
+    let _ = std::fs::remove_dir_all(&runs);
 }

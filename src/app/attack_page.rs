@@ -613,11 +613,7 @@ fn target_section(app: &mut AtlasApp, ui: &mut egui::Ui) {
 }
 
 fn classes_section(app: &mut AtlasApp, ui: &mut egui::Ui) {
-    let names: Vec<String> = app
-        .model
-        .as_ref()
-        .map(|m| m.classes.iter().map(|c| c.name.clone()).collect())
-        .unwrap_or_default();
+    let names = app.class_names();
     let st = &mut app.attack_page;
     class_picker(
         ui,

@@ -77,6 +77,12 @@ impl ExamplesState {
         }));
     }
 
+    /// The model input size of the shown examples' atlas (once its index is loaded).
+    pub fn model_input(&self) -> Option<(u32, u32)> {
+        let (root, _, _) = self.key.as_ref()?;
+        Some(self.indexes.get(root)?.model_input())
+    }
+
     pub fn clear(&mut self) {
         if let Some(job) = self.job.take() {
             job.cancel.cancel();
@@ -127,7 +133,7 @@ impl ExamplesState {
             ui.colored_label(egui::Color32::from_rgb(200, 40, 40), e);
             return None;
         }
-        let root = self.key.as_ref().map(|k| k.0.clone());
+        let input = self.model_input();
         let mut action = None;
         ui.label(
             egui::RichText::new(format!(
@@ -157,8 +163,8 @@ impl ExamplesState {
                         .map(|l| format!("\nlabel {l}"))
                         .unwrap_or_default()
                 );
-                let Some(root) = &root else { continue };
-                let payload = crate::app::attack_page::source::example_source(root, ex);
+                let Some(input) = input else { continue };
+                let payload = crate::app::attack_page::source::example_source(ex, input);
                 let id = egui::Id::unique(("example_drag", ex.row));
                 let resp = ui
                     .dnd_drag_source(id, payload.clone(), |ui| {

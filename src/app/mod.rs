@@ -298,6 +298,14 @@ impl AtlasApp {
         }
     }
 
+    /// The loaded model's class names (empty until it has loaded).
+    pub fn class_names(&self) -> Vec<String> {
+        self.model
+            .as_ref()
+            .map(|m| m.classes.iter().map(|c| c.name.clone()).collect())
+            .unwrap_or_default()
+    }
+
     pub fn current(&mut self) -> Option<&mut AtlasView> {
         self.atlases.get_mut(self.current_atlas)
     }

@@ -246,11 +246,7 @@ pub fn collect_panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
 pub fn images_panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
     egui::CentralPanel::default().show(ui, |ui| {
         ui.heading(format!("Images and predictions ({})", app.rows.len()));
-        let names: Vec<String> = app
-            .model
-            .as_ref()
-            .map(|m| m.classes.iter().map(|c| c.name.clone()).collect())
-            .unwrap_or_default();
+        let names = app.class_names();
         const CELL: f32 = 150.0;
         let columns =
             ((ui.available_width() / (CELL + ui.spacing().item_spacing.x)).floor() as usize).max(1);

@@ -199,11 +199,7 @@ fn slug(s: &str) -> String {
 }
 
 fn form(app: &mut AtlasApp, ui: &mut egui::Ui) {
-    let names: Vec<String> = app
-        .model
-        .as_ref()
-        .map(|m| m.classes.iter().map(|c| c.name.clone()).collect())
-        .unwrap_or_default();
+    let names = app.class_names();
     let name = |c: Option<usize>| c.and_then(|c| names.get(c).cloned()).unwrap_or("–".into());
     let st = &mut app.attack_page;
     ui.label(format!(

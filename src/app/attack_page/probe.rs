@@ -82,8 +82,11 @@ pub enum ProbeEvent {
     Answer(ProbeAnswer),
 }
 
+/// The live classifier's handle. The thread starts with the first request and ends when the
+/// handle is dropped (joined, so a model is never freed while the process tears libtorch down).
 pub struct ProbeWorker {
     tx: Option<Sender<ProbeRequest>>,
+    events_tx: Sender<ProbeEvent>,
     pub events: Receiver<ProbeEvent>,
     thread: Option<JoinHandle<()>>,
     next_id: u64,
@@ -91,32 +94,37 @@ pub struct ProbeWorker {
 
 impl Default for ProbeWorker {
     fn default() -> Self {
-        let (tx, rx) = crossbeam_channel::unbounded::<ProbeRequest>();
-        let (etx, erx) = crossbeam_channel::unbounded();
-        let thread = std::thread::Builder::new()
-            .name("attack-probe".into())
-            .spawn(move || serve(rx, etx))
-            .expect("spawn the probe thread");
+        let (events_tx, events) = crossbeam_channel::unbounded();
         ProbeWorker {
-            tx: Some(tx),
-            events: erx,
-            thread: Some(thread),
+            tx: None,
+            events_tx,
+            events,
+            thread: None,
             next_id: 0,
         }
     }
 }
 
 impl ProbeWorker {
-    /// Queues a request; returns its id.
+    /// Queues a request (starting the thread if needed); returns its id.
     pub fn ask(&mut self, model: PathBuf, input: ProbeInput) -> u64 {
         self.next_id += 1;
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(ProbeRequest {
-                id: self.next_id,
-                model,
-                input,
-            });
-        }
+        let tx = self.tx.get_or_insert_with(|| {
+            let (tx, rx) = crossbeam_channel::unbounded::<ProbeRequest>();
+            let events = self.events_tx.clone();
+            self.thread = Some(
+                std::thread::Builder::new()
+                    .name("attack-probe".into())
+                    .spawn(move || serve(rx, events))
+                    .expect("spawn the probe thread"),
+            );
+            tx
+        });
+        let _ = tx.send(ProbeRequest {
+            id: self.next_id,
+            model,
+            input,
+        });
         self.next_id
     }
 
@@ -124,6 +132,14 @@ impl ProbeWorker {
     pub fn stop(&mut self) -> Option<JoinHandle<()>> {
         self.tx = None;
         self.thread.take()
+    }
+}
+
+impl Drop for ProbeWorker {
+    fn drop(&mut self) {
+        if let Some(t) = self.stop() {
+            let _ = t.join();
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{ensure, Context, Result};
 use image::RgbImage;
 
-use crate::analysis::examples::{example_patch, DatasetIndex, Example};
+use crate::analysis::examples::{example_patch, Example};
 
 /// Side of a dataset-example patch cut for the workbench (Lanczos-resized again when pasted).
 pub const EXAMPLE_PATCH_PX: u32 = 128;
@@ -30,8 +30,9 @@ pub enum PatchSource {
     /// The image patch under one dataset example of an atlas cell.
     Example {
         name: String,
-        atlas: PathBuf,
         example: Box<Example>,
+        /// The model input size the example's position refers to.
+        model_input: (u32, u32),
     },
 }
 
@@ -66,17 +67,17 @@ pub fn icon_source(
     }
 }
 
-/// A dataset example of an atlas as a patch source.
-pub fn example_source(atlas: &Path, example: &Example) -> PatchSource {
+/// A dataset example as a patch source (`model_input`: the atlas's model input size).
+pub fn example_source(example: &Example, model_input: (u32, u32)) -> PatchSource {
     PatchSource::Example {
         name: format!(
-            "patch of {} at ({}, {})",
+            "patch of {} at position ({}, {})",
             file_name(&example.image_path),
             example.pos_y,
             example.pos_x
         ),
-        atlas: atlas.to_path_buf(),
         example: Box::new(example.clone()),
+        model_input,
     }
 }
 
@@ -105,10 +106,11 @@ pub fn resolve(source: &PatchSource) -> Result<(String, RgbImage)> {
             );
             image::imageops::crop_imm(&img, x, y, *icon_px, *icon_px).to_image()
         }
-        PatchSource::Example { atlas, example, .. } => {
-            let input = DatasetIndex::load(atlas)?.model_input();
-            example_patch(example, input, EXAMPLE_PATCH_PX)?
-        }
+        PatchSource::Example {
+            example,
+            model_input,
+            ..
+        } => example_patch(example, *model_input, EXAMPLE_PATCH_PX)?,
     };
     ensure!(
         image.width() > 0 && image.height() > 0,

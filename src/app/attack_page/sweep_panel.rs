@@ -80,11 +80,7 @@ pub fn poll(st: &mut AttackPageState, _ctx: &egui::Context) {
 
 /// Starts the sweep of the placed patch on the target (with the chosen classes).
 pub fn start(app: &mut AtlasApp) {
-    let names: Vec<String> = app
-        .model
-        .as_ref()
-        .map(|m| m.classes.iter().map(|c| c.name.clone()).collect())
-        .unwrap_or_default();
+    let names = app.class_names();
     let model_path = app.model_path.clone();
     let st = &mut app.attack_page;
     let (Some(t), Some(placed)) = (&st.target, st.placed) else {

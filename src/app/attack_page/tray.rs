@@ -20,11 +20,7 @@ pub fn last_rect(ctx: &egui::Context) -> Option<egui::Rect> {
 }
 
 pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
-    let names: Vec<String> = app
-        .model
-        .as_ref()
-        .map(|m| m.classes.iter().map(|c| c.name.clone()).collect())
-        .unwrap_or_default();
+    let names = app.class_names();
     ui.label(RichText::new("Patches").strong());
     let mut add_file = false;
     let mut add_noise = false;

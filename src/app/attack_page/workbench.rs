@@ -24,11 +24,7 @@ enum DragMode {
 }
 
 pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
-    let names: Vec<String> = app
-        .model
-        .as_ref()
-        .map(|m| m.classes.iter().map(|c| c.name.clone()).collect())
-        .unwrap_or_default();
+    let names = app.class_names();
     let st = &mut app.attack_page;
     let Some(target) = &st.target else {
         let (rect, _) = ui.allocate_exact_size(

@@ -1,21 +1,16 @@
 //! The picked cell (class atlas, either side atlas or a comparison icon): its icon, top classes,
 //! dataset examples, and "Use as patch" for the attack workbench.
-use std::path::PathBuf;
-
 use eframe::egui::{self, RichText};
 
-use crate::analysis::{example_patch, DatasetIndex, Example};
+use crate::app::attack_page::source::{example_source, icon_source, resolve};
+use crate::app::attack_page::PatchSource;
 use crate::app::AtlasApp;
-use crate::atlas::manifest::sheet_path;
 use crate::jobs;
-
-/// Side of an example patch handed to the workbench.
-const PATCH_PX: u32 = 128;
 
 enum Action {
     Close,
-    Icon,
-    Example(Example),
+    /// Cut this icon or example for the attack workbench.
+    Patch(PatchSource),
 }
 
 pub fn panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
@@ -56,7 +51,23 @@ pub fn panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
         return;
     };
     let names = view.manifest.class_names.clone();
-    let icon_size = view.manifest.icon_size;
+    let top = cell
+        .top
+        .first()
+        .and_then(|t| names.get(t.0))
+        .cloned()
+        .unwrap_or_default();
+    let icon = icon_source(
+        &picked.root,
+        picked.grid,
+        picked.index,
+        &record,
+        view.manifest.icon_size,
+        format!(
+            "icon of cell ({}, {}) of the {caption} (top class {top})",
+            cell.x, cell.y
+        ),
+    );
     let large = view.icons.large_icon(&record, picked.index).map(|t| t.id());
     st.examples.request(
         picked.root.clone(),
@@ -66,6 +77,8 @@ pub fn panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
         cell.y,
     );
     let examples = &st.examples;
+    // The examples' positions refer to the atlas's model input (known once its index is read).
+    let input = examples.model_input().or(model_input);
     let mut action = None;
     egui::Panel::right("classes_cell_details")
         .default_size(300.0)
@@ -87,16 +100,8 @@ pub fn panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
                     ));
                     match large {
                         Some(id) => {
-                            let source = crate::app::attack_page::source::icon_source(
-                                &picked.root,
-                                picked.grid,
-                                picked.index,
-                                &record,
-                                icon_size,
-                                format!("icon of cell ({}, {}) of the {caption}", cell.x, cell.y),
-                            );
                             let drag = egui::Id::unique(("classes_icon_drag", picked.index));
-                            ui.dnd_drag_source(drag, source, |ui| {
+                            ui.dnd_drag_source(drag, icon.clone(), |ui| {
                                 ui.image((id, egui::vec2(200.0, 200.0)))
                             })
                             .response
@@ -111,7 +116,7 @@ pub fn panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
                         .on_hover_text("hand the icon to the attack workbench")
                         .clicked()
                     {
-                        action = Some(Action::Icon);
+                        action = Some(Action::Patch(icon.clone()));
                     }
                     ui.label(RichText::new("Top classes (mean attribution)").strong());
                     egui::Grid::new("classes_cell_top")
@@ -144,23 +149,23 @@ pub fn panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
                                     .file_name()
                                     .map(|f| f.to_string_lossy().to_string())
                                     .unwrap_or_default();
-                                let source = crate::app::attack_page::source::example_source(
-                                    &picked.root,
-                                    ex,
+                                let tip = format!(
+                                    "{file}\nposition ({}, {}) of {}×{}\nsimilarity {:.2}",
+                                    ex.pos_y, ex.pos_x, ex.layer_h, ex.layer_w, ex.similarity
                                 );
+                                let Some(input) = input else {
+                                    ui.image((tex.id(), egui::vec2(64.0, 64.0))).on_hover_text(tip);
+                                    return;
+                                };
+                                let source = example_source(ex, input);
                                 let drag = egui::Id::unique(("classes_example_drag", ex.row));
-                                ui.dnd_drag_source(drag, source, |ui| {
+                                ui.dnd_drag_source(drag, source.clone(), |ui| {
                                     ui.image((tex.id(), egui::vec2(64.0, 64.0)))
                                 })
                                 .response
-                                .on_hover_text(
-                                    format!(
-                                        "{file}\nposition ({}, {}) of {}×{}\nsimilarity {:.2}",
-                                        ex.pos_y, ex.pos_x, ex.layer_h, ex.layer_w, ex.similarity
-                                    ),
-                                );
+                                .on_hover_text(tip);
                                 if ui.small_button("Use as patch").clicked() {
-                                    action = Some(Action::Example(ex.clone()));
+                                    action = Some(Action::Patch(source));
                                 }
                             });
                         }
@@ -178,56 +183,8 @@ pub fn panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
             }
             st.picked = None;
         }
-        Some(Action::Icon) => {
-            let per = record.icons_per_sheet.max(1);
-            let tile = picked.index % per;
-            let path = sheet_path(&picked.root, picked.grid, picked.index / per);
-            let cols = record.sheet_columns.max(1);
-            let top = cell
-                .top
-                .first()
-                .and_then(|t| names.get(t.0))
-                .cloned()
-                .unwrap_or_default();
-            let what = format!(
-                "icon of cell ({}, {}) of the {caption} (top class {top})",
-                cell.x, cell.y
-            );
-            st.patch_job = Some(jobs::spawn("patch", move |_, _| {
-                let img = image::open(&path)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-                    .to_rgb8();
-                let (x, y) = (
-                    (tile % cols) as u32 * icon_size,
-                    (tile / cols) as u32 * icon_size,
-                );
-                anyhow::ensure!(
-                    x + icon_size <= img.width() && y + icon_size <= img.height(),
-                    "{} has no tile {tile}",
-                    path.display()
-                );
-                let tile = image::imageops::crop_imm(&img, x, y, icon_size, icon_size).to_image();
-                Ok(Some((what, tile)))
-            }));
-        }
-        Some(Action::Example(ex)) => {
-            let root: PathBuf = picked.root.clone();
-            let file = ex
-                .image_path
-                .file_name()
-                .map(|f| f.to_string_lossy().to_string())
-                .unwrap_or_default();
-            let what = format!(
-                "patch of {file} at position ({}, {}) (cell ({}, {}) of the {caption})",
-                ex.pos_y, ex.pos_x, cell.x, cell.y
-            );
-            st.patch_job = Some(jobs::spawn("patch", move |_, _| {
-                let input = match model_input {
-                    Some(i) => i,
-                    None => DatasetIndex::load(&root)?.model_input(),
-                };
-                Ok(Some((what, example_patch(&ex, input, PATCH_PX)?)))
-            }));
+        Some(Action::Patch(source)) => {
+            st.patch_job = Some(jobs::spawn("patch", move |_, _| Ok(Some(resolve(&source)?))));
         }
     }
 }
