@@ -200,7 +200,9 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
     // image, the icon becomes a patch in the tray, placed where it fell.
     let photo = common::image_files(&common::assets())[0].clone();
     atlas::app::attack_page::open_target(h.state_mut(), photo);
-    step_until(&mut h, "the image to attack", |a| a.attack_page.target.is_some());
+    step_until(&mut h, "the image to attack", |a| {
+        a.attack_page.target.is_some()
+    });
     step_until(&mut h, "the large icon", |a| a.details_icon_rect.is_some());
     let icon = h.state().details_icon_rect.unwrap().center();
     let tab = h.get_by_label("Patch attack").rect().center();
@@ -217,15 +219,27 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
     press(&mut h, icon, true);
     h.step();
     for k in 1..=6 {
-        h.event(egui::Event::PointerMoved(icon + (tab - icon) * (k as f32 / 6.0)));
+        h.event(egui::Event::PointerMoved(
+            icon + (tab - icon) * (k as f32 / 6.0),
+        ));
         h.step();
     }
     h.run_steps(2);
-    assert_eq!(h.state().tab, Tab::Attack, "hovering the tab with a patch opens the page");
-    let image = h.state().attack_page.image_rect.expect("the workbench image");
+    assert_eq!(
+        h.state().tab,
+        Tab::Attack,
+        "hovering the tab with a patch opens the page"
+    );
+    let image = h
+        .state()
+        .attack_page
+        .image_rect
+        .expect("the workbench image");
     let drop_at = image.min + image.size() * 0.5;
     for k in 1..=4 {
-        h.event(egui::Event::PointerMoved(tab + (drop_at - tab) * (k as f32 / 4.0)));
+        h.event(egui::Event::PointerMoved(
+            tab + (drop_at - tab) * (k as f32 / 4.0),
+        ));
         h.step();
     }
     press(&mut h, drop_at, false);

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use atlas::app::{AtlasApp, Tab};
-use eframe::egui;
 use atlas::attack::composite::{paste, resize_patch};
 use atlas::attack::Corner;
 use common::app::{harness, step_until};
+use eframe::egui;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 
@@ -97,14 +97,24 @@ fn drop_move_resize_undo_and_sweep_a_patch() {
         h.state().attack_page.target_class,
     );
     assert!(original.is_some() && target_class.is_some() && original != target_class);
-    assert_eq!(h.state().tab, Tab::Attack, "a drop here must not leave the page");
+    assert_eq!(
+        h.state().tab,
+        Tab::Attack,
+        "a drop here must not leave the page"
+    );
 
     // 2. A second file dropped onto the image becomes a patch, centred where it fell.
     h.run_steps(2);
-    let rect = h.state().attack_page.image_rect.expect("the image on screen");
+    let rect = h
+        .state()
+        .attack_page
+        .image_rect
+        .expect("the image on screen");
     let side = h.state().attack_page.side();
     drop_file(&mut h, &files[1], rect.min + rect.size() * 0.3);
-    step_until(&mut h, "the patch placed", WAIT, |a| a.attack_page.placed.is_some());
+    step_until(&mut h, "the patch placed", WAIT, |a| {
+        a.attack_page.placed.is_some()
+    });
     let placed = h.state().attack_page.placed.unwrap();
     let centre = (placed.at.x + placed.at.side / 2.0) / side;
     assert!(
@@ -142,7 +152,8 @@ fn drop_move_resize_undo_and_sweep_a_patch() {
     // 3. Drag the patch body: it moves by the pointer's travel (in model pixels).
     let scale = rect.width() / side;
     let before = h.state().attack_page.placed.unwrap().at;
-    let body = rect.min + egui::vec2(before.x + before.side / 2.0, before.y + before.side / 2.0) * scale;
+    let body =
+        rect.min + egui::vec2(before.x + before.side / 2.0, before.y + before.side / 2.0) * scale;
     drag(&mut h, body, body + egui::vec2(40.0, 24.0));
     let moved = h.state().attack_page.placed.unwrap().at;
     assert!(
@@ -202,8 +213,14 @@ fn drop_move_resize_undo_and_sweep_a_patch() {
     drag(&mut h, thumb, dest);
     h.run_steps(3);
     let now = h.state().attack_page.placed.unwrap();
-    assert_eq!(now.patch, second, "the dragged tray patch is the one placed");
-    assert!(((now.at.x + now.at.side / 2.0) / side - 0.7).abs() < 0.03 || now.at.x + now.at.side >= side - 1.0);
+    assert_eq!(
+        now.patch, second,
+        "the dragged tray patch is the one placed"
+    );
+    assert!(
+        ((now.at.x + now.at.side / 2.0) / side - 0.7).abs() < 0.03
+            || now.at.x + now.at.side >= side - 1.0
+    );
     step_until(&mut h, "the answer for the new patch", WAIT, answered);
     check(h.state());
 
@@ -218,11 +235,25 @@ fn drop_move_resize_undo_and_sweep_a_patch() {
     }
     h.run_steps(2);
     h.get_by_label("Run the sweep").click();
-    step_until(&mut h, "the sweep", WAIT, |a| a.attack_page.sweep.result.is_some());
+    step_until(&mut h, "the sweep", WAIT, |a| {
+        a.attack_page.sweep.result.is_some()
+    });
     let r = h.state().attack_page.sweep.result.as_ref().unwrap();
     assert_eq!(r.points.len(), 5);
-    assert_eq!(r.classes.len(), 3, "original, target and patch class curves");
-    let clean = h.state().attack_page.target.as_ref().unwrap().clean.clone().unwrap();
+    assert_eq!(
+        r.classes.len(),
+        3,
+        "original, target and patch class curves"
+    );
+    let clean = h
+        .state()
+        .attack_page
+        .target
+        .as_ref()
+        .unwrap()
+        .clean
+        .clone()
+        .unwrap();
     let zero = &r.points[0];
     assert_eq!(zero.ratio, 0.0);
     let diff = zero
@@ -234,7 +265,11 @@ fn drop_move_resize_undo_and_sweep_a_patch() {
     assert!(diff < 1e-5, "ratio 0 equals the clean image ({diff})");
     // The bigger patches change the answer.
     let last = &r.points[4];
-    assert!(last.probs.iter().zip(&clean).any(|(a, b)| (a - b).abs() > 1e-3));
+    assert!(last
+        .probs
+        .iter()
+        .zip(&clean)
+        .any(|(a, b)| (a - b).abs() > 1e-3));
 
     // 8. Batch evaluation of the two tray patches and the noise control on the folder of the
     // attacked image (its class), static 0.3 top-left, dynamic 0.2 and 0.4 at all corners: the
@@ -250,12 +285,19 @@ fn drop_move_resize_undo_and_sweep_a_patch() {
     h.run_steps(2);
     h.get_by_label("Run the batch evaluation").click();
     step_until(&mut h, "the batch table", WAIT, |a| {
-        a.attack_page.batch.table.as_ref().is_some_and(|t| t.images_done == t.images_read)
+        a.attack_page
+            .batch
+            .table
+            .as_ref()
+            .is_some_and(|t| t.images_done == t.images_read)
             && !a.attack_page.batch.busy()
     });
     let table = h.state().attack_page.batch.table.clone().unwrap();
     assert_eq!(table.rows.len(), 3, "two patches and the noise control");
-    assert!(table.rows.iter().all(|r| r.correct_before >= 1), "{table:?}");
+    assert!(
+        table.rows.iter().all(|r| r.correct_before >= 1),
+        "{table:?}"
+    );
     let st = &h.state().attack_page;
     let patches = st
         .patches
@@ -286,9 +328,19 @@ fn drop_move_resize_undo_and_sweep_a_patch() {
     }
     h.get_by_label("Export CSV").click();
     h.run_steps(2);
-    let csv = h.state().attack_page.batch.saved.clone().expect("the CSV path");
+    let csv = h
+        .state()
+        .attack_page
+        .batch
+        .saved
+        .clone()
+        .expect("the CSV path");
     let text = std::fs::read_to_string(&csv).unwrap();
-    assert_eq!(text.lines().count(), 1 + 3 + 1, "header, 3 rows, total:\n{text}");
+    assert_eq!(
+        text.lines().count(),
+        1 + 3 + 1,
+        "header, 3 rows, total:\n{text}"
+    );
     h.state_mut().shutdown();
     drop(h);
     let _ = std::fs::remove_dir_all(&runs);

@@ -244,7 +244,10 @@ pub fn details(app: &mut AtlasApp, ui: &mut egui::Ui) {
         index,
         &record,
         view.manifest.icon_size,
-        format!("icon of cell ({}, {}) of {} (top class {top})", cell.x, cell.y, view.manifest.layer),
+        format!(
+            "icon of cell ({}, {}) of {} (top class {top})",
+            cell.x, cell.y, view.manifest.layer
+        ),
     );
     egui::Panel::right("cell_details")
         .default_size(300.0)

@@ -145,14 +145,21 @@ enum Loaded {
     /// onto the image.
     Patch(String, RgbImage, Option<egui::Pos2>),
     /// A file chosen in a dialog, as the target or as a patch.
-    Picked { path: PathBuf, for_patch: bool },
+    Picked {
+        path: PathBuf,
+        for_patch: bool,
+    },
 }
 
 /// The native file dialog for an image, off the UI thread.
 fn spawn_pick(for_patch: bool) -> JobHandle<Loaded> {
     jobs::spawn("attack-pick", move |_, _| {
         let path = rfd::FileDialog::new()
-            .set_title(if for_patch { "Add a patch" } else { "Open an image to attack" })
+            .set_title(if for_patch {
+                "Add a patch"
+            } else {
+                "Open an image to attack"
+            })
             .add_filter(
                 "Images",
                 &["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"],
@@ -258,17 +265,21 @@ pub fn poll(app: &mut AtlasApp, ctx: &egui::Context) {
     }
     let model_path = app.model_path.clone();
     let mut finished = vec![];
-    app.attack_page.loads.retain(|job| match job.events.try_recv() {
-        Ok(JobEvent::Finished(outcome)) => {
-            finished.push(outcome);
-            false
-        }
-        _ => true,
-    });
+    app.attack_page
+        .loads
+        .retain(|job| match job.events.try_recv() {
+            Ok(JobEvent::Finished(outcome)) => {
+                finished.push(outcome);
+                false
+            }
+            _ => true,
+        });
     for outcome in finished {
         let st = &mut app.attack_page;
         match outcome {
-            JobOutcome::Done(Loaded::Target(path, bg)) => set_target(st, ctx, &model_path, path, bg),
+            JobOutcome::Done(Loaded::Target(path, bg)) => {
+                set_target(st, ctx, &model_path, path, bg)
+            }
             JobOutcome::Done(Loaded::Patch(name, img, at)) => {
                 let key = add_to_tray(st, ctx, &model_path, name, img);
                 if let Some(rel) = at {
@@ -538,7 +549,11 @@ fn take_dropped_files(app: &mut AtlasApp, ctx: &egui::Context) {
         }
     }
     for f in files {
-        add_patch(app, PatchSource::File(f), if on_tray { None } else { on_image });
+        add_patch(
+            app,
+            PatchSource::File(f),
+            if on_tray { None } else { on_image },
+        );
     }
 }
 
@@ -593,7 +608,11 @@ fn target_section(app: &mut AtlasApp, ui: &mut egui::Ui) {
                 .iter()
                 .filter(|r| {
                     query.is_empty()
-                        || r.result.path.to_string_lossy().to_lowercase().contains(&query)
+                        || r.result
+                            .path
+                            .to_string_lossy()
+                            .to_lowercase()
+                            .contains(&query)
                 })
                 .take(200)
             {

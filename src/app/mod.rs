@@ -1,9 +1,9 @@
 //! The desktop app. State lives in [`AtlasApp`]; each panel is a function in `panels`; heavy
 //! work runs in `workers` threads and reaches the UI only through job channels, polled once a
 //! frame, so the UI thread never blocks.
-pub mod attack_page;
 mod atlas_panels;
 pub mod atlas_view;
+pub mod attack_page;
 pub mod classes_page;
 pub mod examples;
 pub mod image_page;

@@ -83,11 +83,10 @@ pub fn poll(st: &mut AttackPageState) {
         match ev {
             JobEvent::Progress(p) => b.progress = Some(p),
             JobEvent::Partial(t) => b.table = Some(t),
-            JobEvent::Problem(p) => st.errors.push(format!(
-                "skipped {}: {}",
-                p.path.display(),
-                p.reason
-            )),
+            JobEvent::Problem(p) => {
+                st.errors
+                    .push(format!("skipped {}: {}", p.path.display(), p.reason))
+            }
             JobEvent::Log(_) => {}
             JobEvent::Finished(outcome) => {
                 match outcome {
@@ -297,27 +296,29 @@ fn table(ui: &mut egui::Ui, t: &AttackTable) {
         .strong(),
     );
     egui::ScrollArea::both().max_height(360.0).show(ui, |ui| {
-        egui::Grid::new("attack_table").striped(true).show(ui, |ui| {
-            for h in [
-                "patch",
-                "patch alone",
-                "correct before",
-                "flipped static",
-                "flipped dynamic",
-                "success static",
-                "success dynamic",
-                "P(target) before",
-                "static",
-                "dynamic",
-            ] {
-                ui.label(RichText::new(h).strong());
-            }
-            ui.end_row();
-            let total = t.total();
-            for r in t.rows.iter().chain(total.as_ref()) {
-                row(ui, r);
-            }
-        });
+        egui::Grid::new("attack_table")
+            .striped(true)
+            .show(ui, |ui| {
+                for h in [
+                    "patch",
+                    "patch alone",
+                    "correct before",
+                    "flipped static",
+                    "flipped dynamic",
+                    "success static",
+                    "success dynamic",
+                    "P(target) before",
+                    "static",
+                    "dynamic",
+                ] {
+                    ui.label(RichText::new(h).strong());
+                }
+                ui.end_row();
+                let total = t.total();
+                for r in t.rows.iter().chain(total.as_ref()) {
+                    row(ui, r);
+                }
+            });
     });
 }
 

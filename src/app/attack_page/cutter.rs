@@ -111,8 +111,7 @@ impl Cutter {
         let (path, img, tex) = self.picture.as_ref()?;
         let (w, h) = (img.width() as f32, img.height() as f32);
         let scale = VIEW / w.max(h);
-        let (rect, resp) =
-            ui.allocate_exact_size(egui::vec2(w * scale, h * scale), Sense::drag());
+        let (rect, resp) = ui.allocate_exact_size(egui::vec2(w * scale, h * scale), Sense::drag());
         let uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
         ui.painter().image(tex.id(), rect, uv, Color32::WHITE);
         let to_px = |p: egui::Pos2| {

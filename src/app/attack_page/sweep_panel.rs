@@ -89,7 +89,12 @@ pub fn start(app: &mut AtlasApp) {
     let Some(patch) = st.patch(placed.patch) else {
         return;
     };
-    let name = |c: usize| names.get(c).cloned().unwrap_or_else(|| format!("class {c}"));
+    let name = |c: usize| {
+        names
+            .get(c)
+            .cloned()
+            .unwrap_or_else(|| format!("class {c}"))
+    };
     let mut classes = vec![];
     for (what, class) in [
         ("original", st.original),
@@ -113,7 +118,15 @@ pub fn start(app: &mut AtlasApp) {
         let mut progress = |done: usize, total: usize| {
             reporter.progress("classifying composites", done as u64, total as u64)
         };
-        let points = match size_sweep(&model, &background, &image, &corners, &ratios, &stop, &mut progress) {
+        let points = match size_sweep(
+            &model,
+            &background,
+            &image,
+            &corners,
+            &ratios,
+            &stop,
+            &mut progress,
+        ) {
             Ok(p) => p,
             Err(_) if cancel.is_cancelled() => return Ok(None),
             Err(e) => return Err(e),
@@ -146,22 +159,20 @@ pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
                     .prefix("step "),
             );
         });
-        ui.horizontal(|ui| {
-            match &sw.job {
-                Some(job) => {
-                    if let Some(p) = &sw.progress {
-                        progress_row(ui, p);
-                    }
-                    if ui.button("Cancel").clicked() {
-                        job.cancel.cancel();
-                    }
+        ui.horizontal(|ui| match &sw.job {
+            Some(job) => {
+                if let Some(p) = &sw.progress {
+                    progress_row(ui, p);
                 }
-                None => {
-                    run = ui
-                        .add_enabled(ready, egui::Button::new("Run the sweep"))
-                        .on_disabled_hover_text("open an image and place a patch first")
-                        .clicked();
+                if ui.button("Cancel").clicked() {
+                    job.cancel.cancel();
                 }
+            }
+            None => {
+                run = ui
+                    .add_enabled(ready, egui::Button::new("Run the sweep"))
+                    .on_disabled_hover_text("open an image and place a patch first")
+                    .clicked();
             }
         });
         if let Some(e) = &sw.error {
@@ -215,7 +226,12 @@ fn plot(ui: &mut egui::Ui, r: &SweepResult, current: Option<f64>) {
                         .points
                         .iter()
                         .filter(|p| p.corner == *corner)
-                        .map(|p| [p.ratio, f64::from(p.probs.get(*class).copied().unwrap_or(0.0))])
+                        .map(|p| {
+                            [
+                                p.ratio,
+                                f64::from(p.probs.get(*class).copied().unwrap_or(0.0)),
+                            ]
+                        })
                         .collect();
                     let name = if corners.len() > 1 {
                         format!("{label} {}", corner.label())
@@ -228,7 +244,12 @@ fn plot(ui: &mut egui::Ui, r: &SweepResult, current: Option<f64>) {
                         egui_plot::LineStyle::dotted_dense(),
                         egui_plot::LineStyle::dashed_loose(),
                     ][ci % 4];
-                    plot.line(Line::new(name, pts).color(COLOURS[k % 3]).style(style).width(2.0));
+                    plot.line(
+                        Line::new(name, pts)
+                            .color(COLOURS[k % 3])
+                            .style(style)
+                            .width(2.0),
+                    );
                 }
             }
             if let Some(x) = current {

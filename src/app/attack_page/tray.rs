@@ -83,12 +83,19 @@ pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
                 ui.horizontal(|ui| {
                     let placed = st.placed.is_some_and(|pl| pl.patch == p.key);
                     if ui
-                        .add_enabled(st.target.is_some() && !placed, egui::Button::new("Place").small())
+                        .add_enabled(
+                            st.target.is_some() && !placed,
+                            egui::Button::new("Place").small(),
+                        )
                         .clicked()
                     {
                         place_key = Some(p.key);
                     }
-                    if ui.small_button("remove").on_hover_text("remove from the tray").clicked() {
+                    if ui
+                        .small_button("remove")
+                        .on_hover_text("remove from the tray")
+                        .clicked()
+                    {
                         remove = Some(p.key);
                     }
                 });

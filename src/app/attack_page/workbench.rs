@@ -32,8 +32,12 @@ pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
             Sense::hover(),
         );
         st.image_rect = Some(rect);
-        ui.painter()
-            .rect_stroke(rect, 6.0, Stroke::new(1.0, Color32::GRAY), egui::StrokeKind::Inside);
+        ui.painter().rect_stroke(
+            rect,
+            6.0,
+            Stroke::new(1.0, Color32::GRAY),
+            egui::StrokeKind::Inside,
+        );
         ui.painter().text(
             rect.center(),
             egui::Align2::CENTER_CENTER,
@@ -54,7 +58,9 @@ pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
         let scale = size / side;
         let painter = ui.painter_at(rect);
         let uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
-        let exact = st.placed.is_some_and(|p| st.probs_for == Some((p.patch, p.at.pixels())));
+        let exact = st
+            .placed
+            .is_some_and(|p| st.probs_for == Some((p.patch, p.at.pixels())));
         match (&st.composite_texture, exact) {
             (Some(tex), true) => {
                 painter.image(tex.id(), rect, uv, Color32::WHITE);
@@ -72,13 +78,23 @@ pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
         }
         if let Some(p) = st.placed {
             let r = patch_rect(rect, scale, p);
-            painter.rect_stroke(r, 0.0, Stroke::new(1.5, Color32::YELLOW), egui::StrokeKind::Outside);
+            painter.rect_stroke(
+                r,
+                0.0,
+                Stroke::new(1.5, Color32::YELLOW),
+                egui::StrokeKind::Outside,
+            );
             painter.rect_filled(handle_rect(r), 2.0, Color32::YELLOW);
         }
         interact(st, &resp, rect, scale);
         // A patch dragged from the tray, the atlas or the comparison plot.
         if resp.dnd_hover_payload::<PatchSource>().is_some() {
-            painter.rect_stroke(rect, 0.0, Stroke::new(3.0, Color32::LIGHT_BLUE), egui::StrokeKind::Inside);
+            painter.rect_stroke(
+                rect,
+                0.0,
+                Stroke::new(3.0, Color32::LIGHT_BLUE),
+                egui::StrokeKind::Inside,
+            );
         }
         if let Some(payload) = resp.dnd_release_payload::<PatchSource>() {
             let pos = ui.ctx().pointer_latest_pos().unwrap_or(rect.center());
@@ -200,10 +216,26 @@ fn interact(st: &mut AttackPageState, resp: &egui::Response, rect: egui::Rect, s
 
 /// The model's answer: top 5, and the three classes the experiment is about, before and now.
 fn answer_panel(st: &AttackPageState, ui: &mut egui::Ui, names: &[String]) {
-    let name = |c: usize| names.get(c).cloned().unwrap_or_else(|| format!("class {c}"));
+    let name = |c: usize| {
+        names
+            .get(c)
+            .cloned()
+            .unwrap_or_else(|| format!("class {c}"))
+    };
     let clean = st.target.as_ref().and_then(|t| t.clean.as_ref());
-    let now = if st.placed.is_some() { st.probs.as_ref() } else { clean };
-    ui.label(RichText::new(if st.placed.is_some() { "With the patch" } else { "Without a patch" }).strong());
+    let now = if st.placed.is_some() {
+        st.probs.as_ref()
+    } else {
+        clean
+    };
+    ui.label(
+        RichText::new(if st.placed.is_some() {
+            "With the patch"
+        } else {
+            "Without a patch"
+        })
+        .strong(),
+    );
     match now {
         None => {
             ui.horizontal(|ui| {
@@ -230,33 +262,46 @@ fn answer_panel(st: &AttackPageState, ui: &mut egui::Ui, names: &[String]) {
                 );
             }
             if st.placed.is_some() && order.first().copied() == st.target_class {
-                ui.colored_label(Color32::from_rgb(220, 120, 40), "flipped to the target class");
+                ui.colored_label(
+                    Color32::from_rgb(220, 120, 40),
+                    "flipped to the target class",
+                );
             }
         }
     }
     ui.add_space(6.0);
-    let patch_class = st.placed.and_then(|p| st.patch(p.patch)).and_then(|p| p.class);
-    egui::Grid::new("attack_tracked").striped(true).show(ui, |ui| {
-        ui.label("");
-        ui.label(RichText::new("no patch").small());
-        ui.label(RichText::new("with patch").small());
-        ui.end_row();
-        let rows = [
-            ("original", st.original),
-            ("target", st.target_class),
-            ("patch class", patch_class.map(|c| c.0)),
-        ];
-        for (what, class) in rows {
-            let Some(c) = class else { continue };
-            ui.label(format!("{what}: {}", name(c)));
-            let pct = |p: Option<&Vec<f32>>| {
-                p.and_then(|v| v.get(c)).map_or("–".into(), |v| format!("{:.2}%", 100.0 * v))
-            };
-            ui.label(pct(clean));
-            ui.label(if st.placed.is_some() { pct(st.probs.as_ref()) } else { "–".into() });
+    let patch_class = st
+        .placed
+        .and_then(|p| st.patch(p.patch))
+        .and_then(|p| p.class);
+    egui::Grid::new("attack_tracked")
+        .striped(true)
+        .show(ui, |ui| {
+            ui.label("");
+            ui.label(RichText::new("no patch").small());
+            ui.label(RichText::new("with patch").small());
             ui.end_row();
-        }
-    });
+            let rows = [
+                ("original", st.original),
+                ("target", st.target_class),
+                ("patch class", patch_class.map(|c| c.0)),
+            ];
+            for (what, class) in rows {
+                let Some(c) = class else { continue };
+                ui.label(format!("{what}: {}", name(c)));
+                let pct = |p: Option<&Vec<f32>>| {
+                    p.and_then(|v| v.get(c))
+                        .map_or("–".into(), |v| format!("{:.2}%", 100.0 * v))
+                };
+                ui.label(pct(clean));
+                ui.label(if st.placed.is_some() {
+                    pct(st.probs.as_ref())
+                } else {
+                    "–".into()
+                });
+                ui.end_row();
+            }
+        });
 }
 
 /// Where the patch is, as numbers, with the spec's corner placements and undo.
@@ -272,7 +317,10 @@ fn placement_panel(st: &mut AttackPageState, ui: &mut egui::Ui) {
         );
         return;
     };
-    let name = st.patch(placed.patch).map(|p| p.name.clone()).unwrap_or_default();
+    let name = st
+        .patch(placed.patch)
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
     ui.label(RichText::new(format!("Patch: {name}")).strong());
     let (x, y, w) = placed.at.pixels();
     ui.label(format!("at ({x}, {y}), {w}×{w} px of {side:.0}"));

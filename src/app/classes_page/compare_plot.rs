@@ -227,7 +227,9 @@ fn plot(st: &mut ClassesPageState, ui: &mut egui::Ui, info: &ComparisonInfo, w: 
     if response.response.drag_started() {
         let origin = ui.input(|i| i.pointer.press_origin());
         let hit = origin.and_then(|o| st.plot_rects.iter().find(|(_, r)| r.contains(o)));
-        if let (Some((index, _)), Some(root), Some(view)) = (hit, &st.compare_root, &st.compare_view) {
+        if let (Some((index, _)), Some(root), Some(view)) =
+            (hit, &st.compare_root, &st.compare_view)
+        {
             if let Some(level) = view.levels.iter().find(|l| l.grid() == g) {
                 let name = format!(
                     "icon of cell {index} of the comparison {} vs {}",

@@ -154,7 +154,8 @@ pub fn panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
                                     ex.pos_y, ex.pos_x, ex.layer_h, ex.layer_w, ex.similarity
                                 );
                                 let Some(input) = input else {
-                                    ui.image((tex.id(), egui::vec2(64.0, 64.0))).on_hover_text(tip);
+                                    ui.image((tex.id(), egui::vec2(64.0, 64.0)))
+                                        .on_hover_text(tip);
                                     return;
                                 };
                                 let source = example_source(ex, input);
@@ -184,7 +185,9 @@ pub fn panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
             st.picked = None;
         }
         Some(Action::Patch(source)) => {
-            st.patch_job = Some(jobs::spawn("patch", move |_, _| Ok(Some(resolve(&source)?))));
+            st.patch_job = Some(jobs::spawn("patch", move |_, _| {
+                Ok(Some(resolve(&source)?))
+            }));
         }
     }
 }
