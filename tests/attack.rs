@@ -235,7 +235,7 @@ fn jeep_config() -> BatchConfig {
         609, // jeep
         251, // Dalmatian
     );
-    cfg.dynamic_ratios = vec![0.2, 0.8];
+    cfg.dynamic_ratios = vec![0.8];
     cfg.static_ratio = 0.5;
     cfg.static_corner = Corner::BottomRight;
     cfg
@@ -403,7 +403,7 @@ fn cli_attack_end_to_end() {
         "--static-corner",
         "bottom-right",
         "--dynamic-ratios",
-        "0.2,0.8",
+        "0.8",
         "--out",
         out.to_str().unwrap(),
     ]);

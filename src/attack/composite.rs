@@ -48,7 +48,11 @@ pub fn corner_origin(corner: Corner, side: u32, w: u32) -> (u32, u32) {
 /// [`prepare_background`]); `side` is its width. Ratio 0 returns the background unchanged.
 pub fn composite(bg: &RgbImage, patch: &RgbImage, ratio: f64, corner: Corner) -> RgbImage {
     let side = bg.width();
-    debug_assert_eq!(bg.width(), bg.height(), "composite needs a square background");
+    debug_assert_eq!(
+        bg.width(),
+        bg.height(),
+        "composite needs a square background"
+    );
     let w = patch_side(ratio, side);
     if w == 0 {
         return bg.clone();
