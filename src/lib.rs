@@ -5,8 +5,8 @@
 //! `app` is the egui desktop front end, `jobs` the background-work plumbing both use.
 pub mod analysis;
 pub mod app;
-pub mod attack;
 pub mod atlas;
+pub mod attack;
 pub mod classes;
 pub mod classify;
 pub mod collect;

@@ -4,8 +4,7 @@
 //! the very composite shown, drag a tray patch onto the image, and run a small size sweep.
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 use std::time::Duration;
 
 use atlas::app::{AtlasApp, Tab};
@@ -16,25 +15,10 @@ use eframe::egui;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 
-/// A file "dropped from the desktop" (what eframe hands egui on a native drop).
-#[derive(Debug)]
-struct DesktopFile(PathBuf);
-
-impl egui::DroppedFile for DesktopFile {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn bytes(&self) -> Result<Vec<u8>, String> {
-        std::fs::read(&self.0).map_err(|e| e.to_string())
-    }
-}
-
 fn drop_file(h: &mut Harness<'static, AtlasApp>, file: &Path, at: egui::Pos2) {
     h.event(egui::Event::PointerMoved(at));
     h.step();
-    h.input_mut()
-        .dropped_files
-        .push(Arc::new(DesktopFile(file.to_path_buf())));
+    common::app::drop_desktop_file(h, file);
     h.step();
 }
 

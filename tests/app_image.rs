@@ -108,23 +108,8 @@ fn tiny_atlases(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// A file dropped on the window, as the windowing integration hands it to egui.
-#[derive(Debug)]
-struct Dropped(PathBuf);
-
-impl egui::DroppedFile for Dropped {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn bytes(&self) -> Result<Vec<u8>, String> {
-        std::fs::read(&self.0).map_err(|e| e.to_string())
-    }
-}
-
 fn drop_file(h: &mut Harness<'static, AtlasApp>, path: &Path) {
-    h.input_mut()
-        .dropped_files
-        .push(std::sync::Arc::new(Dropped(path.to_path_buf())));
+    common::app::drop_desktop_file(h, path);
     h.step();
     assert_eq!(
         h.state().tab,

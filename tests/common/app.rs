@@ -1,9 +1,32 @@
 //! Driving the app in egui_kittest: a harness around `AtlasApp::show`, and stepping frames until
 //! the background jobs (polled once a frame) have done something.
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use atlas::app::AtlasApp;
+use eframe::egui;
 use egui_kittest::Harness;
+
+/// A file dropped on the window from the desktop, as the windowing integration hands it to egui.
+#[derive(Debug)]
+pub struct DesktopFile(pub PathBuf);
+
+impl egui::DroppedFile for DesktopFile {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+/// Drops `file` on the window in the next frame (where the pointer is).
+pub fn drop_desktop_file(h: &mut Harness<'static, AtlasApp>, file: &Path) {
+    h.input_mut()
+        .dropped_files
+        .push(Arc::new(DesktopFile(file.to_path_buf())));
+}
 
 pub fn harness(app: AtlasApp, size: [f32; 2]) -> Harness<'static, AtlasApp> {
     Harness::builder()

@@ -325,11 +325,12 @@ fn placement_panel(st: &mut AttackPageState, ui: &mut egui::Ui) {
     let (x, y, w) = placed.at.pixels();
     ui.label(format!("at ({x}, {y}), {w}×{w} px of {side:.0}"));
     let mut ratio = placed.at.side / side;
-    let changed = ui
-        .add(egui::Slider::new(&mut ratio, 0.01..=0.8).text("size (of the side)"))
-        .changed();
-    if changed {
+    let slider = ui.add(egui::Slider::new(&mut ratio, 0.01..=0.8).text("size (of the side)"));
+    // One undo step per slider drag (or per typed value), not one per frame of the drag.
+    if slider.drag_started() || (slider.changed() && !slider.dragged()) {
         st.push_undo();
+    }
+    if slider.changed() {
         let a = &mut placed.at;
         a.side = (ratio * side).floor().max(1.0);
         a.x = a.x.min(side - a.side);
