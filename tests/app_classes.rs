@@ -387,6 +387,13 @@ fn class_atlas_comparison_and_patch() {
         .log
         .iter()
         .any(|l| l.contains("patch ready for the attack workbench")));
+    // The same patch lands in the Patch attack page's tray.
+    step_until(&mut h, "the patch in the attack tray", |a| {
+        a.attack_page
+            .patches
+            .iter()
+            .any(|p| p.name.starts_with("icon of cell") && p.image.dimensions() == (64, 64))
+    });
     // A dataset example of the icon's cell, too.
     step_until(&mut h, "the icon's dataset examples", |a| {
         !a.classes_page.examples.items.is_empty()

@@ -232,12 +232,7 @@ pub fn details(app: &mut AtlasApp, ui: &mut egui::Ui) {
     let mut example_action = None;
     let mut use_icon = false;
     let mut icon_rect = None;
-    let top = cell
-        .top
-        .first()
-        .and_then(|t| names.get(t.0))
-        .cloned()
-        .unwrap_or_default();
+    let top = cell.top_name(&names);
     let icon_source = crate::app::attack_page::source::icon_source(
         &view.root,
         grid,

@@ -102,8 +102,6 @@ pub struct AttackPageState {
     pub image_rect: Option<egui::Rect>,
     /// Screen rectangles of the tray's thumbnails in the last frame: (patch key, rect).
     pub tray_rects: Vec<(u64, egui::Rect)>,
-    /// The Classes page's "Use as patch" image already taken into the tray: (name, checksum).
-    taken_from_classes: Option<(String, u64)>,
 }
 
 impl Default for AttackPageState {
@@ -132,7 +130,6 @@ impl Default for AttackPageState {
             batch: Default::default(),
             cutter: None,
             image_rect: None,
-            taken_from_classes: None,
             tray_rects: vec![],
         }
     }
@@ -231,7 +228,7 @@ pub fn open_target(app: &mut AtlasApp, path: PathBuf) {
     app.attack_page
         .loads
         .push(jobs::spawn("attack-target", move |_, _| {
-            let img = source::read_image(&path)?;
+            let img = crate::attack::load_image(&path)?;
             let bg = crate::attack::composite::prepare_background(&img, side);
             Ok(Some(Loaded::Target(path, bg)))
         }));
@@ -240,29 +237,19 @@ pub fn open_target(app: &mut AtlasApp, path: PathBuf) {
 /// Adds a patch to the tray (read on a worker); `drop_at` places it on the image at that
 /// relative position once it is read.
 pub fn add_patch(app: &mut AtlasApp, source: PatchSource, drop_at: Option<egui::Pos2>) {
-    app.attack_page
-        .loads
-        .push(jobs::spawn("attack-patch", move |_, _| {
-            let (name, img) = source::resolve(&source)?;
-            Ok(Some(Loaded::Patch(name, img, drop_at)))
-        }));
+    queue_patch(&mut app.attack_page, source, drop_at);
+}
+
+/// [`add_patch`] for callers that hold only the page's state (another page's poll).
+pub fn queue_patch(st: &mut AttackPageState, source: PatchSource, drop_at: Option<egui::Pos2>) {
+    st.loads.push(jobs::spawn("attack-patch", move |_, _| {
+        let (name, img) = source::resolve(&source)?;
+        Ok(Some(Loaded::Patch(name, img, drop_at)))
+    }));
 }
 
 /// Takes what the workers finished; called every frame from `AtlasApp::poll_jobs`.
 pub fn poll(app: &mut AtlasApp, ctx: &egui::Context) {
-    // A patch cut on the Classes page ("Use as patch") lands in the tray.
-    if let Some((name, img)) = app.classes_page.patch_for_attack.as_ref() {
-        let mark = (name.clone(), checksum(img));
-        if app.attack_page.taken_from_classes.as_ref() != Some(&mark) {
-            let source = PatchSource::Pixels {
-                name: name.clone(),
-                image: Arc::new(img.clone()),
-            };
-            app.attack_page.status = format!("patch received from the Classes page: {name}");
-            app.attack_page.taken_from_classes = Some(mark);
-            add_patch(app, source, None);
-        }
-    }
     let model_path = app.model_path.clone();
     let mut finished = vec![];
     app.attack_page
@@ -401,7 +388,7 @@ fn take_answer(st: &mut AttackPageState, ctx: &egui::Context, a: ProbeAnswer) {
         }
         ProbeKind::Patch(key) => {
             if let Some(p) = st.patches.iter_mut().find(|p| p.key == key) {
-                p.class = top1(&probs);
+                p.class = (!probs.is_empty()).then(|| crate::attack::probe::top1(&probs));
             }
         }
         ProbeKind::Composite(at) => {
@@ -437,24 +424,6 @@ fn request_composite(st: &mut AttackPageState, model: &std::path::Path) {
     };
     st.probe.ask(model.to_path_buf(), input);
     st.asked = Some(want);
-}
-
-/// A cheap fingerprint of an image's pixels (to notice a new patch with the same name).
-fn checksum(img: &RgbImage) -> u64 {
-    img.as_raw()
-        .iter()
-        .enumerate()
-        .fold(img.width() as u64, |h, (i, &b)| {
-            h.wrapping_mul(31).wrapping_add(u64::from(b) ^ i as u64)
-        })
-}
-
-pub fn top1(probs: &[f32]) -> Option<(usize, f32)> {
-    probs
-        .iter()
-        .copied()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(&b.1))
 }
 
 pub fn texture(ctx: &egui::Context, name: &str, img: &RgbImage) -> TextureHandle {

@@ -420,6 +420,7 @@ pub fn start_compare(app: &mut AtlasApp) {
 pub fn poll(app: &mut AtlasApp, ctx: &egui::Context) {
     let AtlasApp {
         classes_page: st,
+        attack_page,
         problems,
         log,
         errors,
@@ -539,6 +540,11 @@ pub fn poll(app: &mut AtlasApp, ctx: &egui::Context) {
                             egui::TextureOptions::LINEAR,
                         ));
                         log.push(format!("patch ready for the attack workbench: {what}"));
+                        let source = crate::app::attack_page::PatchSource::Pixels {
+                            name: what.clone(),
+                            image: std::sync::Arc::new(img.clone()),
+                        };
+                        crate::app::attack_page::queue_patch(attack_page, source, None);
                         st.patch_for_attack = Some((what, img));
                     }
                     JobOutcome::Failed(e) => errors.push(format!("cannot cut the patch: {e}")),

@@ -100,6 +100,17 @@ pub struct CellRecord {
     pub top: Vec<(usize, f32)>,
 }
 
+impl CellRecord {
+    /// The name of the cell's top class in `names` (empty when it has none).
+    pub fn top_name(&self, names: &[String]) -> String {
+        self.top
+            .first()
+            .and_then(|t| names.get(t.0))
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
 const CELLS_HEADER: &str = "index,x,y,count,top_classes";
 
 pub fn write_cells(path: &Path, cells: &[CellRecord]) -> Result<()> {

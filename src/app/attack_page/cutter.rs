@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use eframe::egui::{self, Color32, RichText, Sense, Stroke};
 use image::RgbImage;
 
-use super::source::{file_name, read_image};
+use super::source::file_name;
+use crate::attack::load_image;
 use crate::jobs::{self, JobEvent, JobHandle, JobOutcome};
 
 /// Largest side the picture is shown at in the window, in points.
@@ -42,7 +43,7 @@ impl Cutter {
     /// Reads `path` on a worker.
     pub fn open(&mut self, path: PathBuf) {
         self.load = Some(jobs::spawn("attack-cut-open", move |_, _| {
-            let img = read_image(&path)?;
+            let img = load_image(&path)?;
             Ok(Some((path, img)))
         }));
     }
@@ -64,7 +65,7 @@ impl Cutter {
                             else {
                                 return Ok(None);
                             };
-                            let img = read_image(&path)?;
+                            let img = load_image(&path)?;
                             Ok(Some((path, img)))
                         }));
                     }

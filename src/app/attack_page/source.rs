@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{ensure, Result};
 use image::RgbImage;
 
 use crate::analysis::examples::{example_patch, Example};
@@ -85,7 +85,7 @@ pub fn example_source(example: &Example, model_input: (u32, u32)) -> PatchSource
 pub fn resolve(source: &PatchSource) -> Result<(String, RgbImage)> {
     let image = match source {
         PatchSource::Pixels { image, .. } => (**image).clone(),
-        PatchSource::File(path) => read_image(path)?,
+        PatchSource::File(path) => crate::attack::load_image(path)?,
         PatchSource::Icon {
             sheet,
             tile,
@@ -93,7 +93,7 @@ pub fn resolve(source: &PatchSource) -> Result<(String, RgbImage)> {
             icon_px,
             ..
         } => {
-            let img = read_image(sheet)?;
+            let img = crate::attack::load_image(sheet)?;
             let cols = (*columns).max(1);
             let (x, y) = (
                 (tile % cols) as u32 * icon_px,
@@ -118,14 +118,6 @@ pub fn resolve(source: &PatchSource) -> Result<(String, RgbImage)> {
         source.name()
     );
     Ok((source.name(), image))
-}
-
-/// Decodes any image file to RGB with the same hardened decoder as the dataset (special files,
-/// bombs and truncated JPEGs are refused with a reason), keeping its own size.
-pub fn read_image(path: &Path) -> Result<RgbImage> {
-    crate::data::decode::load_original(path)
-        .map_err(|e| anyhow::anyhow!(e))
-        .with_context(|| format!("cannot read {}", path.display()))
 }
 
 pub fn file_name(p: &Path) -> String {

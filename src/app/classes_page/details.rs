@@ -51,12 +51,7 @@ pub fn panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
         return;
     };
     let names = view.manifest.class_names.clone();
-    let top = cell
-        .top
-        .first()
-        .and_then(|t| names.get(t.0))
-        .cloned()
-        .unwrap_or_default();
+    let top = cell.top_name(&names);
     let icon = icon_source(
         &picked.root,
         picked.grid,
