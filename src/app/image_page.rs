@@ -1,7 +1,10 @@
 //! The "One image" page (spec §9.1): drop or pick an image and see its top-5 prediction, its
-//! spatial activation grid (each position drawn as the icon of the nearest atlas cell, or as a
-//! feature-visualisation icon of its own vector on request), the attribution heat-map of a chosen
-//! class over the input, and where its vectors land on the atlas (markers on the atlas view).
+//! spatial activation grid (each position drawn as the icon of the atlas cell its vector lands
+//! in, or as a feature-visualisation icon of its own vector on request), the attribution heat-map
+//! of a chosen class over the input, and where its vectors land on the atlas (markers on the
+//! atlas view, at the positions umap-learn's `transform` would give them: see
+//! [`crate::analysis::landing`]). With an atlas the image is prepared as the atlas's run prepared
+//! its images.
 //! All model work runs in background jobs ([`work`]); this file only polls and draws.
 pub mod work;
 
@@ -12,7 +15,9 @@ use eframe::egui::{self, Color32, Pos2, Rect, Sense, Stroke, StrokeKind, Texture
 
 use super::{panels::progress_row, AtlasApp, Tab, Tracked};
 use crate::jobs::{JobEvent, JobHandle, JobOutcome};
-use work::{Analysis, AnalysisRequest, AtlasTarget, AttrMap, IconBatch, ModelCache};
+use work::{
+    Analysis, AnalysisRequest, AtlasTarget, AttrMap, IconBatch, LandingCache, ModelCache,
+};
 
 const ORANGE: Color32 = Color32::from_rgb(255, 130, 0);
 const BLUE: Color32 = Color32::from_rgb(30, 110, 255);
@@ -42,7 +47,7 @@ pub struct ImagePageState {
     pub optimise_job: Option<Tracked<IconBatch>>,
     /// Feature-visualisation icons of the positions (row `y·w + x`), as they arrive.
     pub optimised: Vec<Option<TextureHandle>>,
-    /// Draw the optimised icons instead of the nearest cells' icons.
+    /// Draw the optimised icons instead of the landing cells' icons.
     pub show_optimised: bool,
     /// Positions drawn in the last frame (for tests).
     pub drawn_positions: usize,
@@ -50,6 +55,19 @@ pub struct ImagePageState {
     pub marked_atlas: Option<PathBuf>,
     pub pick: Option<JobHandle<PathBuf>>,
     pub model_cache: ModelCache,
+    pub landing_cache: LandingCache,
+}
+
+impl ImagePageState {
+    /// Every job this page owns (analysis, heat-map, icon optimisation, file dialog).
+    pub fn jobs_mut(&mut self) -> Vec<&mut dyn crate::jobs::StopJob> {
+        let mut jobs: Vec<&mut dyn crate::jobs::StopJob> = vec![];
+        jobs.extend(self.job.as_mut().map(|j| j as _));
+        jobs.extend(self.attr_job.as_mut().map(|j| j as _));
+        jobs.extend(self.optimise_job.as_mut().map(|j| j as _));
+        jobs.extend(self.pick.as_mut().map(|j| j as _));
+        jobs
+    }
 }
 
 /// An image was dropped on the window or picked: analyse it (in the background).
@@ -89,8 +107,8 @@ fn clear_markers(app: &mut AtlasApp) {
     }
 }
 
-/// The atlas level the grid is compared with: the current atlas's finest level with icons (its
-/// finest level when none has icons yet).
+/// The atlas the image's vectors are placed on, and the level whose icons the grid shows: the
+/// current atlas's finest level with icons (its finest level when none has icons yet).
 fn atlas_target(app: &AtlasApp) -> Option<AtlasTarget> {
     let view = app.atlases.get(app.current_atlas)?;
     let level = view
@@ -131,6 +149,7 @@ fn start_analysis(app: &mut AtlasApp) {
     page.request = Some(req.clone());
     page.job = Some(Tracked::new(work::spawn_analysis(
         page.model_cache.clone(),
+        page.landing_cache.clone(),
         req,
     )));
 }
@@ -161,7 +180,7 @@ pub fn start_optimise(app: &mut AtlasApp) {
     let a = &result.analysis;
     page.optimised = vec![None; a.h * a.w];
     let whitening = result
-        .nearest
+        .landing
         .as_ref()
         .map(|n| n.root.join("whitening.npy"));
     page.optimise_job = Some(Tracked::new(work::spawn_optimise(
@@ -288,24 +307,10 @@ fn accept_result(app: &mut AtlasApp, result: Analysis, ctx: &egui::Context) {
         ),
         egui::TextureOptions::LINEAR,
     ));
-    if let Some(nearest) = &result.nearest {
-        if let Some(view) = app.atlases.iter_mut().find(|v| v.root == nearest.root) {
-            if let Some(level) = view.levels.iter().find(|l| l.grid() == nearest.grid) {
-                let g = nearest.grid as f32;
-                let markers = nearest
-                    .cells
-                    .iter()
-                    .filter_map(|(i, _)| level.cells.get(*i))
-                    .map(|c| {
-                        Pos2::new(
-                            (c.x as f32 + 0.5) / g,
-                            ((nearest.grid - 1 - c.y) as f32 + 0.5) / g,
-                        )
-                    })
-                    .collect();
-                view.markers = markers;
-                app.image_page.marked_atlas = Some(view.root.clone());
-            }
+    if let Some(landing) = &result.landing {
+        if let Some(view) = app.atlases.iter_mut().find(|v| v.root == landing.root) {
+            view.markers = landing_markers(&landing.landed);
+            app.image_page.marked_atlas = Some(view.root.clone());
         }
     }
     let class = app
@@ -322,6 +327,18 @@ fn accept_result(app: &mut AtlasApp, result: Analysis, ctx: &egui::Context) {
     if let Some(class) = class {
         start_attribution(app, class);
     }
+}
+
+/// The atlas markers of landed vectors: their normalised layout positions in atlas units (x
+/// right, y down, so `1 − y`), drawn the same on every level; vectors without a position have no
+/// marker.
+pub fn landing_markers(landed: &crate::analysis::Landed) -> Vec<Pos2> {
+    landed
+        .points
+        .iter()
+        .filter(|p| p[0].is_finite() && p[1].is_finite())
+        .map(|p| Pos2::new(p[0], 1.0 - p[1]))
+        .collect()
 }
 
 pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
@@ -441,6 +458,15 @@ fn layer_choice(app: &mut AtlasApp, ui: &mut egui::Ui) {
         });
     if picked != current {
         app.image_page.layer = Some(picked);
+    }
+}
+
+fn preprocess_text(p: crate::data::Preprocess) -> String {
+    match p {
+        crate::data::Preprocess::Squash => "squashed to the model's input size".into(),
+        crate::data::Preprocess::ResizeShorterCrop { resize } => {
+            format!("shorter side resized to {resize}, centre crop")
+        }
     }
 }
 
@@ -599,7 +625,7 @@ fn activation_grid(app: &mut AtlasApp, ui: &mut egui::Ui) {
     let a = &result.analysis;
     let (h, w) = (a.h, a.w);
     ui.strong(format!("Activation grid: {} {h}×{w}×{}", a.layer, a.c));
-    let view = result.nearest.as_ref().and_then(|n| {
+    let view = result.landing.as_ref().and_then(|n| {
         atlases
             .iter_mut()
             .find(|v| v.root == n.root)
@@ -611,7 +637,7 @@ fn activation_grid(app: &mut AtlasApp, ui: &mut egui::Ui) {
     let painter = ui.painter_at(rect);
     painter.rect_filled(rect, 0.0, Color32::WHITE);
     let full = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
-    let (mut nearest, mut view) = match view {
+    let (mut landing, mut view) = match view {
         Some((n, v)) => (Some(n), Some(v)),
         None => (None, None),
     };
@@ -639,27 +665,37 @@ fn activation_grid(app: &mut AtlasApp, ui: &mut egui::Ui) {
             let mut cell_info = None;
             if let Some(tex) = optimised {
                 painter.image(tex.id(), r.shrink(0.5), full, Color32::WHITE);
-            } else if let (Some(n), Some(v)) = (nearest.as_mut(), view.as_mut()) {
-                let (cell, sim) = n.cells.get(p).copied().unwrap_or((0, 0.0));
+            } else if let (Some(n), Some(v)) = (landing.as_mut(), view.as_mut()) {
                 let mut drawn = false;
                 if let Some(level) = v.levels.iter().find(|l| l.grid() == n.grid) {
+                    let cell = n
+                        .landed
+                        .cell(p, n.grid)
+                        .and_then(|xy| level.lookup.get(&xy).copied());
                     let per = level.record.icons_per_sheet.max(1);
-                    let sheet = cell / per;
-                    if level.sheets_on_disk.get(sheet).copied().unwrap_or(false) {
-                        if let Some(tex) = v.icons.sheet(&level.record, sheet) {
-                            painter.image(
-                                tex.texture.id(),
-                                r.shrink(0.5),
-                                tex.uv(cell % per, 0.1),
-                                Color32::WHITE,
-                            );
-                            drawn = true;
+                    if let Some(cell) = cell {
+                        let sheet = cell / per;
+                        if level.sheets_on_disk.get(sheet).copied().unwrap_or(false) {
+                            if let Some(tex) = v.icons.sheet(&level.record, sheet) {
+                                painter.image(
+                                    tex.texture.id(),
+                                    r.shrink(0.5),
+                                    tex.uv(cell % per, 0.1),
+                                    Color32::WHITE,
+                                );
+                                drawn = true;
+                            }
                         }
                     }
-                    cell_info = level
-                        .cells
-                        .get(cell)
-                        .map(|c| (cell, sim, c.clone(), n.grid));
+                }
+                // The cell it lands in at the finest level, for the tooltip.
+                if let Some(fine) = v.levels.iter().max_by_key(|l| l.grid()) {
+                    let g = fine.grid();
+                    let xy = n.landed.cell(p, g);
+                    let cell = xy
+                        .and_then(|xy| fine.lookup.get(&xy))
+                        .and_then(|&i| fine.cells.get(i).cloned());
+                    cell_info = Some((g, xy, cell, n.landed.points.get(p).copied()));
                 }
                 if !drawn {
                     painter.rect_filled(r.shrink(0.5), 0.0, Color32::from_gray(222));
@@ -678,15 +714,26 @@ fn activation_grid(app: &mut AtlasApp, ui: &mut egui::Ui) {
                 ui.label(egui::RichText::new(format!("position ({y}, {x})")).strong());
                 ui.label(format!("|activation| {norm:.2}"));
                 match &cell_info {
-                    Some((i, sim, c, g)) => {
-                        ui.label(format!("nearest cell ({}, {}) of {g}×{g} (#{i})", c.x, c.y));
-                        ui.label(format!("similarity {sim:.3}"));
-                        if let Some((class, v)) = c.top.first() {
-                            ui.label(format!(
-                                "its top class: {}  {v:.2}",
-                                class_name(names, *class)
-                            ));
+                    Some((g, Some((cx, cy)), cell, pos)) => {
+                        ui.label(format!("lands in cell ({cx}, {cy}) of {g}×{g}"));
+                        if let Some(p) = pos {
+                            ui.label(format!("at ({:.3}, {:.3}) of the layout", p[0], p[1]));
                         }
+                        match cell.as_ref().and_then(|c| c.top.first()) {
+                            Some((class, v)) => {
+                                ui.label(format!(
+                                    "its top class: {}  {v:.2}",
+                                    class_name(names, *class)
+                                ));
+                            }
+                            None if cell.is_none() => {
+                                ui.label("an empty cell (too few atlas points)");
+                            }
+                            None => {}
+                        }
+                    }
+                    Some((_, None, _, _)) => {
+                        ui.label("no position: no atlas point is near this vector");
                     }
                     None => {
                         ui.label("no atlas to compare with");
@@ -697,12 +744,21 @@ fn activation_grid(app: &mut AtlasApp, ui: &mut egui::Ui) {
     }
     page.drawn_positions = h * w;
     // Buttons under the grid.
-    match &result.nearest {
-        Some(n) => ui.label(format!(
-            "icons: nearest cell of the atlas's {}×{} level",
-            n.grid, n.grid
-        )),
-        None => ui.label("open or build an atlas of this layer to see the nearest cells' icons"),
+    match &result.landing {
+        Some(n) => {
+            ui.label(format!(
+                "icons: the cell each vector lands in, at the atlas's {}×{} level",
+                n.grid, n.grid
+            ));
+            ui.label(&n.landed.description);
+            ui.label(format!(
+                "image prepared as the atlas's run did: {}",
+                preprocess_text(result.preprocess)
+            ));
+        }
+        None => {
+            ui.label("open or build an atlas of this layer to see where the image lands");
+        }
     };
     let has_optimised = page.optimised.iter().any(Option::is_some);
     let mut optimise_clicked = false;

@@ -35,42 +35,50 @@ pub fn smooth_knn_dist(dists: &[f32], k: usize) -> (Vec<f32>, Vec<f32>) {
             // local_connectivity = 1: rho is the first strictly positive distance (index 0 of
             // the non-zero distances, no interpolation).
             let rho = row.iter().copied().find(|&x| x > 0.0).unwrap_or(0.0);
-            let (mut lo, mut hi, mut mid) = (0.0f64, f64::INFINITY, 1.0f64);
-            for _ in 0..N_ITER {
-                let mut psum = 0.0f64;
-                for &dj in &row[1..] {
-                    let d = (dj - rho) as f64; // f32 subtraction, as numba does on f32 arrays
-                    psum += if d > 0.0 { (-(d / mid)).exp() } else { 1.0 };
-                }
-                if (psum - target).abs() < SMOOTH_K_TOLERANCE {
-                    break;
-                }
-                if psum > target {
-                    hi = mid;
-                    mid = (lo + hi) / 2.0;
-                } else {
-                    lo = mid;
-                    if hi == f64::INFINITY {
-                        mid *= 2.0;
-                    } else {
-                        mid = (lo + hi) / 2.0;
-                    }
-                }
-            }
-            let mut sigma = mid as f32;
-            let floor = if rho > 0.0 {
-                let mean_row = row.iter().map(|&x| x as f64).sum::<f64>() / row.len() as f64;
-                MIN_K_DIST_SCALE * mean_row
-            } else {
-                MIN_K_DIST_SCALE * mean_all
-            };
-            if (sigma as f64) < floor {
-                sigma = floor as f32;
-            }
-            (sigma, rho)
+            (smooth_sigma(row, rho, target, mean_all), rho)
         })
         .collect();
     res.into_iter().unzip()
+}
+
+/// σ of one row of `smooth_knn_dist` for a given ρ: umap-learn's bisection for
+/// Σ_{j≥1} exp(−max(0, d_j − ρ)/σ) = `target` (the first column is skipped, as umap-learn does
+/// whether or not it is the point itself), then the `MIN_K_DIST_SCALE` floor (of the row's mean
+/// distance when ρ > 0, else of `mean_all`, the mean of the whole distance matrix).
+pub(crate) fn smooth_sigma(row: &[f32], rho: f32, target: f64, mean_all: f64) -> f32 {
+    let (mut lo, mut hi, mut mid) = (0.0f64, f64::INFINITY, 1.0f64);
+    for _ in 0..N_ITER {
+        let mut psum = 0.0f64;
+        for &dj in &row[1..] {
+            let d = (dj - rho) as f64; // f32 subtraction, as numba does on f32 arrays
+            psum += if d > 0.0 { (-(d / mid)).exp() } else { 1.0 };
+        }
+        if (psum - target).abs() < SMOOTH_K_TOLERANCE {
+            break;
+        }
+        if psum > target {
+            hi = mid;
+            mid = (lo + hi) / 2.0;
+        } else {
+            lo = mid;
+            if hi == f64::INFINITY {
+                mid *= 2.0;
+            } else {
+                mid = (lo + hi) / 2.0;
+            }
+        }
+    }
+    let mut sigma = mid as f32;
+    let floor = if rho > 0.0 {
+        let mean_row = row.iter().map(|&x| x as f64).sum::<f64>() / row.len() as f64;
+        MIN_K_DIST_SCALE * mean_row
+    } else {
+        MIN_K_DIST_SCALE * mean_all
+    };
+    if (sigma as f64) < floor {
+        sigma = floor as f32;
+    }
+    sigma
 }
 
 /// The fuzzy simplicial set of a kNN graph: membership exp(−(d − ρ_i)/σ_i) (1 within ρ, 0 for

@@ -22,11 +22,12 @@ mod nndescent;
 pub mod normalize;
 mod pca;
 pub mod rng;
+pub mod transform;
 pub mod tsne;
 
 pub use file::{layout_file, run_layout, LayoutMethod};
 pub use knn::Metric;
-pub use normalize::normalize_layout;
+pub use normalize::{normalize_layout, LayoutNormalization};
 pub use tsne::{tsne, TsneInit, TsneParams};
 
 /// UMAP settings. Defaults are the published atlases' `50_0.05_cosine` (spec §2.2) with

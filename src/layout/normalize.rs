@@ -15,45 +15,95 @@ fn percentile_sorted(v: &[f32], q: f64) -> f64 {
 /// minimum and divide by the maximum so the axis spans exactly [0, 1]. Outliers pile up on the
 /// border. Deviation: an axis with zero extent (where numpy would divide by zero and give NaN)
 /// is set to 0.5. Non-finite coordinates are treated as the axis minimum.
+///
+/// Equals [`LayoutNormalization::fit`] on the points followed by
+/// [`LayoutNormalization::apply`] on each.
 pub fn normalize_layout(points: &mut [[f32; 2]]) {
-    if points.is_empty() {
-        return;
+    let norm = LayoutNormalization::fit(points);
+    for p in points.iter_mut() {
+        *p = norm.apply(*p);
     }
-    for ax in 0..2 {
-        let mut v: Vec<f32> = points
-            .iter()
-            .map(|p| p[ax])
-            .filter(|x| x.is_finite())
-            .collect();
-        if v.is_empty() {
-            points.iter_mut().for_each(|p| p[ax] = 0.5);
-            continue;
-        }
-        v.sort_by(f32::total_cmp);
-        let mut lo = percentile_sorted(&v, 1.0);
-        let mut hi = percentile_sorted(&v, 99.0);
-        lo -= 0.1 * (hi - lo);
-        hi += 0.1 * (hi - lo);
-        let clipped: Vec<f64> = points
-            .iter()
-            .map(|p| {
-                let x = p[ax] as f64;
+}
+
+/// The map [`normalize_layout`] applies to a layout, kept so that a point placed into the layout
+/// later (e.g. an image's vectors landed by [`crate::layout::transform`]) goes through the same
+/// map as the layout's own points: `(clamp(x, lo, hi) − min) / extent` per axis.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LayoutNormalization {
+    /// Per axis: the clip range, the smallest clipped value of the layout and the extent of the
+    /// clipped values (`None`: the axis has no extent or no finite value, mapped to 0.5).
+    axes: [Option<AxisMap>; 2],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct AxisMap {
+    lo: f64,
+    hi: f64,
+    min: f64,
+    extent: f64,
+}
+
+impl LayoutNormalization {
+    /// The normalisation [`normalize_layout`] would apply to `points`.
+    pub fn fit(points: &[[f32; 2]]) -> Self {
+        let mut axes = [None, None];
+        for (ax, slot) in axes.iter_mut().enumerate() {
+            let mut v: Vec<f32> = points
+                .iter()
+                .map(|p| p[ax])
+                .filter(|x| x.is_finite())
+                .collect();
+            if v.is_empty() {
+                continue;
+            }
+            v.sort_by(f32::total_cmp);
+            let mut lo = percentile_sorted(&v, 1.0);
+            let mut hi = percentile_sorted(&v, 99.0);
+            lo -= 0.1 * (hi - lo);
+            hi += 0.1 * (hi - lo);
+            let clip = |x: f32| {
+                let x = x as f64;
                 if x.is_finite() {
                     x.clamp(lo, hi)
                 } else {
                     lo
                 }
-            })
-            .collect();
-        let mn = clipped.iter().copied().fold(f64::INFINITY, f64::min);
-        let mx = clipped.iter().map(|x| x - mn).fold(0.0f64, f64::max);
-        for (p, c) in points.iter_mut().zip(clipped) {
-            p[ax] = if mx > 0.0 {
-                ((c - mn) / mx) as f32
-            } else {
-                0.5
             };
+            let min = points
+                .iter()
+                .map(|p| clip(p[ax]))
+                .fold(f64::INFINITY, f64::min);
+            let extent = points
+                .iter()
+                .map(|p| clip(p[ax]) - min)
+                .fold(0.0f64, f64::max);
+            if extent > 0.0 {
+                *slot = Some(AxisMap {
+                    lo,
+                    hi,
+                    min,
+                    extent,
+                });
+            }
         }
+        LayoutNormalization { axes }
+    }
+
+    /// Maps a raw layout point into [0, 1]² (points outside the clip range land on the border).
+    pub fn apply(&self, p: [f32; 2]) -> [f32; 2] {
+        let mut out = [0.5f32; 2];
+        for ax in 0..2 {
+            if let Some(m) = &self.axes[ax] {
+                let x = p[ax] as f64;
+                let c = if x.is_finite() {
+                    x.clamp(m.lo, m.hi)
+                } else {
+                    m.lo
+                };
+                out[ax] = ((c - m.min) / m.extent) as f32;
+            }
+        }
+        out
     }
 }
 

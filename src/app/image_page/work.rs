@@ -1,7 +1,8 @@
 //! The One image page's background work: the analysis of an image (prediction, activation grid,
-//! nearest atlas cells), the attribution map of a class, and feature-visualisation icons for
-//! every position. Each runs as a [`crate::jobs`] job; the loaded model is shared between them
-//! through [`ModelCache`], so only the first request of a session pays for loading it.
+//! where its vectors land on the atlas), the attribution map of a class, and
+//! feature-visualisation icons for every position. Each runs as a [`crate::jobs`] job; the loaded
+//! model is shared between them through [`ModelCache`], so only the first request of a session
+//! pays for loading it, and the atlas's points through [`LandingCache`].
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -10,9 +11,11 @@ use eframe::egui::ColorImage;
 use image::RgbImage;
 use tch::{Kind, Tensor};
 
+use crate::analysis::landing::{AtlasLanding, Landed};
+use crate::analysis::single_image::ImageAnalysis;
 use crate::analysis::single_image::{analyse_input, attribution_map_for_input, load_input};
-use crate::analysis::single_image::{nearest_cells, ImageAnalysis};
-use crate::atlas::manifest::level_dir;
+use crate::atlas::AtlasManifest;
+use crate::data::Preprocess;
 use crate::jobs::{self, CancelToken, JobHandle, Reporter};
 use crate::model::AtlasModel;
 use crate::render::objective::whiten;
@@ -22,6 +25,10 @@ use crate::store::npy;
 
 /// The model loaded by the last job, kept for the next one (same file: no reload).
 pub type ModelCache = Arc<Mutex<Option<AtlasModel>>>;
+
+/// The atlas prepared for landing by the last analysis, kept for the next one (same folder and
+/// manifest: no reload of its activations).
+pub type LandingCache = Arc<Mutex<Option<Arc<AtlasLanding>>>>;
 
 /// Runs `f` with the model at `path`, loading it first when the cache holds another one (or
 /// none). Jobs take turns: one holds the model at a time.
@@ -40,10 +47,26 @@ fn with_model<T, R>(
     f(guard.as_ref().expect("loaded above"))
 }
 
-/// An atlas level to compare the image's vectors with.
+/// The atlas at `root` ready for landing, from the cache when it holds the same atlas.
+pub fn atlas_landing(cache: &LandingCache, root: &Path) -> Result<Arc<AtlasLanding>> {
+    let manifest = AtlasManifest::load(root)?;
+    let mut guard = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(l) = guard.as_ref() {
+        if l.root == root && l.manifest == manifest {
+            return Ok(l.clone());
+        }
+    }
+    *guard = None;
+    let l = Arc::new(AtlasLanding::load(root)?);
+    *guard = Some(l.clone());
+    Ok(l)
+}
+
+/// An atlas to place the image's vectors on.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AtlasTarget {
     pub root: PathBuf,
+    /// The level whose icons the activation grid shows.
     pub grid: usize,
 }
 
@@ -57,12 +80,13 @@ pub struct AnalysisRequest {
     pub atlas: Option<AtlasTarget>,
 }
 
-/// For every position of the grid, the nearest cell of an atlas level.
-pub struct Nearest {
+/// Where the image's vectors land on an atlas.
+pub struct Landing {
     pub root: PathBuf,
+    /// The level whose icons the activation grid shows.
     pub grid: usize,
-    /// Per position (row `y·w + x`): (cell index in the level, cosine similarity).
-    pub cells: Vec<(usize, f32)>,
+    /// Per position (row `y·w + x`).
+    pub landed: Landed,
 }
 
 /// One image through the model.
@@ -71,19 +95,27 @@ pub struct Analysis {
     pub analysis: ImageAnalysis,
     pub layer_index: usize,
     pub class_names: Vec<String>,
-    pub nearest: Option<Nearest>,
+    /// How the image was prepared: the atlas's run's preprocessing when there is an atlas (so
+    /// the vectors are comparable with the atlas's), else the model's classification one.
+    pub preprocess: Preprocess,
+    pub landing: Option<Landing>,
 }
 
-pub fn spawn_analysis(cache: ModelCache, req: AnalysisRequest) -> JobHandle<Analysis> {
+pub fn spawn_analysis(
+    cache: ModelCache,
+    landing: LandingCache,
+    req: AnalysisRequest,
+) -> JobHandle<Analysis> {
     jobs::spawn("one-image", move |reporter, cancel| {
         with_model(&cache, &req.model, reporter, |model| {
-            analyse(model, req.clone(), reporter, cancel)
+            analyse(model, &landing, req.clone(), reporter, cancel)
         })
     })
 }
 
 fn analyse(
     model: &AtlasModel,
+    landing_cache: &LandingCache,
     request: AnalysisRequest,
     reporter: &Reporter<Analysis>,
     cancel: &CancelToken,
@@ -103,47 +135,46 @@ fn analyse(
     if cancel.is_cancelled() {
         return Ok(None);
     }
-    reporter.progress("reading the image", 0, 3);
-    let input = load_input(model, &request.image, info.classify_preprocess())?;
-    reporter.progress("running the model", 1, 3);
+    let atlas = match &request.atlas {
+        Some(target) => {
+            reporter.progress("reading the atlas's points", 0, 4);
+            Some((target, atlas_landing(landing_cache, &target.root)?))
+        }
+        None => None,
+    };
+    if cancel.is_cancelled() {
+        return Ok(None);
+    }
+    let preprocess = atlas
+        .as_ref()
+        .map_or_else(|| info.classify_preprocess(), |(_, l)| l.preprocess);
+    reporter.progress("reading the image", 1, 4);
+    let input = load_input(model, &request.image, preprocess)?;
+    reporter.progress("running the model", 2, 4);
     let analysis = analyse_input(model, input, layer_index)?;
     if cancel.is_cancelled() {
         return Ok(None);
     }
-    let nearest = match &request.atlas {
-        Some(target) => {
-            reporter.progress("finding the nearest atlas cells", 2, 3);
-            Some(nearest_in_atlas(target, &analysis)?)
+    let landing = match atlas {
+        Some((target, l)) => {
+            reporter.progress("placing the vectors on the atlas", 3, 4);
+            Some(Landing {
+                root: target.root.clone(),
+                grid: target.grid,
+                landed: l.land(&analysis.acts, analysis.c)?,
+            })
         }
         None => None,
     };
-    reporter.progress("done", 3, 3);
+    reporter.progress("done", 4, 4);
     Ok(Some(Analysis {
         request,
         layer_index,
         class_names: info.classes.iter().map(|c| c.name.clone()).collect(),
         analysis,
-        nearest,
+        preprocess,
+        landing,
     }))
-}
-
-fn nearest_in_atlas(target: &AtlasTarget, analysis: &ImageAnalysis) -> Result<Nearest> {
-    let path = level_dir(&target.root, target.grid).join("mean_acts.npy");
-    let means = npy::read(&path)
-        .with_context(|| format!("cannot read the atlas cell means {}", path.display()))?;
-    ensure!(
-        means.cols == analysis.c,
-        "{} has {} channels but layer {:?} has {}",
-        path.display(),
-        means.cols,
-        analysis.layer,
-        analysis.c
-    );
-    Ok(Nearest {
-        root: target.root.clone(),
-        grid: target.grid,
-        cells: nearest_cells(&analysis.acts, analysis.c, &means.data),
-    })
 }
 
 /// The spatial attribution map of one class (spec §9.1 AttrSpatial), row `y·w + x`.
