@@ -14,7 +14,7 @@ use super::attribution::{
     forward_with_attributions, gather_vectors, linear_head_attribution, AttributionMethod,
     LayerSamples,
 };
-use super::positions::{sample_position, Position};
+use super::positions::{interior_positions, sample_positions, Position};
 use super::run_folder::{ChunkData, ChunkLayer, RunFolder, RunManifest, RunSettings, FORMAT};
 
 #[derive(Clone, Debug)]
@@ -138,6 +138,13 @@ pub fn collect(
             "{} holds a run made with other settings; choose another output folder (or delete it)\n  there: {:?}\n  now:   {:?}",
             cfg.out.display(), m.settings, settings
         ),
+        Some(m) if m.format != FORMAT && m.status != "complete" => bail!(
+            "{} holds an unfinished run of an older format ({}) whose positions were drawn with \
+             replacement; it cannot be resumed with the current sampler: delete it or choose \
+             another output folder",
+            cfg.out.display(),
+            m.format
+        ),
         Some(m) => {
             reporter.log(format!("resuming the run in {}", cfg.out.display()));
             m
@@ -153,6 +160,17 @@ pub fn collect(
         }));
     }
 
+    for &l in &layers {
+        let layer = &info.layers[l];
+        let available = interior_positions(layer.height, layer.width, cfg.margin);
+        if u64::from(cfg.samples_per_image) > available {
+            reporter.log(format!(
+                "layer {} has only {available} interior positions ({}×{}, margin {}): each is \
+                 sampled once per image instead of {} samples",
+                layer.name, layer.height, layer.width, cfg.margin, cfg.samples_per_image
+            ));
+        }
+    }
     let images = run.read_image_list()?;
     let paths: Arc<Vec<PathBuf>> = Arc::new(images.iter().map(|(p, _, _)| p.clone()).collect());
     let num_chunks = paths.len().div_ceil(chunk_images);
@@ -294,27 +312,30 @@ fn process_batch(
         .reshape([b as i64, 3, h as i64, w as i64])
         .to_device(model.device);
 
-    // Positions for every (layer, draw), then one attribution pass over all of them.
+    // Positions for every (layer, draw), then one attribution pass over all of them. Each image
+    // gets distinct positions per layer (drawn without replacement).
     let mut plan: Vec<(usize, u32, Vec<Position>)> = vec![];
     for (slot, &l) in layers.iter().enumerate() {
         let info = &model.info.layers[l];
-        for draw in 0..cfg.samples_per_image {
-            let positions = batch
-                .indices
-                .iter()
-                .map(|&img| {
-                    sample_position(
-                        cfg.seed,
-                        img as u64,
-                        l as u64,
-                        draw as u64,
-                        info.height,
-                        info.width,
-                        cfg.margin,
-                    )
-                })
-                .collect();
-            plan.push((slot, draw, positions));
+        let per_image: Vec<Vec<Position>> = batch
+            .indices
+            .iter()
+            .map(|&img| {
+                sample_positions(
+                    cfg.seed,
+                    img as u64,
+                    l as u64,
+                    cfg.samples_per_image as u64,
+                    info.height,
+                    info.width,
+                    cfg.margin,
+                )
+            })
+            .collect();
+        let draws = per_image.first().map_or(0, Vec::len);
+        for draw in 0..draws {
+            let positions = per_image.iter().map(|p| p[draw]).collect();
+            plan.push((slot, draw as u32, positions));
         }
     }
     let is_head = |l: usize| head.is_some_and(|hd| hd.layer == l);

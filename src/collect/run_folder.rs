@@ -26,7 +26,10 @@ use serde::{Deserialize, Serialize};
 use crate::data::{ImageEntry, Problem};
 use crate::store::{atomic, npy, npy::Dtype};
 
-pub const FORMAT: &str = "activation-atlas-run/1";
+/// `/2`: positions are drawn without replacement per image and layer. `/1` runs (drawn with
+/// replacement) still open for reading; they cannot be resumed, since the sampler changed.
+pub const FORMAT: &str = "activation-atlas-run/2";
+pub const FORMAT_V1: &str = "activation-atlas-run/1";
 
 /// The settings that define the content of a run; a resume must use the same ones.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -168,7 +171,7 @@ impl RunFolder {
         let text = fs::read_to_string(&path)?;
         let m: RunManifest = serde_json::from_str(&text)
             .with_context(|| format!("{} is not a run manifest", path.display()))?;
-        if m.format != FORMAT {
+        if m.format != FORMAT && m.format != FORMAT_V1 {
             bail!(
                 "{} has format {:?}, expected {FORMAT:?}",
                 path.display(),
