@@ -120,6 +120,10 @@ enum Command {
         /// Grid sizes that get icons ("all", "none" or a list).
         #[arg(long, default_value = "all")]
         icon_levels: String,
+        /// Icons to make: synthetic (feature visualisations), exemplar (each cell's most typical
+        /// real patch and a 2×2 mosaic of its top four; written first, no model needed) or both.
+        #[arg(long, default_value = "both")]
+        icons: String,
         /// Cells with fewer points are dropped.
         #[arg(long, default_value_t = 5)]
         min_count: usize,
@@ -200,6 +204,10 @@ enum Command {
         /// Icon size by point density (1 = the viewer's default).
         #[arg(long, default_value_t = 1.0)]
         density: f32,
+        /// Icons: synthetic, exemplar (most typical real patch), mosaic (top four patches) or
+        /// both (synthetic and exemplar posters side by side).
+        #[arg(long, default_value = "synthetic")]
+        icons: String,
     },
     /// Lay out the rows of an n×d .npy with UMAP (n×2) or t-SNE (n×1 or n×2); raw coordinates.
     Layout {
@@ -475,6 +483,7 @@ fn main() {
             model,
             grids,
             icon_levels,
+            icons,
             min_count,
             preset,
             steps,
@@ -498,36 +507,40 @@ fn main() {
             };
             render.whiten = !no_whiten;
             let grids = parse_sizes(&grids)?;
+            let icons = atlas::atlas::IconSet::parse(&icons)?;
             let icon_levels = match icon_levels.as_str() {
                 "all" => None,
                 "none" => Some(vec![]),
                 list => Some(parse_sizes(list)?),
             };
-            run_build(atlas::atlas::BuildConfig {
-                run,
-                layer,
-                out,
-                model,
-                layout: match layout.as_str() {
-                    "umap" => atlas::layout::LayoutMethod::Umap(atlas::layout::UmapParams {
-                        n_neighbors: neighbors,
-                        min_dist,
-                        seed,
-                        ..Default::default()
-                    }),
-                    "tsne" => atlas::layout::LayoutMethod::Tsne(atlas::layout::TsneParams {
-                        dims: 2,
-                        seed,
-                        ..Default::default()
-                    }),
-                    other => bail!("--layout must be umap or tsne, not {other:?}"),
+            run_build(
+                atlas::atlas::BuildConfig {
+                    run,
+                    layer,
+                    out,
+                    model,
+                    layout: match layout.as_str() {
+                        "umap" => atlas::layout::LayoutMethod::Umap(atlas::layout::UmapParams {
+                            n_neighbors: neighbors,
+                            min_dist,
+                            seed,
+                            ..Default::default()
+                        }),
+                        "tsne" => atlas::layout::LayoutMethod::Tsne(atlas::layout::TsneParams {
+                            dims: 2,
+                            seed,
+                            ..Default::default()
+                        }),
+                        other => bail!("--layout must be umap or tsne, not {other:?}"),
+                    },
+                    grids,
+                    min_count,
+                    render,
+                    icon_levels,
+                    max_points,
                 },
-                grids,
-                min_count,
-                render,
-                icon_levels,
-                max_points,
-            })
+                icons,
+            )
         })(),
         Command::Icons {
             model,
@@ -558,8 +571,9 @@ fn main() {
             cell_px,
             no_labels,
             density,
+            icons,
         } => (|| {
-            let img = atlas::atlas::poster::render_poster(
+            let img = atlas::atlas::poster::render_poster_icons(
                 &root,
                 &atlas::atlas::poster::PosterOptions {
                     grid: level,
@@ -567,6 +581,7 @@ fn main() {
                     labels: !no_labels,
                     density,
                 },
+                atlas::atlas::poster::PosterIcons::parse(&icons)?,
             )?;
             let mut bytes = vec![];
             img.write_to(
@@ -961,11 +976,15 @@ fn parse_sizes(list: &str) -> Result<Vec<usize>> {
         .collect()
 }
 
-fn run_build(cfg: atlas::atlas::BuildConfig) -> Result<()> {
+fn run_build(cfg: atlas::atlas::BuildConfig, icons: atlas::atlas::IconSet) -> Result<()> {
     use atlas::atlas::BuildEvent;
     let out = cfg.out.clone();
-    let (result, _) = follow_job(atlas::atlas::spawn_build(cfg), "build", |pb, event| {
-        if let BuildEvent::LevelsReady(m) = event {
+    let job = atlas::atlas::spawn_build_icons(cfg, icons);
+    let mut levels_printed = false;
+    let (result, _) = follow_job(job, "build", |pb, event| {
+        // Sent again once exemplar sheets are written: print the levels once.
+        if let (BuildEvent::LevelsReady(m), false) = (event, levels_printed) {
+            levels_printed = true;
             for l in &m.levels {
                 pb.println(format!("level {0}×{0}: {1} cells", l.grid, l.cells));
             }

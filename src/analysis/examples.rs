@@ -52,15 +52,17 @@ pub struct Example {
     pub preprocess: Preprocess,
 }
 
-/// One atlas row's origin.
-#[derive(Clone, Debug)]
-struct RowInfo {
-    run_row: usize,
-    image_index: usize,
-    path: PathBuf,
-    label: Option<String>,
-    y: i64,
-    x: i64,
+/// One run row's origin, from the run's `provenance.csv`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProvenanceRow {
+    pub run_row: usize,
+    /// Index of the image in the run's `images.csv`.
+    pub image_index: usize,
+    pub path: PathBuf,
+    pub label: Option<String>,
+    /// Position in the layer grid (row from the top, column).
+    pub y: i64,
+    pub x: i64,
 }
 
 /// Point indices of one grid size sorted by cell: `order[starts[k]..starts[k+1]]`-style lookup
@@ -80,7 +82,7 @@ pub struct DatasetIndex {
     acts: Vec<f32>,
     norms: Vec<f32>,
     c: usize,
-    rows: Vec<RowInfo>,
+    rows: Vec<ProvenanceRow>,
     layer_h: usize,
     layer_w: usize,
     model_input: (u32, u32),
@@ -204,7 +206,7 @@ impl DatasetIndex {
                 info.path.display(),
                 path.display()
             );
-            rows.push(RowInfo {
+            rows.push(ProvenanceRow {
                 label: label.clone(),
                 ..info
             });
@@ -250,10 +252,7 @@ impl DatasetIndex {
         let preprocess = parse_preprocess(&run_manifest.settings.preprocess)
             .with_context(|| format!("in {}", run.manifest_path().display()))?;
 
-        let norms = gathered
-            .chunks_exact(c.max(1))
-            .map(|v| v.iter().map(|a| a * a).sum::<f32>().sqrt())
-            .collect();
+        let norms = row_norms(&gathered, c);
         let index = DatasetIndex {
             root: atlas_root.to_path_buf(),
             points,
@@ -443,23 +442,7 @@ impl DatasetIndex {
             return vec![];
         }
         let mean = self.mean_of(&members);
-        let mean_norm = mean.iter().map(|a| a * a).sum::<f32>().sqrt();
-        let mut ranked: Vec<(usize, f32)> = members
-            .iter()
-            .map(|&r| {
-                let dot: f32 = self
-                    .activation(r)
-                    .iter()
-                    .zip(&mean)
-                    .map(|(a, b)| a * b)
-                    .sum();
-                let denom = self.norms[r] * mean_norm;
-                (r, if denom > 0.0 { dot / denom } else { 0.0 })
-            })
-            .collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        ranked.truncate(max);
-        ranked
+        rank_by_similarity(&self.acts, self.c, &self.norms, &members, &mean, max)
             .into_iter()
             .map(|(r, similarity)| self.example(r, similarity))
             .collect()
@@ -484,8 +467,55 @@ impl DatasetIndex {
     }
 }
 
+/// Euclidean norm of every `c`-wide row of `acts` (as [`rank_by_similarity`] wants them).
+pub fn row_norms(acts: &[f32], c: usize) -> Vec<f32> {
+    acts.chunks_exact(c.max(1))
+        .map(|v| v.iter().map(|a| a * a).sum::<f32>().sqrt())
+        .collect()
+}
+
+/// `members` (rows of the `c`-wide matrix `acts`, with `norms` from [`row_norms`]) ranked by the
+/// cosine similarity of their row to `mean`, most similar first, ties by row; at most `max`, as
+/// (row, similarity). This is the ranking of the dataset examples, and the first entries are a
+/// cell's exemplar icons (`atlas::exemplars`).
+pub fn rank_by_similarity(
+    acts: &[f32],
+    c: usize,
+    norms: &[f32],
+    members: &[usize],
+    mean: &[f32],
+    max: usize,
+) -> Vec<(usize, f32)> {
+    let mean_norm = mean.iter().map(|a| a * a).sum::<f32>().sqrt();
+    let mut ranked: Vec<(usize, f32)> = members
+        .iter()
+        .map(|&r| {
+            let dot: f32 = acts[r * c..(r + 1) * c]
+                .iter()
+                .zip(mean)
+                .map(|(a, b)| a * b)
+                .sum();
+            let denom = norms[r] * mean_norm;
+            (r, if denom > 0.0 { dot / denom } else { 0.0 })
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked.truncate(max);
+    ranked
+}
+
+/// The rows of `layer` in the run's `provenance.csv` (`run_root/provenance.csv`), indexed by the
+/// layer's run row; exactly `rows` of them (the row count of the layer's `acts.npy`).
+pub fn read_layer_provenance(
+    run_root: &Path,
+    layer: &str,
+    rows: usize,
+) -> Result<Vec<ProvenanceRow>> {
+    read_provenance(&run_root.join("provenance.csv"), layer, rows)
+}
+
 /// The provenance rows of `layer`, indexed by the layer's run row; exactly `rows` of them.
-fn read_provenance(path: &Path, layer: &str, rows: usize) -> Result<Vec<RowInfo>> {
+fn read_provenance(path: &Path, layer: &str, rows: usize) -> Result<Vec<ProvenanceRow>> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut lines = BufReader::new(file).lines();
     let header = lines
@@ -513,7 +543,7 @@ fn read_provenance(path: &Path, layer: &str, rows: usize) -> Result<Vec<RowInfo>
             path.display(),
             n + 2
         );
-        out.push(RowInfo {
+        out.push(ProvenanceRow {
             run_row: row,
             image_index: f[2].parse().with_context(bad)?,
             path: PathBuf::from(&f[3]),

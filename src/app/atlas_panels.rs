@@ -102,6 +102,13 @@ fn view_section(app: &mut AtlasApp, ui: &mut egui::Ui) {
             ui.selectable_value(&mut view.level_choice, LevelChoice::Grid(g), format!("{g}"));
         }
     });
+    // The icon switch: feature visualisations, real patches, or both.
+    ui.horizontal_wrapped(|ui| {
+        ui.label("icons:");
+        for v in super::atlas_view::IconView::ALL {
+            ui.selectable_value(&mut view.icon_view, v, v.label());
+        }
+    });
     ui.add(
         egui::Slider::new(&mut view.density, 0.2..=8.0)
             .logarithmic(true)

@@ -6,10 +6,12 @@ use anyhow::{bail, ensure, Context, Result};
 use image::RgbImage;
 use tch::{Kind, Tensor};
 
+use super::exemplars::{self, ExemplarSource};
 use super::manifest::{
-    level_dir, sheet_path, write_cells, AtlasManifest, CellRecord, LevelRecord, FORMAT,
-    SHEET_COLUMNS,
+    finished_tiles, level_dir, partial_sheet_path, sheet_path, write_cells, AtlasManifest,
+    CellRecord, IconKind, IconSet, LevelRecord, FORMAT, SHEET_COLUMNS,
 };
+use crate::analysis::examples::row_norms;
 use crate::collect::run_folder::RunFolder;
 use crate::grid;
 use crate::jobs::{spawn, CancelToken, JobHandle, Reporter};
@@ -43,9 +45,12 @@ pub struct BuildConfig {
 /// What the build job reports as it goes and when it ends.
 #[derive(Clone, Debug)]
 pub enum BuildEvent {
-    /// The cell tables of every level are written (icons may still be missing).
+    /// The cell tables of every level are written (icons may still be missing). Sent again after
+    /// each level's exemplar sheets are written (before any synthetic icon is rendered), so a
+    /// viewer that re-reads the folder on this event shows them at once.
     LevelsReady(AtlasManifest),
-    /// A sheet of icons was written.
+    /// A synthetic sheet was written: complete (`sheet_path`) or, while its first icons are
+    /// rendered, partial (`partial_sheet_path`, more icons each time).
     SheetReady { grid: usize, sheet: usize },
     Finished {
         manifest: AtlasManifest,
@@ -55,8 +60,20 @@ pub enum BuildEvent {
 }
 
 pub fn spawn_build(config: BuildConfig) -> JobHandle<BuildEvent> {
+    spawn_build_icons(config, IconSet::Both)
+}
+
+/// [`spawn_build`] writing only the icons of `icons` (`atlas build --icons`).
+pub fn spawn_build_icons(config: BuildConfig, icons: IconSet) -> JobHandle<BuildEvent> {
     spawn("atlas-build", move |reporter, cancel| {
-        build(&config, reporter, cancel)
+        build_icons(
+            &config,
+            &BuildInputs::default(),
+            icons,
+            reporter,
+            &|e| e,
+            cancel,
+        )
     })
 }
 
@@ -106,6 +123,43 @@ pub struct BuildInputs {
 pub fn build_with<E>(
     config: &BuildConfig,
     inputs: &BuildInputs,
+    reporter: &Reporter<E>,
+    wrap: &dyn Fn(BuildEvent) -> E,
+    cancel: &CancelToken,
+) -> Result<Option<BuildEvent>> {
+    build_icons(config, inputs, IconSet::Both, reporter, wrap, cancel)
+}
+
+/// The sizes of the render batches of one sheet of `count` icons. The first sheet of a level
+/// (`ramp`) starts with single icons and doubles, 1, 1, 2, 4, 8, …, so the first icon is on
+/// screen after one single-icon optimisation and the level fills progressively; the sheet is
+/// rewritten (as a partial sheet) after each batch. Later sheets are one batch (on a GPU a
+/// batch costs about as much as a single icon, so splitting every sheet would multiply the
+/// build time). The schedule depends only on `count` and `ramp`, so a resumed build renders the
+/// same batches with the same seeds.
+pub fn sheet_batches(count: usize, ramp: bool) -> Vec<usize> {
+    if !ramp {
+        return vec![count];
+    }
+    let mut out = vec![];
+    let (mut sum, mut size) = (0, 1);
+    while sum < count {
+        let len = size.min(count - sum);
+        out.push(len);
+        sum += len;
+        if out.len() > 1 {
+            size *= 2;
+        }
+    }
+    out
+}
+
+/// [`build_with`] writing only the icons of `icons`: synthetic ones (rendered with the model),
+/// exemplar ones (real patches, [`exemplars`]; written first), or both.
+pub fn build_icons<E>(
+    config: &BuildConfig,
+    inputs: &BuildInputs,
+    icons: IconSet,
     reporter: &Reporter<E>,
     wrap: &dyn Fn(BuildEvent) -> E,
     cancel: &CancelToken,
@@ -249,6 +303,8 @@ pub fn build_with<E>(
         run_rows: Some(run_rows),
     };
     let mut level_means: Vec<Vec<f32>> = vec![];
+    let mut level_members: Vec<Vec<Vec<usize>>> = vec![];
+    let mut level_keys: Vec<String> = vec![];
     for (i, &g) in grids.iter().enumerate() {
         reporter.progress("grids", i as u64, grids.len() as u64);
         let dir = level_dir(out, g);
@@ -260,11 +316,32 @@ pub fn build_with<E>(
             .iter()
             .flat_map(|s| s.mean_activation.iter().copied())
             .collect();
+        // Every kind of sheet shares the level's sheet layout: when it changes (another icon
+        // size or batch), sheets of the old layout would be misread.
+        let sheet_layout = format!(
+            "icon={} per_sheet={} columns={SHEET_COLUMNS}",
+            config.render.size,
+            config.render.batch.max(1)
+        );
+        let layout_file = dir.join("sheets.key");
+        if layout_file.is_file() && !stage_is_current(&layout_file, &sheet_layout) {
+            for kind in IconKind::ALL {
+                let icons = dir.join(kind.dir_name());
+                if icons.exists() {
+                    std::fs::remove_dir_all(&icons)?;
+                }
+            }
+        }
+        if !stage_is_current(&layout_file, &sheet_layout) {
+            atomic::write_bytes(&layout_file, sheet_layout.as_bytes())?;
+        }
         if !stage_is_current(&dir.join("cells.key"), &level_key) {
             // The cells changed: icons of the old cells are meaningless now.
-            let icons = dir.join("icons");
-            if icons.exists() {
-                std::fs::remove_dir_all(&icons)?;
+            for kind in IconKind::ALL {
+                let icons = dir.join(kind.dir_name());
+                if icons.exists() {
+                    std::fs::remove_dir_all(&icons)?;
+                }
             }
             let records: Vec<CellRecord> = summaries
                 .iter()
@@ -292,18 +369,96 @@ pub fn build_with<E>(
             sheet_columns: SHEET_COLUMNS,
         });
         level_means.push(means);
+        level_members.push(cells.into_iter().map(|cell| cell.members).collect());
+        level_keys.push(level_key);
     }
     manifest.save(out)?;
     reporter.partial(wrap(BuildEvent::LevelsReady(manifest.clone())));
 
-    // --- icons -------------------------------------------------------------------------------
     let wanted: Vec<usize> = grids
         .iter()
         .copied()
         .filter(|g| config.icon_levels.as_ref().is_none_or(|l| l.contains(g)))
         .collect();
+
+    // --- exemplar icons (real patches: no model, written before any synthetic icon) ----------
+    if icons.exemplars() && !wanted.is_empty() {
+        let t = Instant::now();
+        let source = ExemplarSource::load(
+            &config.run,
+            &run_manifest,
+            &config.layer,
+            &manifest.model_file,
+            run_rows,
+            &rows,
+        );
+        match source {
+            Err(e) if icons == IconSet::Both => {
+                reporter.log(&format!("exemplar icons skipped: {e:#}"));
+            }
+            Err(e) => return Err(e.context("cannot make exemplar icons")),
+            Ok(source) => {
+                let norms = row_norms(&acts_data, c);
+                let (mut written, mut cells_done) = (0, 0);
+                for (gi, &g) in grids.iter().enumerate() {
+                    if !wanted.contains(&g) {
+                        continue;
+                    }
+                    reporter.progress(&format!("exemplars {g}×{g}"), gi as u64, grids.len() as u64);
+                    let per_sheet = manifest.levels[gi].icons_per_sheet;
+                    let key = exemplars::exemplar_key(
+                        &level_keys[gi],
+                        &source,
+                        manifest.icon_size,
+                        per_sheet,
+                    );
+                    let Some(stats) = exemplars::write_level(
+                        out,
+                        g,
+                        &level_members[gi],
+                        &level_means[gi],
+                        &acts_data,
+                        c,
+                        &norms,
+                        &source,
+                        manifest.icon_size,
+                        per_sheet,
+                        &key,
+                        &|| cancel.is_cancelled(),
+                    )?
+                    else {
+                        return Ok(None);
+                    };
+                    if let Some((path, why)) = stats.unreadable.first() {
+                        reporter.log(&format!(
+                            "exemplars {g}×{g}: {} image(s) could not be read, their tiles are \
+                             blank (first: {}: {why})",
+                            stats.unreadable.len(),
+                            path.display()
+                        ));
+                    }
+                    if stats.sheets > 0 {
+                        written += stats.sheets;
+                        cells_done += stats.cells;
+                        // Announce them: viewers re-read the folder on this event.
+                        reporter.partial(wrap(BuildEvent::LevelsReady(manifest.clone())));
+                    }
+                }
+                if written > 0 {
+                    reporter.log(&format!(
+                        "exemplar icons: {cells_done} cells, {written} sheets of each kind in \
+                         {:.2} s",
+                        t.elapsed().as_secs_f64()
+                    ));
+                }
+            }
+        }
+    }
+    drop(level_members);
+
+    // --- synthetic icons ---------------------------------------------------------------------
     let mut icons_rendered = 0usize;
-    if !wanted.is_empty() {
+    if icons.synthetic() && !wanted.is_empty() {
         let model_path = &manifest.model_file;
         let model = AtlasModel::load(model_path, crate::model::default_device())?;
         let li = model.info.layer_index(&config.layer).with_context(|| {
@@ -375,33 +530,56 @@ pub fn build_with<E>(
                     done += count;
                     continue;
                 }
-                let means = &level_means[gi][first * c..(first + count) * c];
-                let mut dirs = Tensor::from_slice(means).view([count as i64, c as i64]);
-                if let Some(s) = &whitening {
-                    dirs = whiten(&dirs, s);
-                }
+                let partial = partial_sheet_path(out, g, sheet);
+                let batches = sheet_batches(count, sheet == 0);
+                // Icons a cancelled or killed build finished (whole batches only).
+                let mut tiles = read_partial(&partial, manifest.icon_size, count, &batches);
+                done += tiles.len();
                 let stage = format!("icons {g}×{g}");
-                let seed = (g as u64) << 32 | sheet as u64;
-                let Some(icons) = render_batch(
-                    &model,
-                    li,
-                    &dirs.to_kind(Kind::Float),
-                    &config.render,
-                    seed,
-                    &mut |f| {
-                        let now = done as f32 + f * count as f32;
-                        reporter.progress(&stage, now as u64, total as u64)
-                    },
-                    &|| cancel.is_cancelled(),
-                )?
-                else {
-                    return Ok(None);
-                };
-                write_sheet(&path, &icons.images)?;
-                icons_rendered += count;
-                done += count;
-                reporter.progress(&stage, done as u64, total as u64);
-                reporter.partial(wrap(BuildEvent::SheetReady { grid: g, sheet }));
+                let mut lo = 0;
+                for len in batches {
+                    let range = lo..lo + len;
+                    lo += len;
+                    if range.end <= tiles.len() {
+                        continue;
+                    }
+                    let (a, b) = (first + range.start, first + range.end);
+                    let means = &level_means[gi][a * c..b * c];
+                    let mut dirs = Tensor::from_slice(means).view([len as i64, c as i64]);
+                    if let Some(s) = &whitening {
+                        dirs = whiten(&dirs, s);
+                    }
+                    // A sheet rendered as one batch keeps the seed it always had.
+                    let seed = ((g as u64) << 32 | sheet as u64) ^ ((range.start as u64) << 48);
+                    let Some(rendered) = render_batch(
+                        &model,
+                        li,
+                        &dirs.to_kind(Kind::Float),
+                        &config.render,
+                        seed,
+                        &mut |f| {
+                            let now = done as f32 + f * len as f32;
+                            reporter.progress(&stage, now as u64, total as u64)
+                        },
+                        &|| cancel.is_cancelled(),
+                    )?
+                    else {
+                        return Ok(None);
+                    };
+                    tiles.extend(rendered.images);
+                    icons_rendered += len;
+                    done += len;
+                    if tiles.len() < count {
+                        write_partial_sheet(&partial, &tiles, count)?;
+                    } else {
+                        write_sheet(&path, &tiles)?;
+                        if partial.exists() {
+                            std::fs::remove_file(&partial)?;
+                        }
+                    }
+                    reporter.progress(&stage, done as u64, total as u64);
+                    reporter.partial(wrap(BuildEvent::SheetReady { grid: g, sheet }));
+                }
             }
         }
     }
@@ -463,7 +641,68 @@ fn describe_render(r: &RenderSettings) -> String {
 }
 
 /// Tiles `icons` into a sheet `SHEET_COLUMNS` wide and writes it atomically as PNG.
-fn write_sheet(path: &Path, icons: &[RgbImage]) -> Result<()> {
+/// The finished icons of a partial sheet of `count` icons, cut back to the last whole batch of
+/// `batches`; none when there is no (readable, matching) partial sheet.
+fn read_partial(path: &Path, icon: u32, count: usize, batches: &[usize]) -> Vec<RgbImage> {
+    let Ok(img) = image::open(path) else {
+        return vec![];
+    };
+    let img = img.to_rgba8();
+    let cols = SHEET_COLUMNS.min(count);
+    if img.dimensions()
+        != (
+            cols as u32 * icon,
+            count.div_ceil(SHEET_COLUMNS) as u32 * icon,
+        )
+    {
+        return vec![];
+    }
+    let ready = finished_tiles(&img, icon, SHEET_COLUMNS, count);
+    let mut keep = 0;
+    for len in batches {
+        if keep + len > ready {
+            break;
+        }
+        keep += len;
+    }
+    (0..keep)
+        .map(|t| {
+            let (x, y) = (
+                (t % SHEET_COLUMNS) as u32 * icon,
+                (t / SHEET_COLUMNS) as u32 * icon,
+            );
+            image::DynamicImage::ImageRgba8(
+                image::imageops::crop_imm(&img, x, y, icon, icon).to_image(),
+            )
+            .to_rgb8()
+        })
+        .collect()
+}
+
+/// Writes the first icons of a sheet of `count` as an RGBA sheet of the final size: finished
+/// tiles opaque, the others transparent ([`partial_sheet_path`]).
+fn write_partial_sheet(path: &Path, icons: &[RgbImage], count: usize) -> Result<()> {
+    let Some(first) = icons.first() else {
+        bail!("no icons to write");
+    };
+    let (w, h) = first.dimensions();
+    let cols = SHEET_COLUMNS.min(count) as u32;
+    let rows = count.div_ceil(SHEET_COLUMNS) as u32;
+    let mut sheet = image::RgbaImage::new(cols * w, rows * h);
+    for (i, icon) in icons.iter().enumerate() {
+        let (cx, cy) = ((i % SHEET_COLUMNS) as u32, (i / SHEET_COLUMNS) as u32);
+        let rgba = image::DynamicImage::ImageRgb8(icon.clone()).to_rgba8();
+        image::imageops::replace(&mut sheet, &rgba, (cx * w) as i64, (cy * h) as i64);
+    }
+    let mut bytes = vec![];
+    sheet.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )?;
+    atomic::write_bytes(path, &bytes)
+}
+
+pub(crate) fn write_sheet(path: &Path, icons: &[RgbImage]) -> Result<()> {
     let Some(first) = icons.first() else {
         bail!("no icons to write");
     };

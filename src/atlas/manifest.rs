@@ -84,9 +84,105 @@ pub fn level_dir(root: &Path, grid: usize) -> PathBuf {
 }
 
 pub fn sheet_path(root: &Path, grid: usize, sheet: usize) -> PathBuf {
+    kind_sheet_path(root, grid, IconKind::Synthetic, sheet)
+}
+
+/// The kinds of icon sheets a level can have. All use the same sheet format (cell `i` is tile
+/// `i % icons_per_sheet` of sheet `i / icons_per_sheet`, `SHEET_COLUMNS` to a row, `icon_size`
+/// pixels square), so the viewer and the poster read them the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IconKind {
+    /// Feature visualisations of the cell's mean activation (`levels/G/icons/`).
+    Synthetic,
+    /// The cell's most typical real patch: the receptive-field crop of the dataset example whose
+    /// activation is most similar (cosine) to the cell mean (`levels/G/exemplars/`).
+    Exemplar,
+    /// A 2×2 mosaic of the cell's four most typical patches, best top left, then top right,
+    /// bottom left, bottom right (`levels/G/mosaics/`).
+    Mosaic,
+}
+
+impl IconKind {
+    pub const ALL: [IconKind; 3] = [IconKind::Synthetic, IconKind::Exemplar, IconKind::Mosaic];
+
+    /// The folder of a level that holds this kind's sheets.
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            IconKind::Synthetic => "icons",
+            IconKind::Exemplar => "exemplars",
+            IconKind::Mosaic => "mosaics",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            IconKind::Synthetic => "synthetic",
+            IconKind::Exemplar => "exemplar",
+            IconKind::Mosaic => "mosaic",
+        }
+    }
+}
+
+/// Sheet `sheet` of `kind` at grid `grid`.
+pub fn kind_sheet_path(root: &Path, grid: usize, kind: IconKind, sheet: usize) -> PathBuf {
     level_dir(root, grid)
-        .join("icons")
+        .join(kind.dir_name())
         .join(format!("sheet_{sheet:04}.png"))
+}
+
+/// A synthetic sheet that is still being rendered: RGBA, the finished icons (always the first
+/// ones of the sheet) opaque, the rest fully transparent. Replaced by [`sheet_path`] when the
+/// sheet is complete.
+pub fn partial_sheet_path(root: &Path, grid: usize, sheet: usize) -> PathBuf {
+    level_dir(root, grid)
+        .join(IconKind::Synthetic.dir_name())
+        .join(format!("sheet_{sheet:04}.partial.png"))
+}
+
+/// How many leading tiles of a partial sheet are finished (opaque at their top-left pixel).
+pub fn finished_tiles(
+    sheet: &image::RgbaImage,
+    icon_size: u32,
+    columns: usize,
+    tiles: usize,
+) -> usize {
+    (0..tiles)
+        .take_while(|&t| {
+            let (x, y) = (
+                (t % columns.max(1)) as u32 * icon_size,
+                (t / columns.max(1)) as u32 * icon_size,
+            );
+            x < sheet.width() && y < sheet.height() && sheet.get_pixel(x, y).0[3] == 255
+        })
+        .count()
+}
+
+/// Which icons to build or show: `synthetic`, `exemplar` (the exemplar and the mosaic sheets)
+/// or `both`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IconSet {
+    Synthetic,
+    Exemplar,
+    Both,
+}
+
+impl IconSet {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "synthetic" => Ok(IconSet::Synthetic),
+            "exemplar" | "exemplars" => Ok(IconSet::Exemplar),
+            "both" => Ok(IconSet::Both),
+            other => bail!("--icons must be synthetic, exemplar or both, not {other:?}"),
+        }
+    }
+
+    pub fn synthetic(self) -> bool {
+        self != IconSet::Exemplar
+    }
+
+    pub fn exemplars(self) -> bool {
+        self != IconSet::Synthetic
+    }
 }
 
 /// One line of `cells.csv`.

@@ -10,13 +10,18 @@
 //! ATLAS/levels/G/mean_acts.npy   mean activation per cell [cells, C]
 //! ATLAS/levels/G/mean_attr.npy   mean attribution per cell [cells, K]
 //! ATLAS/levels/G/icons/sheet_NNNN.png   icons of cells NNNN·B … in 10-column sheets
+//! ATLAS/levels/G/icons/sheet_NNNN.partial.png   a sheet still being rendered (RGBA: finished
+//!                                               icons opaque, the rest transparent)
+//! ATLAS/levels/G/exemplars/sheet_NNNN.png       each cell's most typical real patch (same format)
+//! ATLAS/levels/G/mosaics/sheet_NNNN.png         2×2 mosaics of each cell's four most typical patches
 //! ```
 //!
 //! Every stage's output is written atomically together with the settings that made it, so a
 //! rerun skips finished stages and finished icon sheets (a cancelled or killed build resumes).
 pub mod build;
+pub mod exemplars;
 pub mod manifest;
 pub mod poster;
 
-pub use build::{build, spawn_build, BuildConfig, BuildEvent};
-pub use manifest::{AtlasManifest, CellRecord, LevelRecord};
+pub use build::{build, spawn_build, spawn_build_icons, BuildConfig, BuildEvent};
+pub use manifest::{AtlasManifest, CellRecord, IconKind, IconSet, LevelRecord};

@@ -7,7 +7,7 @@ use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
 use anyhow::{bail, Context, Result};
 use image::{Rgb, RgbImage};
 
-use super::manifest::{level_dir, read_cells, sheet_path, AtlasManifest};
+use super::manifest::{kind_sheet_path, level_dir, read_cells, AtlasManifest, IconKind};
 
 #[derive(Clone, Debug)]
 pub struct PosterOptions {
@@ -19,8 +19,61 @@ pub struct PosterOptions {
     pub density: f32,
 }
 
-/// Renders the poster of level `grid`.
+/// Which icons a poster shows (`atlas poster --icons`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PosterIcons {
+    /// One kind of icon.
+    Only(IconKind),
+    /// The synthetic poster and the exemplar poster side by side (synthetic on the left),
+    /// [`PANEL_GAP`] white pixels apart.
+    Both,
+}
+
+/// White pixels between the panels of a [`PosterIcons::Both`] poster.
+pub const PANEL_GAP: u32 = 16;
+
+impl PosterIcons {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "synthetic" => Ok(PosterIcons::Only(IconKind::Synthetic)),
+            "exemplar" | "exemplars" => Ok(PosterIcons::Only(IconKind::Exemplar)),
+            "mosaic" => Ok(PosterIcons::Only(IconKind::Mosaic)),
+            "both" => Ok(PosterIcons::Both),
+            other => bail!("--icons must be synthetic, exemplar, mosaic or both, not {other:?}"),
+        }
+    }
+}
+
+/// Renders the poster of level `grid` with synthetic icons.
 pub fn render_poster(root: &Path, opts: &PosterOptions) -> Result<RgbImage> {
+    render_poster_kind(root, opts, IconKind::Synthetic)
+}
+
+/// Renders the poster of level `grid` with the icons of `icons`.
+pub fn render_poster_icons(
+    root: &Path,
+    opts: &PosterOptions,
+    icons: PosterIcons,
+) -> Result<RgbImage> {
+    match icons {
+        PosterIcons::Only(kind) => render_poster_kind(root, opts, kind),
+        PosterIcons::Both => {
+            let left = render_poster_kind(root, opts, IconKind::Synthetic)?;
+            let right = render_poster_kind(root, opts, IconKind::Exemplar)?;
+            let mut out = RgbImage::from_pixel(
+                left.width() + PANEL_GAP + right.width(),
+                left.height().max(right.height()),
+                Rgb([255, 255, 255]),
+            );
+            image::imageops::replace(&mut out, &left, 0, 0);
+            image::imageops::replace(&mut out, &right, (left.width() + PANEL_GAP) as i64, 0);
+            Ok(out)
+        }
+    }
+}
+
+/// Renders the poster of level `grid` with the icons of `kind`.
+pub fn render_poster_kind(root: &Path, opts: &PosterOptions, kind: IconKind) -> Result<RgbImage> {
     let manifest = AtlasManifest::load(root)?;
     let level = manifest.level(opts.grid).with_context(|| {
         let have: Vec<usize> = manifest.levels.iter().map(|l| l.grid).collect();
@@ -44,7 +97,7 @@ pub fn render_poster(root: &Path, opts: &PosterOptions) -> Result<RgbImage> {
         let sheet = i / level.icons_per_sheet;
         let tile = i % level.icons_per_sheet;
         if let std::collections::hash_map::Entry::Vacant(slot) = sheets.entry(sheet) {
-            match image::open(sheet_path(root, opts.grid, sheet)) {
+            match image::open(kind_sheet_path(root, opts.grid, kind, sheet)) {
                 Ok(img) => {
                     slot.insert(img.to_rgb8());
                 }
@@ -71,10 +124,18 @@ pub fn render_poster(root: &Path, opts: &PosterOptions) -> Result<RgbImage> {
         );
     }
     if missing == cells.len() && !cells.is_empty() {
-        bail!(
-            "level {0}×{0} has no icons yet: build them with `atlas build … --icon-levels {0}`",
-            opts.grid
-        );
+        match kind {
+            IconKind::Synthetic => bail!(
+                "level {0}×{0} has no icons yet: build them with `atlas build … --icon-levels {0}`",
+                opts.grid
+            ),
+            _ => bail!(
+                "level {0}×{0} has no {1} icons yet: build them with `atlas build … --icons \
+                 exemplar --icon-levels {0}`",
+                opts.grid,
+                kind.name()
+            ),
+        }
     }
     draw_grid_lines(&mut poster, g, px);
     if opts.labels {

@@ -8,7 +8,8 @@ use eframe::egui::{
 };
 
 use super::labels::{kth_cell, place_labels};
-use super::{focus_alphas, AtlasView, Camera, ClassFocus};
+use super::{focus_alphas, AtlasView, Camera, ClassFocus, DrawnIcons, IconView};
+use crate::atlas::manifest::IconKind;
 
 const OUTLINE: Color32 = Color32::from_rgba_premultiplied(38, 38, 38, 77); // 30 % grey
 const PENDING: Color32 = Color32::from_rgb(222, 222, 222);
@@ -51,9 +52,12 @@ pub fn show(ui: &mut egui::Ui, view: &mut AtlasView, focus: Option<&ClassFocus>)
     let level = &view.levels[level_index];
     let record = level.record.clone();
     let per_sheet = record.icons_per_sheet.max(1);
-    // The texture of the sheet being filled: cells come in index order, so a sheet's cells are
-    // consecutive and the cache is asked once per sheet, not once per icon.
-    let mut current: Option<(usize, Option<(TextureId, super::icons::SheetTexture)>)> = None;
+    // Per kind, the texture of the sheet being filled: cells come in index order, so a sheet's
+    // cells are consecutive and the cache is asked once per sheet, not once per icon.
+    type Current = Option<(usize, Option<(TextureId, super::icons::SheetTexture)>)>;
+    let mut current: [Current; 3] = [None, None, None];
+    let mut drawn = DrawnIcons::default();
+    let hovered = view.hovered.filter(|(g, _)| *g == grid).map(|(_, i)| i);
     for (i, cell) in level.cells.iter().enumerate() {
         let cell_rect = cell_screen_rect(&cam, rect, grid, cell.x, cell.y);
         if !cell_rect.intersects(rect) {
@@ -65,31 +69,52 @@ pub fn show(ui: &mut egui::Ui, view: &mut AtlasView, focus: Option<&ClassFocus>)
         let icon_rect = Rect::from_center_size(cell_rect.center(), Vec2::splat(side));
         let alpha = alphas.as_ref().map_or(1.0, |a| a[i]);
         let sheet = i / per_sheet;
-        if current.as_ref().is_none_or(|(s, _)| *s != sheet) {
-            let on_disk = level.sheets_on_disk.get(sheet).copied().unwrap_or(false);
-            let tex = if on_disk {
-                view.icons
-                    .sheet(&record, sheet)
-                    .map(|t| (t.texture.id(), t.shallow()))
-            } else {
-                None
-            };
-            current = Some((sheet, tex));
-        }
-        match current.as_ref().and_then(|(_, t)| t.as_ref()) {
-            Some((id, tex)) => {
-                let crop = (8.0 / side).min(0.6);
-                let tint = Color32::from_white_alpha((alpha * 255.0).round() as u8);
-                meshes
-                    .entry(*id)
-                    .or_insert_with(|| Mesh::with_texture(*id))
-                    .add_rect_with_uv(icon_rect, tex.uv(i % per_sheet, crop), tint);
+        let half = |dx: f32| {
+            Rect::from_center_size(
+                icon_rect.center() + Vec2::new(dx * side / 4.0, 0.0),
+                Vec2::splat(side / 2.0),
+            )
+        };
+        let parts: Vec<(IconKind, Rect)> = match view.icon_view {
+            IconView::Synthetic => vec![(IconKind::Synthetic, icon_rect)],
+            IconView::Exemplar => vec![(IconKind::Exemplar, icon_rect)],
+            IconView::Mosaic => vec![(IconKind::Mosaic, icon_rect)],
+            IconView::SideBySide => vec![
+                (IconKind::Synthetic, half(-1.0)),
+                (IconKind::Exemplar, half(1.0)),
+            ],
+            IconView::Hover if hovered == Some(i) => vec![(IconKind::Exemplar, icon_rect)],
+            IconView::Hover => vec![(IconKind::Synthetic, icon_rect)],
+        };
+        for (kind, part) in parts {
+            let slot = &mut current[kind as usize];
+            if slot.as_ref().is_none_or(|(s, _)| *s != sheet) {
+                let tex = if level.has_sheet(kind, sheet) {
+                    view.icons
+                        .sheet_of(kind, &record, sheet)
+                        .map(|t| (t.texture.id(), t.shallow()))
+                } else {
+                    None
+                };
+                *slot = Some((sheet, tex));
             }
-            None => placeholders.push(Shape::rect_filled(
-                icon_rect,
-                0.0,
-                PENDING.gamma_multiply(alpha.max(0.15)),
-            )),
+            let tile = i % per_sheet;
+            match slot.as_ref().and_then(|(_, t)| t.as_ref()) {
+                Some((id, tex)) if tex.has(tile) => {
+                    let crop = (8.0 / part.width()).min(0.6);
+                    let tint = Color32::from_white_alpha((alpha * 255.0).round() as u8);
+                    meshes
+                        .entry(*id)
+                        .or_insert_with(|| Mesh::with_texture(*id))
+                        .add_rect_with_uv(part, tex.uv(tile, crop), tint);
+                    drawn.add(kind, *id);
+                }
+                _ => placeholders.push(Shape::rect_filled(
+                    part,
+                    0.0,
+                    PENDING.gamma_multiply(alpha.max(0.15)),
+                )),
+            }
         }
     }
     // Thin grey grid lines (the viewer's 30 % outline): 2·(G+1) segments instead of a stroked
@@ -130,6 +155,7 @@ pub fn show(ui: &mut egui::Ui, view: &mut AtlasView, focus: Option<&ClassFocus>)
     // --- hover, selection, markers -----------------------------------------------------------
     view.hovered = None;
     if let Some(p) = response.hover_pos() {
+    view.drawn_icons = drawn;
         if !minimap_rect.is_some_and(|m| m.contains(p)) {
             view.hovered = cell_at(&cam, rect, grid, p)
                 .and_then(|xy| view.levels[level_index].lookup.get(&xy).copied())

@@ -1,12 +1,20 @@
 //! Icon textures: sheets are decoded (and shrunk for fine levels) on a loader thread and uploaded
 //! on the UI thread when they arrive, so panning never waits on PNG decoding.
+//!
+//! Every kind of sheet ([`IconKind`]: synthetic, exemplar, mosaic) is cached separately. A
+//! synthetic sheet still being rendered is read from its partial file (`sheet_NNNN.partial.png`),
+//! and [`SheetTexture::ready`] says how many of its icons are finished; when the build rewrites
+//! it, the old texture stays on screen until the new one is uploaded, so icons arrive one batch
+//! at a time without flicker.
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crossbeam_channel::{Receiver, Sender};
 use eframe::egui::{self, ColorImage, TextureHandle, TextureOptions};
 
-use crate::atlas::manifest::{sheet_path, AtlasManifest};
+use crate::atlas::manifest::{
+    finished_tiles, kind_sheet_path, partial_sheet_path, AtlasManifest, IconKind,
+};
 use crate::atlas::LevelRecord;
 
 /// Texture side of one icon at grid `g`. A 160×160 level never shows an icon much larger than
@@ -22,6 +30,9 @@ pub struct SheetTexture {
     /// Side of one icon in texels.
     pub icon_px: u32,
     pub columns: usize,
+    /// Icons of the sheet that are finished: all of them (`usize::MAX`) for a complete sheet,
+    /// the first `ready` for a partial one.
+    pub ready: usize,
 }
 
 impl SheetTexture {
@@ -31,7 +42,13 @@ impl SheetTexture {
             texture: self.texture.clone(),
             icon_px: self.icon_px,
             columns: self.columns,
+            ready: self.ready,
         }
+    }
+
+    /// Whether tile `tile` holds a finished icon.
+    pub fn has(&self, tile: usize) -> bool {
+        tile < self.ready
     }
 
     /// UV rectangle of `tile`, cropped by `crop` (fraction of the side, half per edge) so small
@@ -51,12 +68,21 @@ impl SheetTexture {
     }
 }
 
+/// Cache key of a sheet: (kind, grid, sheet).
+type SheetKey = (IconKind, usize, usize);
+
 enum Request {
     Sheet {
-        grid: usize,
-        sheet: usize,
+        key: SheetKey,
         path: PathBuf,
+        /// Read this instead when `path` is missing (a synthetic sheet still being rendered).
+        partial: Option<PathBuf>,
+        /// Icons in the sheet (to count the finished ones of a partial sheet).
+        tiles: usize,
+        columns: usize,
+        icon_size: u32,
         scale: f32,
+        generation: u64,
     },
     /// One icon at full size (the selected cell's large icon).
     Tile {
@@ -70,9 +96,10 @@ enum Request {
 
 enum Loaded {
     Sheet {
-        grid: usize,
-        sheet: usize,
-        image: Result<ColorImage, String>,
+        key: SheetKey,
+        generation: u64,
+        /// The image and its finished icons.
+        image: Result<(ColorImage, usize), String>,
     },
     Tile {
         key: (usize, usize),
@@ -85,9 +112,13 @@ pub struct IconCache {
     icon_size: u32,
     requests: Sender<Request>,
     loaded: Receiver<Loaded>,
-    sheets: HashMap<(usize, usize), SheetTexture>,
-    pending: HashSet<(usize, usize)>,
-    failed: HashSet<(usize, usize)>,
+    sheets: HashMap<SheetKey, SheetTexture>,
+    /// Requested sheets and the generation of their newest request (older answers are dropped).
+    pending: HashMap<SheetKey, u64>,
+    generation: u64,
+    failed: HashSet<SheetKey>,
+    /// Sheets rewritten on disk whose (older) texture is still shown until the new one arrives.
+    stale: HashSet<SheetKey>,
     /// (grid, cell) → full-size icon.
     large: Option<((usize, usize), TextureHandle)>,
     large_pending: Option<(usize, usize)>,
@@ -106,14 +137,24 @@ impl IconCache {
                 for req in req_rx {
                     let out = match req {
                         Request::Sheet {
-                            grid,
-                            sheet,
+                            key,
                             path,
+                            partial,
+                            tiles,
+                            columns,
+                            icon_size,
                             scale,
+                            generation,
                         } => Loaded::Sheet {
-                            grid,
-                            sheet,
-                            image: decode(&path, None, scale),
+                            key,
+                            generation,
+                            image: match (decode(&path, None, scale), partial) {
+                                (Ok(img), _) => Ok((img, usize::MAX)),
+                                (Err(e), None) => Err(e),
+                                (Err(_), Some(p)) => {
+                                    decode_partial(&p, tiles, columns, icon_size, scale)
+                                }
+                            },
                         },
                         Request::Tile {
                             key,
@@ -138,31 +179,58 @@ impl IconCache {
             requests: req_tx,
             loaded: done_rx,
             sheets: HashMap::new(),
-            pending: HashSet::new(),
+            pending: HashMap::new(),
+            generation: 0,
             failed: HashSet::new(),
+            stale: HashSet::new(),
             large: None,
             large_pending: None,
             uploaded: 0,
         }
     }
 
-    /// The sheet's texture if loaded; otherwise asks the loader for it (once) and returns `None`.
+    /// The synthetic sheet's texture if loaded; otherwise asks the loader for it (once) and
+    /// returns `None`.
     pub fn sheet(&mut self, level: &LevelRecord, sheet: usize) -> Option<&SheetTexture> {
-        let key = (level.grid, sheet);
-        if !self.sheets.contains_key(&key)
-            && !self.pending.contains(&key)
-            && !self.failed.contains(&key)
-        {
+        self.sheet_of(IconKind::Synthetic, level, sheet)
+    }
+
+    /// [`Self::sheet`] for any kind of icon. A synthetic sheet that is not complete yet is read
+    /// from its partial file.
+    pub fn sheet_of(
+        &mut self,
+        kind: IconKind,
+        level: &LevelRecord,
+        sheet: usize,
+    ) -> Option<&SheetTexture> {
+        let key = (kind, level.grid, sheet);
+        let wanted = !self.sheets.contains_key(&key) || self.stale.contains(&key);
+        if wanted && !self.pending.contains_key(&key) && !self.failed.contains(&key) {
+            self.generation += 1;
             let px = texture_icon_px(level.grid, self.icon_size);
+            let per = level.icons_per_sheet.max(1);
             let _ = self.requests.send(Request::Sheet {
-                grid: level.grid,
-                sheet,
-                path: sheet_path(&self.root, level.grid, sheet),
+                key,
+                path: kind_sheet_path(&self.root, level.grid, kind, sheet),
+                partial: (kind == IconKind::Synthetic)
+                    .then(|| partial_sheet_path(&self.root, level.grid, sheet)),
+                tiles: per,
+                columns: level.sheet_columns,
+                icon_size: self.icon_size,
                 scale: px as f32 / self.icon_size as f32,
+                generation: self.generation,
             });
-            self.pending.insert(key);
+            self.pending.insert(key, self.generation);
+            self.stale.remove(&key);
         }
         self.sheets.get(&key)
+    }
+
+    /// The texture id of a loaded sheet (for tests: which texture the canvas drew).
+    pub fn texture_id(&self, kind: IconKind, grid: usize, sheet: usize) -> Option<egui::TextureId> {
+        self.sheets
+            .get(&(kind, grid, sheet))
+            .map(|t| t.texture.id())
     }
 
     /// The full-size icon of cell `index` of `level`, requested on first use.
@@ -177,7 +245,7 @@ impl IconCache {
             let s = self.icon_size;
             let _ = self.requests.send(Request::Tile {
                 key,
-                path: sheet_path(&self.root, level.grid, index / per),
+                path: kind_sheet_path(&self.root, level.grid, IconKind::Synthetic, index / per),
                 x: (tile % level.sheet_columns) as u32 * s,
                 y: (tile / level.sheet_columns) as u32 * s,
                 side: s,
@@ -193,15 +261,20 @@ impl IconCache {
         while let Ok(done) = self.loaded.try_recv() {
             any = true;
             match done {
-                Loaded::Sheet { grid, sheet, image } => {
-                    let key = (grid, sheet);
-                    if !self.pending.remove(&key) {
+                Loaded::Sheet {
+                    key,
+                    generation,
+                    image,
+                } => {
+                    if self.pending.get(&key) != Some(&generation) {
                         continue; // invalidated while loading: a newer request follows
                     }
+                    self.pending.remove(&key);
+                    let (kind, grid, sheet) = key;
                     match image {
-                        Ok(img) => {
+                        Ok((img, ready)) => {
                             let texture = ctx.load_texture(
-                                format!("sheet-{grid}-{sheet}"),
+                                format!("sheet-{}-{grid}-{sheet}", kind.name()),
                                 img,
                                 TextureOptions::LINEAR,
                             );
@@ -213,10 +286,13 @@ impl IconCache {
                                     texture,
                                     icon_px: px,
                                     columns,
+                                    ready,
                                 },
                             );
                             self.uploaded += 1;
                         }
+                        // A stale texture stays until a readable file replaces it.
+                        Err(_) if self.sheets.contains_key(&key) => {}
                         Err(_) => {
                             self.failed.insert(key);
                         }
@@ -244,13 +320,22 @@ impl IconCache {
         !self.pending.is_empty() || self.large_pending.is_some()
     }
 
-    /// A sheet was rewritten: drop its texture so the next frame loads the new file.
+    /// A synthetic sheet was rewritten (more icons, or complete): the next frame loads the new
+    /// file; the old texture is drawn until it arrives.
     pub fn invalidate(&mut self, grid: usize, sheet: usize) {
-        let key = (grid, sheet);
-        self.sheets.remove(&key);
+        self.invalidate_kind(IconKind::Synthetic, grid, sheet);
+    }
+
+    /// [`Self::invalidate`] for any kind of sheet.
+    pub fn invalidate_kind(&mut self, kind: IconKind, grid: usize, sheet: usize) {
+        let key = (kind, grid, sheet);
+        if self.sheets.contains_key(&key) {
+            self.stale.insert(key);
+        }
         self.pending.remove(&key);
         self.failed.remove(&key);
-        if self.large.as_ref().is_some_and(|((g, _), _)| *g == grid) {
+        if kind == IconKind::Synthetic && self.large.as_ref().is_some_and(|((g, _), _)| *g == grid)
+        {
             self.large = None;
         }
     }
@@ -261,10 +346,29 @@ impl IconCache {
     }
 }
 
+/// A partial synthetic sheet: the image (unfinished tiles transparent) and its finished icons.
+fn decode_partial(
+    path: &Path,
+    tiles: usize,
+    columns: usize,
+    icon_size: u32,
+    scale: f32,
+) -> Result<(ColorImage, usize), String> {
+    let img = image::open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .to_rgba8();
+    let ready = finished_tiles(&img, icon_size, columns, tiles);
+    Ok((to_color_image(img, None, scale), ready))
+}
+
 fn decode(path: &Path, tile: Option<(u32, u32, u32)>, scale: f32) -> Result<ColorImage, String> {
     let img = image::open(path)
         .map_err(|e| format!("{}: {e}", path.display()))?
         .to_rgba8();
+    Ok(to_color_image(img, tile, scale))
+}
+
+fn to_color_image(img: image::RgbaImage, tile: Option<(u32, u32, u32)>, scale: f32) -> ColorImage {
     let img = match tile {
         Some((x, y, side)) => image::imageops::crop_imm(&img, x, y, side, side).to_image(),
         None if scale < 1.0 => {
@@ -278,8 +382,5 @@ fn decode(path: &Path, tile: Option<(u32, u32, u32)>, scale: f32) -> Result<Colo
         }
         None => img,
     };
-    Ok(ColorImage::from_rgba_unmultiplied(
-        [img.width() as usize, img.height() as usize],
-        img.as_raw(),
-    ))
+    ColorImage::from_rgba_unmultiplied([img.width() as usize, img.height() as usize], img.as_raw())
 }

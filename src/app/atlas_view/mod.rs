@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use eframe::egui::{self, Pos2, Vec2};
 
-use crate::atlas::manifest::{level_dir, read_cells, sheet_path, AtlasManifest, CellRecord};
+use crate::atlas::manifest::{
+    kind_sheet_path, level_dir, partial_sheet_path, read_cells, sheet_path, AtlasManifest,
+    CellRecord, IconKind,
+};
 use crate::atlas::LevelRecord;
 use crate::store::npy;
 
@@ -25,6 +28,11 @@ pub struct LevelData {
     pub mean_attr: Vec<f32>,
     /// Per sheet: is its PNG on disk (icons rendered)?
     pub sheets_on_disk: Vec<bool>,
+    /// Per sheet: is a partial synthetic sheet on disk (the first icons rendered)?
+    pub partial_sheets: Vec<bool>,
+    /// Per sheet: are its exemplar and mosaic sheets on disk?
+    pub exemplar_sheets: Vec<bool>,
+    pub mosaic_sheets: Vec<bool>,
 }
 
 impl LevelData {
@@ -36,6 +44,16 @@ impl LevelData {
         self.cells
             .len()
             .div_ceil(self.record.icons_per_sheet.max(1))
+    }
+
+    /// Whether sheet `sheet` of `kind` can be loaded (a synthetic sheet also when partial).
+    pub fn has_sheet(&self, kind: IconKind, sheet: usize) -> bool {
+        let on = |v: &Vec<bool>| v.get(sheet).copied().unwrap_or(false);
+        match kind {
+            IconKind::Synthetic => on(&self.sheets_on_disk) || on(&self.partial_sheets),
+            IconKind::Exemplar => on(&self.exemplar_sheets),
+            IconKind::Mosaic => on(&self.mosaic_sheets),
+        }
     }
 
     /// Mean attribution of cell `i` to `class`, if the level has attributions.
@@ -90,10 +108,17 @@ pub fn load_atlas(root: &Path) -> Result<LoadedAtlas> {
             lookup,
             mean_attr,
             sheets_on_disk: vec![],
+            partial_sheets: vec![],
+            exemplar_sheets: vec![],
+            mosaic_sheets: vec![],
         };
-        level.sheets_on_disk = (0..level.sheet_count())
-            .map(|s| sheet_path(root, record.grid, s).is_file())
-            .collect();
+        let sheets = level.sheet_count();
+        let exist = |f: &dyn Fn(usize) -> PathBuf| (0..sheets).map(|s| f(s).is_file()).collect();
+        level.sheets_on_disk = exist(&|s| sheet_path(root, record.grid, s));
+        level.partial_sheets = exist(&|s| partial_sheet_path(root, record.grid, s));
+        level.exemplar_sheets =
+            exist(&|s| kind_sheet_path(root, record.grid, IconKind::Exemplar, s));
+        level.mosaic_sheets = exist(&|s| kind_sheet_path(root, record.grid, IconKind::Mosaic, s));
         levels.push(level);
     }
     anyhow::ensure!(
@@ -223,6 +248,72 @@ pub fn focus_alphas(level: &LevelData, classes: usize, focus: &ClassFocus) -> Op
     )
 }
 
+/// Which icons the canvas draws (the icon switch above the canvas).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IconView {
+    /// Feature visualisations.
+    Synthetic,
+    /// Each cell's most typical real patch.
+    Exemplar,
+    /// A 2×2 mosaic of each cell's four most typical patches.
+    Mosaic,
+    /// Synthetic icon on the left half of each cell, exemplar on the right.
+    SideBySide,
+    /// Synthetic icons; the cell under the pointer shows its exemplar.
+    Hover,
+}
+
+impl IconView {
+    pub const ALL: [IconView; 5] = [
+        IconView::Synthetic,
+        IconView::Exemplar,
+        IconView::Mosaic,
+        IconView::SideBySide,
+        IconView::Hover,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            IconView::Synthetic => "synthetic",
+            IconView::Exemplar => "exemplar",
+            IconView::Mosaic => "mosaic",
+            IconView::SideBySide => "side by side",
+            IconView::Hover => "exemplar on hover",
+        }
+    }
+}
+
+/// Icons drawn in the last frame, per kind (for tests and the status line).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DrawnIcons {
+    pub synthetic: usize,
+    pub exemplar: usize,
+    pub mosaic: usize,
+    /// The sheet textures the icons came from.
+    pub textures: Vec<egui::TextureId>,
+}
+
+impl DrawnIcons {
+    pub fn count(&self, kind: IconKind) -> usize {
+        match kind {
+            IconKind::Synthetic => self.synthetic,
+            IconKind::Exemplar => self.exemplar,
+            IconKind::Mosaic => self.mosaic,
+        }
+    }
+
+    pub fn add(&mut self, kind: IconKind, texture: egui::TextureId) {
+        match kind {
+            IconKind::Synthetic => self.synthetic += 1,
+            IconKind::Exemplar => self.exemplar += 1,
+            IconKind::Mosaic => self.mosaic += 1,
+        }
+        if !self.textures.contains(&texture) {
+            self.textures.push(texture);
+        }
+    }
+}
+
 /// The state of one atlas on screen.
 pub struct AtlasView {
     pub root: PathBuf,
@@ -241,6 +332,10 @@ pub struct AtlasView {
     /// Points to mark on the atlas (atlas units), e.g. where one image's vectors land.
     pub markers: Vec<Pos2>,
     pub icons: icons::IconCache,
+    /// Which icons the canvas draws.
+    pub icon_view: IconView,
+    /// Icons drawn in the last frame, per kind.
+    pub drawn_icons: DrawnIcons,
     /// The grid drawn in the last frame (for tests and the status line).
     pub drawn_grid: usize,
     /// Cells and labels drawn in the last frame.
@@ -267,6 +362,8 @@ impl AtlasView {
             drawn_grid: 0,
             drawn_cells: 0,
             drawn_labels: vec![],
+            icon_view: IconView::Synthetic,
+            drawn_icons: DrawnIcons::default(),
         }
     }
 
@@ -303,12 +400,18 @@ impl AtlasView {
         self.icons.reset_missing();
     }
 
-    /// A sheet was written by the build: mark it on disk so the cache loads it.
+    /// A synthetic sheet was written by the build (complete, or partial with more icons): mark
+    /// it on disk so the cache loads it.
     pub fn sheet_ready(&mut self, grid: usize, sheet: usize) {
         if let Some(level) = self.levels.iter_mut().find(|l| l.grid() == grid) {
             if sheet < level.sheets_on_disk.len() {
-                level.sheets_on_disk[sheet] = true;
+                if complete {
+                    level.sheets_on_disk[sheet] = true;
+                } else {
+                    level.partial_sheets[sheet] = true;
+                }
             }
+        let complete = sheet_path(&self.root, grid, sheet).is_file();
         }
         self.icons.invalidate(grid, sheet);
     }
