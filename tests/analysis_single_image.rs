@@ -2,8 +2,11 @@
 //! EfficientNet-Lite0 and a bundled photograph: the prediction equals `classify`'s, the activation
 //! grid is the layer's, position-major; the spatial attribution map equals an independent PyTorch
 //! reference (eager model rebuilt from the sidecar: tests/reference/attribution_map_ref.py, which
-//! checks itself against forward-mode AD) for stage4 and the head; and each atlas cell's own mean
-//! is nearest to that cell.
+//! checks itself against forward-mode AD) for stage4 and the head; each atlas cell's own mean
+//! is nearest to that cell; landing by projection (umap-learn's `transform`) agrees with
+//! umap-learn (tests/reference/umap_transform_ref.py) on neighbours, weights and initial
+//! positions, puts the run's own vectors within one cell of their own places, and the One image
+//! page prepares the image exactly as the collection did.
 mod common;
 
 use std::process::Command;
@@ -17,6 +20,15 @@ use atlas::data::{load_rgb, scan_folder, to_chw_f32};
 use atlas::model::AtlasModel;
 use atlas::store::npy;
 use tch::{Device, Kind, Tensor};
+
+use atlas::analysis::landing::{AtlasLanding, LandingMethod};
+use atlas::app::image_page::work::{spawn_analysis, AnalysisRequest, AtlasTarget};
+use atlas::collect::run_folder::parse_csv_line;
+use atlas::data::{spawn_loader, Preprocess};
+use atlas::grid::cell_index;
+use atlas::jobs::{JobEvent, JobOutcome};
+use atlas::layout::transform::{transform, TransformIndex, TransformParams};
+use atlas::layout::Metric;
 
 fn model() -> AtlasModel {
     AtlasModel::load(&common::model(), Device::Cpu).unwrap()
@@ -293,5 +305,316 @@ fn nearest_cells_find_each_cells_own_mean() {
             "position {p}: cell {cell}"
         );
     }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Neighbours, membership weights and weighted initial positions of new points against
+/// umap-learn's `transform` (its graph mode and `init_graph_transform`) on a fixed dataset, with
+/// umap-learn's fitted layout as the fixed layout. The SGD epochs are not compared (they depend
+/// on the random streams).
+#[test]
+fn umap_transform_matches_umap_learn() {
+    let (all, _) = common::layout::mixture(3, 110, 16, 0.6, 0.3, 17);
+    let d = 16;
+    // Every 11th row is a new point, the others are the layout's.
+    let (mut train, mut queries) = (vec![], vec![]);
+    for (i, row) in all.chunks(d).enumerate() {
+        if i % 11 == 5 {
+            queries.extend_from_slice(row);
+        } else {
+            train.extend_from_slice(row);
+        }
+    }
+    let (n, q) = (train.len() / d, queries.len() / d);
+    assert_eq!((n, q), (300, 30));
+    let dir = common::scratch("umap_transform_ref");
+    npy::write(&dir.join("train.npy"), &train, n, d, npy::Dtype::F32).unwrap();
+    npy::write(&dir.join("queries.npy"), &queries, q, d, npy::Dtype::F32).unwrap();
+    let k = 10;
+    let t = std::time::Instant::now();
+    common::run_reference(
+        "umap_transform_ref.py",
+        &[
+            dir.join("train.npy").as_os_str(),
+            dir.join("queries.npy").as_os_str(),
+            dir.as_os_str(),
+            "--n-neighbors".as_ref(),
+            k.to_string().as_ref(),
+        ],
+    );
+    println!("umap-learn reference in {:.1} s", t.elapsed().as_secs_f64());
+    for (name, metric) in [("cosine", Metric::Cosine), ("euclidean", Metric::Euclidean)] {
+        let emb = npy::read(&dir.join(format!("{name}_embedding.npy"))).unwrap();
+        let graph = npy::read(&dir.join(format!("{name}_graph.npy"))).unwrap();
+        let init = npy::read(&dir.join(format!("{name}_init.npy"))).unwrap();
+        assert_eq!((emb.rows, graph.rows, graph.cols, init.rows), (n, q, n, q));
+        let layout: Vec<[f32; 2]> = emb.data.chunks(2).map(|p| [p[0], p[1]]).collect();
+        let scale = layout
+            .iter()
+            .flat_map(|p| p.iter())
+            .fold(0.0f32, |m, v| m.max(v.abs()));
+        let index = TransformIndex::new(&train, n, d, metric).unwrap();
+        let placed = transform(
+            &index,
+            &layout,
+            &queries,
+            q,
+            &TransformParams::init_only(k),
+        )
+        .unwrap();
+        let (mut worst_w, mut worst_p) = (0.0f32, 0.0f32);
+        for i in 0..q {
+            // The same neighbours, each with the same weight.
+            let mut theirs: Vec<(u32, f32)> = (0..n)
+                .filter(|&j| graph.row(i)[j] > 0.0)
+                .map(|j| (j as u32, graph.row(i)[j]))
+                .collect();
+            let mut ours: Vec<(u32, f32)> = (0..k)
+                .map(|t| (placed.graph.indices[i * k + t], placed.graph.weights[i * k + t]))
+                .filter(|e| e.1 > 0.0)
+                .collect();
+            theirs.sort_by_key(|e| e.0);
+            ours.sort_by_key(|e| e.0);
+            assert_eq!(
+                ours.iter().map(|e| e.0).collect::<Vec<_>>(),
+                theirs.iter().map(|e| e.0).collect::<Vec<_>>(),
+                "{name}: neighbours of new point {i}"
+            );
+            for (a, b) in ours.iter().zip(&theirs) {
+                worst_w = worst_w.max((a.1 - b.1).abs());
+            }
+            for ax in 0..2 {
+                worst_p = worst_p.max((placed.init[i][ax] - init.row(i)[ax]).abs());
+            }
+        }
+        println!(
+            "{name}: max weight difference {worst_w:.2e}, max initial position difference \
+             {worst_p:.2e} (layout scale {scale:.1})"
+        );
+        assert!(worst_w < 1e-4, "{name}: weights differ by {worst_w}");
+        assert!(
+            worst_p < 1e-4 * (1.0 + scale),
+            "{name}: initial positions differ by {worst_p}"
+        );
+        // Weights without the local-connectivity adjustment (ρ = the nearest distance, as in the
+        // fit's graph) would not pass: the nearest neighbour would always weigh 1.
+        assert!(
+            (0..q).any(|i| placed.graph.weights[i * k] < 0.99),
+            "{name}: the nearest neighbour always weighs 1"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `atlas collect` + `atlas build` of the head layer of every bundled image (8 positions each),
+/// UMAP with 15 neighbours, grids 4 and 8, no icons.
+fn landing_atlas(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let run = dir.join("run");
+    let out = Command::new(common::atlas_bin())
+        .args(["collect", "--layers", "head", "--samples", "8", "--images"])
+        .arg(common::assets())
+        .arg("--model")
+        .arg(common::model())
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let atlas_dir = dir.join("atlas");
+    let out = Command::new(common::atlas_bin())
+        .args(["build", "--layer", "head", "--grids", "4,8", "--min-count", "1"])
+        .args(["--icon-levels", "none", "--neighbors", "15"])
+        .arg("--run")
+        .arg(&run)
+        .arg("--out")
+        .arg(&atlas_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (run, atlas_dir)
+}
+
+/// (path, y, x) of every run row of `layer`, from the run's provenance.csv.
+fn provenance(run: &std::path::Path, layer: &str) -> Vec<(std::path::PathBuf, usize, usize)> {
+    let text = std::fs::read_to_string(run.join("provenance.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = parse_csv_line(lines.next().unwrap());
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (l, p, y, x) = (col("layer"), col("path"), col("y"), col("x"));
+    lines
+        .map(parse_csv_line)
+        .filter(|f| f[l] == layer)
+        .map(|f| (f[p].clone().into(), f[y].parse().unwrap(), f[x].parse().unwrap()))
+        .collect()
+}
+
+#[test]
+fn landing_places_the_runs_own_vectors_in_their_cells_and_the_page_prepares_as_the_run() {
+    let dir = common::scratch("analysis_landing");
+    let t = std::time::Instant::now();
+    let (run, atlas_dir) = landing_atlas(&dir);
+    println!("collect + build in {:.1} s", t.elapsed().as_secs_f64());
+    let landing = AtlasLanding::load(&atlas_dir).unwrap();
+    let LandingMethod::Umap(p) = &landing.method else {
+        panic!("{:?}", landing.method)
+    };
+    assert_eq!((p.n_neighbors, p.metric), (15, Metric::Cosine));
+    assert_eq!(landing.preprocess, Preprocess::Squash, "the run's setting");
+    let n = landing.manifest.points;
+    let c = landing.manifest.channels;
+    assert_eq!(n, 25 * 8);
+    let own = npy::read(&atlas_dir.join("layout_normalized.npy")).unwrap();
+    let run_manifest = atlas::collect::run_folder::RunFolder::new(&run)
+        .read_manifest()
+        .unwrap()
+        .unwrap();
+    let layer = run_manifest.layers.iter().find(|l| l.name == "head").unwrap();
+    let acts = npy::read(&run.join(&layer.dir).join("acts.npy")).unwrap();
+    assert_eq!((acts.rows, acts.cols), (n, c));
+    let finest = 8;
+
+    // Every row of the run, landed as a new point: its own vector is its nearest neighbour
+    // (weight 1), so it starts on its own position, and the epochs keep it within one cell.
+    let t = std::time::Instant::now();
+    let landed = landing.land(&acts.data, c).unwrap();
+    println!("landed {n} vectors in {:.2} s", t.elapsed().as_secs_f64());
+    assert_eq!(landed.n_epochs, 100);
+    // Rows with the same vector (a position drawn twice) are interchangeable: the first of them
+    // takes weight 1.
+    let same: Vec<Vec<usize>> = (0..n)
+        .map(|i| (0..n).filter(|&j| acts.row(j) == acts.row(i)).collect())
+        .collect();
+    let (mut worst_init, mut worst, mut off) = (0.0f32, 0.0f32, 0usize);
+    let cells_apart = |p: [f32; 2], q: &[f32]| {
+        let (a, b) = (cell_index(p[0], finest), cell_index(p[1], finest));
+        let (c, d) = (cell_index(q[0], finest), cell_index(q[1], finest));
+        a.abs_diff(c).max(b.abs_diff(d))
+    };
+    let apart = |p: [f32; 2], q: &[f32]| (p[0] - q[0]).abs().max((p[1] - q[1]).abs());
+    for i in 0..n {
+        let init = landing.normalize(landed.init_raw[i]);
+        let got = landed.points[i];
+        worst_init = worst_init.max(
+            same[i]
+                .iter()
+                .map(|&j| apart(init, own.row(j)))
+                .fold(f32::INFINITY, f32::min),
+        );
+        worst = worst.max(
+            same[i]
+                .iter()
+                .map(|&j| apart(got, own.row(j)))
+                .fold(f32::INFINITY, f32::min),
+        );
+        if same[i].iter().all(|&j| cells_apart(got, own.row(j)) > 1) {
+            off += 1;
+            println!("row {i}: lands at {got:?}, its own position is {:?}", own.row(i));
+        }
+        // The cell at any level is the grid index of the normalised position.
+        for g in [1, 4, 8, 80] {
+            assert_eq!(
+                landed.cell(i, g),
+                Some((cell_index(got[0], g), cell_index(got[1], g)))
+            );
+        }
+    }
+    let dups = same.iter().filter(|s| s.len() > 1).count();
+    println!("{dups} of {n} rows repeat another row's vector");
+    println!(
+        "own vectors: initial positions off by at most {worst_init:.2e}, final by {worst:.4} \
+         (a {finest}×{finest} cell is {:.4})",
+        1.0 / finest as f32
+    );
+    assert!(worst_init < 1e-5, "initial positions off by {worst_init}");
+    assert_eq!(off, 0, "{off} of {n} vectors land more than one cell from their own");
+
+    // The One image page: the image is prepared as the collection's loader prepares it, its
+    // vectors at the run's positions are the run's rows, and they land near those rows.
+    let prov = provenance(&run, "head");
+    assert_eq!(prov.len(), n);
+    let image = prov[0].0.clone();
+    let cache = Default::default();
+    let job = spawn_analysis(
+        cache,
+        Default::default(),
+        AnalysisRequest {
+            model: common::model(),
+            image: image.clone(),
+            layer: Some("head".into()),
+            atlas: Some(AtlasTarget {
+                root: atlas_dir.clone(),
+                grid: finest,
+            }),
+        },
+    );
+    let result = job
+        .events
+        .iter()
+        .find_map(|ev| match ev {
+            JobEvent::Finished(JobOutcome::Done(a)) => Some(a),
+            JobEvent::Finished(JobOutcome::Failed(e)) => panic!("the analysis failed: {e}"),
+            JobEvent::Finished(_) => panic!("the analysis was cancelled"),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(result.preprocess, Preprocess::Squash);
+    let model = model();
+    let loaded = spawn_loader(
+        std::sync::Arc::new(vec![image.clone()]),
+        vec![0],
+        1,
+        Preprocess::Squash,
+        model.info.size(),
+        1,
+    )
+    .recv()
+    .unwrap();
+    assert_eq!(loaded.indices, vec![0]);
+    assert_eq!(
+        to_chw_f32(&result.analysis.input),
+        loaded.pixels,
+        "the page's input tensor is the collection loader's"
+    );
+    let classify_input = load_rgb(&image, model.info.classify_preprocess(), model.info.size())
+        .unwrap();
+    if model.info.classify_preprocess() != Preprocess::Squash {
+        assert_ne!(result.analysis.input, classify_input);
+    }
+    let a = &result.analysis;
+    let page = result.landing.as_ref().expect("a landing");
+    assert_eq!(page.grid, finest);
+    assert_eq!(page.landed.points.len(), a.h * a.w);
+    let again = landing.land(&a.acts, a.c).unwrap();
+    assert_eq!(again.points, page.landed.points, "the page lands with the library");
+    let (mut checked, mut worst_page, mut worst_err) = (0, 0.0f32, 0.0f32);
+    for (row, (path, y, x)) in prov.iter().enumerate() {
+        if *path != image {
+            continue;
+        }
+        let err = common::max_row_relative_error(a.vector(*y, *x), acts.row(row), c);
+        assert!(err < 1e-3, "row {row}: the page's vector differs by {err}");
+        worst_err = worst_err.max(err);
+        let got = page.landed.points[y * a.w + x];
+        worst_page = worst_page.max(apart(got, own.row(row)));
+        assert!(
+            cells_apart(got, own.row(row)) <= 1,
+            "row {row} ({y}, {x}): the page lands it at {got:?}, its own position is {:?}",
+            own.row(row)
+        );
+        checked += 1;
+    }
+    println!(
+        "the page's vectors at the run's 8 positions: relative difference {worst_err:.1e}, landed \
+         at most {worst_page:.4} from the run rows' positions"
+    );
+    assert_eq!(checked, 8);
     std::fs::remove_dir_all(&dir).unwrap();
 }

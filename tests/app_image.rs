@@ -1,7 +1,8 @@
 //! The "One image" page driven through its real widgets with egui_kittest (no display, no GPU):
 //! two tiny atlases (head and stage6) are built from the bundled images, an image is dropped on
-//! the window, and the page must show the model's top-5 (as `atlas classify` predicts it), an
-//! H×W grid of positions, the image's markers on the atlas, a heat-map that follows the picked
+//! the window, and the page must show the model's top-5 (on the image prepared as the atlas's
+//! run prepared its images), an H×W grid of positions, the image's markers on the atlas (where
+//! the landing library places its vectors), a heat-map that follows the picked
 //! class, optimised icons on request, the same in another layer, and a clear error for a corrupt
 //! file after which the page still works.
 mod common;
@@ -10,12 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use atlas::analysis::single_image::{analyse_image, attribution_map, nearest_cells};
-use atlas::app::image_page::top5_label;
+use atlas::analysis::landing::AtlasLanding;
+use atlas::analysis::single_image::{analyse_image_with, attribution_map_for_input};
+use atlas::app::image_page::{landing_markers, top5_label};
 use atlas::app::{AtlasApp, Tab};
-use atlas::atlas::manifest::level_dir;
 use atlas::atlas::{spawn_build, BuildConfig, BuildEvent};
-use atlas::data::ImageEntry;
+use atlas::data::Preprocess;
 use atlas::jobs::{JobEvent, JobOutcome};
 use atlas::layout::{LayoutMethod, UmapParams};
 use atlas::model::AtlasModel;
@@ -85,6 +86,7 @@ fn tiny_atlases(dir: &Path) -> Vec<PathBuf> {
                 },
                 icon_levels: Some(vec![4]),
                 max_points: None,
+                overview_levels: false,
             });
             let start = Instant::now();
             let mut stage = String::new();
@@ -151,29 +153,26 @@ fn view_index(app: &AtlasApp, layer: &str) -> usize {
 }
 
 /// Where the page should put the image's markers, computed here from the model and the atlas
-/// files: the centres of the nearest cells (cosine) of the atlas's finest level.
+/// files: the image prepared as the atlas's run did, its vectors placed on the atlas by the
+/// landing library (umap-learn's `transform`), at their normalised positions.
 fn expected_markers(
     model: &AtlasModel,
     image: &Path,
     atlas: &Path,
     layer: &str,
 ) -> Vec<egui::Pos2> {
-    let a = analyse_image(model, image, layer).unwrap();
-    let m = atlas::atlas::AtlasManifest::load(atlas).unwrap();
-    let g = m.levels.iter().map(|l| l.grid).max().unwrap();
-    let dir = level_dir(atlas, g);
-    let means = atlas::store::npy::read(&dir.join("mean_acts.npy")).unwrap();
-    let cells = atlas::atlas::manifest::read_cells(&dir.join("cells.csv")).unwrap();
-    nearest_cells(&a.acts, a.c, &means.data)
-        .iter()
-        .map(|(i, _)| {
-            let c = &cells[*i];
-            egui::pos2(
-                (c.x as f32 + 0.5) / g as f32,
-                ((g - 1 - c.y) as f32 + 0.5) / g as f32,
-            )
-        })
-        .collect()
+    let landing = AtlasLanding::load(atlas).unwrap();
+    assert_eq!(landing.preprocess, Preprocess::Squash);
+    let a = analyse_image_with(model, image, layer, landing.preprocess).unwrap();
+    landing_markers(&landing.land(&a.acts, a.c).unwrap())
+}
+
+/// The page's markers are the expected ones (up to the last bits of two forward passes).
+fn assert_markers(got: &[egui::Pos2], want: &[egui::Pos2]) {
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(want) {
+        assert!(g.distance(*w) < 1e-3, "marker at {g:?}, expected {w:?}");
+    }
 }
 
 #[test]
@@ -198,24 +197,11 @@ fn one_image_prediction_grid_markers_heatmap_icons_and_errors() {
     let head = view_index(h.state(), "head");
     h.state_mut().current_atlas = head;
 
-    // The reference prediction, as `atlas classify` makes it.
+    // The reference prediction, on the image prepared as the atlas's run did (squashed).
     let image = common::image_files(&common::assets())[0].clone();
     let model = AtlasModel::load(&common::model(), atlas::model::default_device()).unwrap();
-    let reference = atlas::classify::classify(
-        &model,
-        &[ImageEntry {
-            path: image.clone(),
-            label: None,
-        }],
-        5,
-        1,
-        1,
-        |_, _| {},
-    )
-    .unwrap()
-    .remove(0)
-    .top
-    .unwrap();
+    let squashed = analyse_image_with(&model, &image, "head", Preprocess::Squash).unwrap();
+    let reference = squashed.top5.clone();
     let names: Vec<String> = model.info.classes.iter().map(|c| c.name.clone()).collect();
 
     // Drop the image on the window: the page analyses it in the head atlas's layer.
@@ -227,7 +213,8 @@ fn one_image_prediction_grid_markers_heatmap_icons_and_errors() {
         let r = h.state().image_page.result.as_ref().unwrap();
         let got: Vec<usize> = r.analysis.top5.iter().map(|t| t.0).collect();
         let want: Vec<usize> = reference.iter().map(|t| t.0).collect();
-        assert_eq!(got, want, "top-5 classes differ from atlas classify");
+        assert_eq!(got, want, "top-5 classes differ from the model's on the squashed image");
+        assert_eq!(r.analysis.input, squashed.input, "the run's preprocessing");
     }
     h.run_steps(2);
     for (rank, (class, p)) in reference.iter().enumerate() {
@@ -245,17 +232,18 @@ fn one_image_prediction_grid_markers_heatmap_icons_and_errors() {
     step_until(&mut h, "the atlas icons on the grid", |a| {
         a.atlases[head].icons.uploaded > 0
     });
-    // Markers: one per position, where the test computes the nearest cells to be.
+    // Markers: one per position, where the landing library places the image's vectors.
     let want = expected_markers(&model, &image, &atlases[0], "head");
-    assert_eq!(h.state().atlases[head].markers, want);
+    assert_markers(&h.state().atlases[head].markers, &want);
     assert!(want
         .iter()
-        .all(|p| (0.0..1.0).contains(&p.x) && (0.0..1.0).contains(&p.y)));
+        .all(|p| (0.0..=1.0).contains(&p.x) && (0.0..=1.0).contains(&p.y)));
 
     // Heat-map: the top-1 class by default, equal to the backend's map; another class changes it.
     let top1 = reference[0].0;
     let map1 = wait_for_heatmap(&mut h, top1);
-    let direct = attribution_map(&model, &image, "head", top1).unwrap();
+    let li = model.info.layer_index("head").unwrap();
+    let direct = attribution_map_for_input(&model, &squashed.input, li, top1).unwrap();
     assert_eq!(map1.len(), hh * ww);
     for (a, b) in map1.iter().zip(&direct) {
         assert!((a - b).abs() <= 1e-3 * (1.0 + b.abs()), "{a} vs {b}");
@@ -327,7 +315,7 @@ fn one_image_prediction_grid_markers_heatmap_icons_and_errors() {
     h.run_steps(2);
     assert_eq!(h.get_all_by_label_contains("position (").count(), 49);
     let want6 = expected_markers(&model, &image, &atlases[1], "stage6");
-    assert_eq!(h.state().atlases[stage6].markers, want6);
+    assert_markers(&h.state().atlases[stage6].markers, &want6);
     assert!(
         h.state().atlases[head].markers.is_empty(),
         "old markers are cleared"

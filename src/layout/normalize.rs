@@ -89,7 +89,8 @@ impl LayoutNormalization {
         LayoutNormalization { axes }
     }
 
-    /// Maps a raw layout point into [0, 1]² (points outside the clip range land on the border).
+    /// Maps a raw layout point into [0, 1]² (points outside the layout's clipped extent land on
+    /// the border).
     pub fn apply(&self, p: [f32; 2]) -> [f32; 2] {
         let mut out = [0.5f32; 2];
         for ax in 0..2 {
@@ -100,7 +101,9 @@ impl LayoutNormalization {
                 } else {
                     m.lo
                 };
-                out[ax] = ((c - m.min) / m.extent) as f32;
+                // Within [0, 1] for the layout's own points; a new point beyond their extent
+                // is put on the border, like the layout's outliers.
+                out[ax] = ((c - m.min) / m.extent).clamp(0.0, 1.0) as f32;
             }
         }
         out
@@ -137,5 +140,29 @@ mod tests {
         }
         assert_eq!(got.last().unwrap()[0], 1.0); // the outlier is clipped onto the border
         assert_eq!(got[0][0], 0.0);
+    }
+
+    #[test]
+    fn new_points_go_through_the_same_map() {
+        let pts: Vec<[f32; 2]> = (0..200)
+            .map(|i| [(i as f32 * 0.37).sin() * 5.0, (i * i % 97) as f32])
+            .collect();
+        let mut normed = pts.clone();
+        normalize_layout(&mut normed);
+        let m = LayoutNormalization::fit(&pts);
+        for (p, n) in pts.iter().zip(&normed) {
+            assert_eq!(m.apply(*p), *n);
+        }
+        // Between two points: between their images; beyond the layout: on the border.
+        let mid = m.apply([0.5 * (pts[3][0] + pts[4][0]), 0.5 * (pts[3][1] + pts[4][1])]);
+        for ax in 0..2 {
+            let (a, b) = (normed[3][ax].min(normed[4][ax]), normed[3][ax].max(normed[4][ax]));
+            assert!(mid[ax] >= a - 1e-6 && mid[ax] <= b + 1e-6);
+        }
+        assert_eq!(m.apply([-1e6, 1e6]), [0.0, 1.0]);
+        assert_eq!(m.apply([f32::NAN, 50.0])[0], 0.0);
+        // A flat axis maps to 0.5.
+        let flat = LayoutNormalization::fit(&[[1.0, 2.0], [1.0, 3.0]]);
+        assert_eq!(flat.apply([7.0, 2.5])[0], 0.5);
     }
 }

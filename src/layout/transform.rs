@@ -3,8 +3,11 @@
 //! `optimize_layout_euclidean` with `move_other=False`):
 //!
 //! 1. the `n_neighbors` nearest points of the layout to each new point, exactly, in the metric
-//!    of the layout (the new point is not among them, so there is no self column);
-//!    neighbours at or beyond the metric's disconnection distance (2 for cosine) are dropped;
+//!    of the layout (the new point is not among them, so there is no self column; a vector
+//!    identical to a layout point is at distance exactly 0 from it, where umap-learn's f32
+//!    cosine can leave ~1e-7 and so miss its "a point of the data set embeds at its own
+//!    coordinates" rule); neighbours at or beyond the metric's disconnection distance (2 for
+//!    cosine) are dropped;
 //! 2. fuzzy membership strengths: `smooth_knn_dist` with `local_connectivity = 0` (umap-learn
 //!    passes `local_connectivity − 1`), so ρ = 0 and the weight of a neighbour at distance `d`
 //!    is `exp(−d/σ)` (1 at d = 0); σ solves Σ_{j≥1} exp(−d_j/σ) = log2(k) — the first column is
@@ -102,7 +105,14 @@ impl TransformIndex {
                 for (r, row) in rows.chunks_exact(d).enumerate() {
                     let j = (b * BLOCK + r) as u32;
                     for (qi, top) in acc.iter_mut().enumerate() {
-                        let dist = distance(&qp[qi * d..(qi + 1) * d], row, metric);
+                        let qrow = &qp[qi * d..(qi + 1) * d];
+                        let mut dist = distance(qrow, row, metric);
+                        // An identical vector is at distance exactly 0 (f32 rounding can leave
+                        // ~1e-7 for cosine), so it gets weight 1 and the new point takes its
+                        // coordinates, as umap-learn intends for points of the data set.
+                        if dist > 0.0 && dist < 1e-5 && qrow == row {
+                            dist = 0.0;
+                        }
                         push_top(top, k, (dist, j));
                     }
                 }
