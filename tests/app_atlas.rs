@@ -323,5 +323,278 @@ fn closing_the_window_mid_build_keeps_finished_work() {
         "the collection was redone: {:?}",
         h.state().log
     );
+    drop(h);
+
+    // The first-run behaviour (`atlas app` with no arguments) on a project that now has a saved
+    // atlas: the saved one opens and nothing is rebuilt.
+    let mut app = new_app(&runs);
+    app.auto_build = true;
+    let mut h = harness(app);
+    step_until(&mut h, "the saved atlas", |a| {
+        !a.atlases.is_empty() && a.atlas_loads.is_empty() && a.model.is_some() && !a.auto_build
+    });
+    assert!(h.state().build_job.is_none(), "a saved atlas was rebuilt");
+    assert_eq!(h.state().tab, Tab::Atlas);
+    std::fs::remove_dir_all(&runs).unwrap();
+}
+
+/// `atlas app` with no arguments (the first run) lands on the Atlas page with the bundled
+/// example's atlas building, not on a button.
+#[test]
+fn first_run_lands_on_an_atlas_building() {
+    let runs = common::scratch("app-first-run");
+    std::env::set_var("ATLAS_RECENT", runs.join("recent.json"));
+    let mut app = new_app(&runs);
+    app.auto_build = true;
+    app.set_tab(Tab::Atlas);
+    let mut h = harness(app);
+    step_until(&mut h, "the build to start by itself", |a| {
+        a.build_job.is_some() || !a.errors.is_empty()
+    });
+    assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
+    assert_eq!(h.state().tab, Tab::Atlas);
+    assert_eq!(h.state().build_positions, 16);
+    step_until(&mut h, "build progress on screen", |a| {
+        a.build_job.as_ref().is_some_and(|j| j.progress.is_some())
+    });
+    h.get_by_label("Cancel build");
+    let report = h.state_mut().shutdown();
+    assert_eq!(report.still_running, 0, "{report:?}");
+    drop(h);
+    std::fs::remove_dir_all(&runs).unwrap();
+}
+
+/// Texture ids of the meshes the last frame painted (what actually reached the painter).
+fn painted_textures(h: &Harness<'static, AtlasApp>) -> Vec<egui::TextureId> {
+    fn walk(shape: &egui::Shape, out: &mut Vec<egui::TextureId>) {
+        match shape {
+            egui::Shape::Mesh(m) => out.push(m.texture_id),
+            egui::Shape::Vec(v) => v.iter().for_each(|s| walk(s, out)),
+            _ => {}
+        }
+    }
+    let mut out = vec![];
+    for clipped in &h.output().shapes {
+        walk(&clipped.shape, &mut out);
+    }
+    out
+}
+
+/// The icon switch above the canvas decides which sheets the canvas draws: synthetic, exemplar,
+/// mosaic, both side by side, or the exemplar of the hovered cell only. Checked on the counts the
+/// canvas reports and on the textures of the meshes that reach the painter.
+#[test]
+fn icon_switch_changes_the_drawn_textures() {
+    use atlas::app::atlas_view::LevelChoice;
+    use atlas::atlas::IconKind;
+    let runs = common::scratch("app-icon-switch");
+    std::env::set_var("ATLAS_RECENT", runs.join("recent.json"));
+    // A small atlas with every kind of sheet, built with the CLI.
+    let run = runs.join("cli-run");
+    let atlas_dir = runs.join("cli-atlas");
+    let (assets, model) = (common::assets(), common::model());
+    let collect: Vec<&std::ffi::OsStr> = vec![
+        "collect".as_ref(),
+        "--layers".as_ref(),
+        "stage6".as_ref(),
+        "--samples".as_ref(),
+        "6".as_ref(),
+        "--limit".as_ref(),
+        "12".as_ref(),
+        "--images".as_ref(),
+        assets.as_os_str(),
+        "--model".as_ref(),
+        model.as_os_str(),
+        "--out".as_ref(),
+        run.as_os_str(),
+    ];
+    let build: Vec<&std::ffi::OsStr> = vec![
+        "build".as_ref(),
+        "--layer".as_ref(),
+        "stage6".as_ref(),
+        "--grids".as_ref(),
+        "2,4".as_ref(),
+        "--min-count".as_ref(),
+        "1".as_ref(),
+        "--neighbors".as_ref(),
+        "10".as_ref(),
+        "--steps".as_ref(),
+        "2".as_ref(),
+        "--batch".as_ref(),
+        "8".as_ref(),
+        "--run".as_ref(),
+        run.as_os_str(),
+        "--out".as_ref(),
+        atlas_dir.as_os_str(),
+    ];
+    for args in [collect, build] {
+        let out = std::process::Command::new(common::atlas_bin())
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    let mut h = harness(new_app(&runs));
+    step_until(&mut h, "the model", |a| a.model.is_some());
+    h.state_mut().open_atlas(atlas_dir.clone());
+    step_until(&mut h, "the atlas", |a| !a.atlases.is_empty());
+    h.get_by_label("Atlas").click();
+    h.step();
+    h.state_mut().atlases[0].level_choice = LevelChoice::Grid(4);
+    let sheets = {
+        let v = &h.state().atlases[0];
+        let level = v.level(4).unwrap();
+        assert!(level.exemplar_sheets.iter().all(|s| *s) && level.mosaic_sheets.iter().all(|s| *s));
+        level.sheet_count()
+    };
+    let ids = |h: &Harness<'static, AtlasApp>, kind: IconKind| -> Vec<egui::TextureId> {
+        (0..sheets)
+            .filter_map(|s| h.state().atlases[0].icons.texture_id(kind, 4, s))
+            .collect()
+    };
+    // Waits until every drawn cell shows an icon of `kinds`, then checks the counts and that
+    // the painted meshes use exactly the sheets of those kinds.
+    let check = |h: &mut Harness<'static, AtlasApp>, label: &str, kinds: &[IconKind]| {
+        h.get_by_label(label).click();
+        let per_cell = kinds.to_vec();
+        step_until(h, label, move |a| {
+            let v = &a.atlases[0];
+            v.drawn_cells > 0
+                && per_cell
+                    .iter()
+                    .all(|k| v.drawn_icons.count(*k) == v.drawn_cells)
+        });
+        h.step();
+        let v = &h.state().atlases[0];
+        for k in IconKind::ALL {
+            if !kinds.contains(&k) {
+                assert_eq!(v.drawn_icons.count(k), 0, "{label}: {k:?} icons drawn");
+            }
+        }
+        let mut want: Vec<egui::TextureId> = kinds.iter().flat_map(|k| ids(h, *k)).collect();
+        want.sort_by_key(|t| format!("{t:?}"));
+        let mut drawn = v.drawn_icons.textures.clone();
+        drawn.sort_by_key(|t| format!("{t:?}"));
+        assert_eq!(drawn, want, "{label}: the sheets drawn");
+        let painted = painted_textures(h);
+        for t in &want {
+            assert!(painted.contains(t), "{label}: {t:?} not painted");
+        }
+        for k in IconKind::ALL {
+            if !kinds.contains(&k) {
+                for t in ids(h, k) {
+                    assert!(!painted.contains(&t), "{label}: {k:?} sheet painted");
+                }
+            }
+        }
+    };
+    check(&mut h, "synthetic", &[IconKind::Synthetic]);
+    check(&mut h, "exemplar", &[IconKind::Exemplar]);
+    check(&mut h, "mosaic", &[IconKind::Mosaic]);
+    check(
+        &mut h,
+        "side by side",
+        &[IconKind::Synthetic, IconKind::Exemplar],
+    );
+    // On hover: synthetic icons, and the exemplar for the cell under the pointer.
+    h.get_by_label("exemplar on hover").click();
+    h.run_steps(2);
+    let canvas = h.state().canvas_rect.expect("canvas on screen");
+    let (cell_rect, drawn) = {
+        let v = &h.state().atlases[0];
+        let level = v.level(4).unwrap();
+        let c = level.cells.iter().max_by_key(|c| c.count).unwrap();
+        (
+            cell_screen_rect(&v.camera, canvas, 4, c.x, c.y),
+            v.drawn_cells,
+        )
+    };
+    h.hover_at(cell_rect.center());
+    step_until(&mut h, "the hovered exemplar", |a| {
+        a.atlases[0].drawn_icons.exemplar == 1
+    });
+    let v = &h.state().atlases[0];
+    assert_eq!(v.drawn_icons.synthetic, drawn - 1);
+    assert_eq!(v.drawn_icons.mosaic, 0);
+    std::fs::remove_dir_all(&runs).unwrap();
+}
+
+/// Built from the Atlas page, a level's first synthetic icons arrive one batch at a time (the
+/// count of drawn synthetic icons takes several values before the sheet is complete), and the
+/// exemplar icons are on the canvas before the first synthetic one.
+#[test]
+fn icons_arrive_one_by_one_after_the_exemplars() {
+    let runs = common::scratch("app-progressive");
+    std::env::set_var("ATLAS_RECENT", runs.join("recent.json"));
+    let mut app = AtlasApp::new_in(common::model(), common::assets(), runs.to_path_buf());
+    // Enough steps that each render batch spans several frames.
+    app.render_override = Some(RenderSettings {
+        steps: 24,
+        batch: 32,
+        size: 64,
+        ..RenderSettings::preview()
+    });
+    let mut h = harness(app);
+    step_until(&mut h, "the model", |a| a.model.is_some());
+    h.get_by_label("Atlas").click();
+    h.step();
+    // 25 images × 2 positions: one small level, one sheet.
+    h.state_mut().build_positions = 2;
+    h.get_by_label("Build atlas").click();
+    step_until(&mut h, "the atlas view", |a| {
+        !a.atlases.is_empty() || !a.errors.is_empty()
+    });
+    assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
+    h.get_by_label("side by side").click();
+    let start = Instant::now();
+    let mut seen: Vec<(usize, usize)> = vec![]; // (exemplar, synthetic) drawn per frame
+    let mut times: Vec<f64> = vec![];
+    loop {
+        h.step();
+        let a = h.state();
+        assert!(a.errors.is_empty(), "{:?}", a.errors);
+        let v = &a.atlases[0];
+        seen.push((v.drawn_icons.exemplar, v.drawn_icons.synthetic));
+        times.push(start.elapsed().as_secs_f64());
+        let cells = v.levels[0].cells.len();
+        if a.build_job.is_none() && v.drawn_icons.synthetic == cells && cells > 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "timed out; last frames {:?}",
+            &seen[seen.len().saturating_sub(5)..]
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let cells = h.state().atlases[0].levels[0].cells.len();
+    let first_exemplar = seen.iter().position(|s| s.0 > 0).expect("exemplars drawn");
+    let first_synthetic = seen.iter().position(|s| s.1 > 0).expect("icons drawn");
+    assert!(
+        first_exemplar < first_synthetic,
+        "exemplars at frame {first_exemplar}, first synthetic icon at frame {first_synthetic}"
+    );
+    let mut counts: Vec<usize> = seen.iter().map(|s| s.1).filter(|&n| n > 0).collect();
+    counts.dedup();
+    println!(
+        "after the atlas view opened: exemplars drawn at {:.2} s, first synthetic icon at {:.2} s, \
+         all {cells} at {:.2} s; synthetic icons drawn over frames: {counts:?}",
+        times[first_exemplar],
+        times[first_synthetic],
+        times[times.len() - 1]
+    );
+    assert!(
+        counts.windows(2).all(|w| w[0] < w[1]),
+        "the drawn icons only grow: {counts:?}"
+    );
+    assert!(
+        counts.len() >= 3 && counts[0] < cells,
+        "icons arrived in {counts:?} (of {cells}), not one batch at a time"
+    );
     std::fs::remove_dir_all(&runs).unwrap();
 }

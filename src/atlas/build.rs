@@ -640,7 +640,6 @@ fn describe_render(r: &RenderSettings) -> String {
     )
 }
 
-/// Tiles `icons` into a sheet `SHEET_COLUMNS` wide and writes it atomically as PNG.
 /// The finished icons of a partial sheet of `count` icons, cut back to the last whole batch of
 /// `batches`; none when there is no (readable, matching) partial sheet.
 fn read_partial(path: &Path, icon: u32, count: usize, batches: &[usize]) -> Vec<RgbImage> {
@@ -702,6 +701,7 @@ fn write_partial_sheet(path: &Path, icons: &[RgbImage], count: usize) -> Result<
     atomic::write_bytes(path, &bytes)
 }
 
+/// Tiles `icons` into a sheet `SHEET_COLUMNS` wide and writes it atomically as PNG.
 pub(crate) fn write_sheet(path: &Path, icons: &[RgbImage]) -> Result<()> {
     let Some(first) = icons.first() else {
         bail!("no icons to write");
@@ -743,4 +743,22 @@ pub fn read_icon(
         image::imageops::crop_imm(&img, cx * icon_size, cy * icon_size, icon_size, icon_size)
             .to_image(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sheet_batches;
+
+    #[test]
+    fn first_sheets_ramp_up_from_single_icons() {
+        assert_eq!(sheet_batches(32, true), vec![1, 1, 2, 4, 8, 16]);
+        assert_eq!(sheet_batches(24, true), vec![1, 1, 2, 4, 8, 8]);
+        assert_eq!(sheet_batches(3, true), vec![1, 1, 1]);
+        assert_eq!(sheet_batches(1, true), vec![1]);
+        assert_eq!(sheet_batches(100, false), vec![100]);
+        for n in 1..300 {
+            assert_eq!(sheet_batches(n, true).iter().sum::<usize>(), n);
+            assert!(sheet_batches(n, true).len() <= 2 + (n as f64).log2().ceil() as usize);
+        }
+    }
 }
