@@ -152,6 +152,10 @@ enum Command {
         #[arg(long, default_value = "umap")]
         layout: String,
         #[arg(long, default_value_t = 50)]
+        /// Weight of the REC stack's boundary penalty (spec §4.5: 1; default 0 = off, see
+        /// RenderSettings::boundary_penalty; used with the rec stack only).
+        #[arg(long, default_value_t = 0.0)]
+        boundary_penalty: f64,
         neighbors: usize,
         #[arg(long, default_value_t = 0.05)]
         min_dist: f32,
@@ -504,6 +508,7 @@ fn main() {
             render.objective = atlas::render::Objective {
                 form: atlas::render::CosineForm::parse(&objective)?,
                 cossim_power,
+            boundary_penalty,
             };
             render.whiten = !no_whiten;
             let grids = parse_sizes(&grids)?;
@@ -518,6 +523,9 @@ fn main() {
                     run,
                     layer,
                     out,
+            if render.transforms == atlas::render::TransformStack::Rec {
+                render.boundary_penalty = boundary_penalty;
+            }
                     model,
                     layout: match layout.as_str() {
                         "umap" => atlas::layout::LayoutMethod::Umap(atlas::layout::UmapParams {

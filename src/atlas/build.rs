@@ -625,7 +625,7 @@ fn describe_layout(method: &LayoutMethod) -> String {
 
 fn describe_render(r: &RenderSettings) -> String {
     format!(
-        "size={} steps={} tries={} batch={} lr={} transforms={:?} objective={:?} power={} whiten={} score_window={} seed={}",
+        "size={} steps={} tries={} batch={} lr={} transforms={:?} objective={:?} power={} whiten={} score_window={} seed={} boundary={} method={}",
         r.size,
         r.steps,
         r.tries,
@@ -636,7 +636,9 @@ fn describe_render(r: &RenderSettings) -> String {
         r.objective.cossim_power,
         r.whiten,
         r.score_window,
-        r.seed
+        r.seed,
+        r.boundary_penalty,
+        r.method.describe()
     )
 }
 

@@ -4,14 +4,17 @@
 //! its output points along a direction `v` (a cell's mean activation):
 //!
 //! * [`param`]: lucid's FFT + decorrelated-colour parameterisation, squashed by a sigmoid;
+//! * [`maco`]: MACO's phase-only parameterisation with a fixed magnitude spectrum and its
+//!   attribution alpha mask (the `maco` icon method);
 //! * [`transforms`]: lucid's random crop-jitter / scale / rotate stacks (REC default, NB option);
 //! * [`objective`]: `dot × cos⁴` in the notebook form or the clean form, plus whitening;
 //! * [`optimize`]: Adam 0.05 over many icons at once, several tries, keep the best per icon.
+pub mod maco;
 pub mod objective;
 pub mod optimize;
 pub mod param;
 pub mod transforms;
 
 pub use objective::{whitening_matrix, CosineForm, Objective};
-pub use optimize::{render_batch, RenderSettings, RenderedIcons};
+pub use optimize::{render_batch, IconMethod, MacoSettings, RenderSettings, RenderedIcons};
 pub use transforms::TransformStack;

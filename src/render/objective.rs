@@ -70,6 +70,46 @@ impl Objective {
     }
 }
 
+/// Width of the border band of lucid's `penalize_boundary_complexity(shape, w=5)` (spec §4.5).
+pub const BOUNDARY_BAND: i64 = 5;
+
+/// lucid `_tf_blur(x, w=5)`: per channel, a 5×5 kernel with 1 inside and 0.5 on its border,
+/// zero-padded ("SAME") and divided by the same convolution of ones, `[B,C,h,w]` → same shape.
+pub fn blur5(img: &Tensor) -> Tensor {
+    let c = img.size()[1];
+    let mut k = [0.5f32; 25];
+    for y in 1..4 {
+        for x in 1..4 {
+            k[y * 5 + x] = 1.0;
+        }
+    }
+    let kernel = Tensor::from_slice(&k)
+        .view([1, 1, 5, 5])
+        .expand([c, 1, 5, 5], false)
+        .contiguous()
+        .to_device(img.device())
+        .to_kind(img.kind());
+    let conv = |t: &Tensor| t.conv2d(&kernel, None::<Tensor>, [1, 1], [2, 2], [1, 1], c);
+    conv(img) / conv(&img.ones_like())
+}
+
+/// lucid's `penalize_boundary_complexity(shape, w=5)` per icon `[B]` of images `[B,3,h,w]` in
+/// [0,1]: inside the border band of width `w`, `Σ (blur(img) − img)² + 0.8·(img − 0.5)²`. The
+/// REC stack subtracts it from the objective with weight 1 (spec §4.5): borders go smooth grey.
+pub fn boundary_penalty(img: &Tensor, w: i64) -> Tensor {
+    let s = img.size();
+    let (h, wd) = (s[2], s[3]);
+    let mask = img.ones_like();
+    if h > 2 * w && wd > 2 * w {
+        let _ = mask
+            .narrow(2, w, h - 2 * w)
+            .narrow(3, w, wd - 2 * w)
+            .fill_(0.0);
+    }
+    let diffs = (blur5(img) - img).square() + (img - 0.5).square() * 0.8;
+    (diffs * mask).sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Float)
+}
+
 /// The centre vector `[B,C]` of a layer output `[B,C,h,w]` (`h//2, w//2`, as the notebooks).
 pub fn centre_vectors(layer: &Tensor) -> Tensor {
     let s = layer.size();
@@ -126,6 +166,31 @@ mod tests {
         // The 0.1 floor: orthogonal h gives dot·0.1⁴ = 0.
         let o = clean.per_icon(&t(&[0.0, 1.0], 1), &v).double_value(&[0]);
         assert_eq!(o, 0.0);
+    }
+
+    #[test]
+    fn boundary_penalty_by_hand() {
+        // Mid-grey everywhere: blur = image and image = 0.5, no penalty at all.
+        let grey = Tensor::full([1, 3, 16, 16], 0.5, (Kind::Float, Device::Cpu));
+        assert_eq!(boundary_penalty(&grey, 5).double_value(&[0]), 0.0);
+        // A constant image c: blur = c exactly, so the penalty is 0.8·(c − 0.5)² per band pixel;
+        // the band of a 16×16 image with w = 5 holds 256 − 6² = 220 pixels per channel.
+        let white = Tensor::ones([2, 3, 16, 16], (Kind::Float, Device::Cpu));
+        let p = boundary_penalty(&white, 5);
+        assert!((p.double_value(&[1]) - 3.0 * 220.0 * 0.8 * 0.25).abs() < 1e-3);
+        // A bright pixel in the middle, more than 2 px (the blur's reach) from the band: free.
+        let inside = grey.copy();
+        let _ = inside.narrow(2, 8, 1).narrow(3, 8, 1).fill_(1.0);
+        assert_eq!(boundary_penalty(&inside, 5).double_value(&[0]), 0.0);
+        // The same pixel in the band costs at least its own 0.8·0.5² and more through the blur.
+        let edge = grey.copy();
+        let _ = edge
+            .narrow(1, 0, 1)
+            .narrow(2, 2, 1)
+            .narrow(3, 8, 1)
+            .fill_(1.0);
+        let p = boundary_penalty(&edge, 5).double_value(&[0]);
+        assert!(p > 0.8 * 0.25 + 0.1 && p < 1.0, "{p}");
     }
 
     #[test]

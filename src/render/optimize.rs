@@ -5,11 +5,91 @@ use anyhow::{ensure, Result};
 use image::RgbImage;
 use tch::{Kind, Tensor};
 
-use super::objective::{centre_vectors, Objective};
+use super::maco::{alpha_from_attribution, MacoImage, Magnitude};
+use super::objective::{boundary_penalty, centre_vectors, Objective, BOUNDARY_BAND};
 use super::param::FftImage;
-use super::transforms::TransformStack;
+use super::transforms::{Crops, TransformStack};
 use crate::layout::rng::Rng;
 use crate::model::AtlasModel;
+
+/// How icon images are parameterised and transformed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IconMethod {
+    /// lucid's FFT + decorrelated colour (spec §4.3) with `transforms` (the `paper` recipe).
+    Lucid,
+    /// MACO: fixed magnitude spectrum, trainable phase, random crops (see [`MacoSettings`]).
+    Maco(MacoSettings),
+}
+
+impl IconMethod {
+    /// `lucid` (or `paper`) or `maco` (the tuned MACO defaults).
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "lucid" | "paper" => Ok(IconMethod::Lucid),
+            "maco" => Ok(IconMethod::Maco(MacoSettings::default())),
+            other => anyhow::bail!("icon method must be lucid (paper) or maco, not {other:?}"),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            IconMethod::Lucid => "lucid",
+            IconMethod::Maco(_) => "maco",
+        }
+    }
+
+    /// A short description for cache keys and manifests.
+    pub fn describe(&self) -> String {
+        match self {
+            IconMethod::Lucid => "lucid".into(),
+            IconMethod::Maco(m) => {
+                let spectrum = match &m.magnitude {
+                    None => "default".to_string(),
+                    Some(s) => format!(
+                        "own:{}x{}:{:.6e}",
+                        s.width,
+                        s.height,
+                        s.values.iter().map(|v| *v as f64).sum::<f64>()
+                    ),
+                };
+                format!(
+                    "maco spectrum={spectrum} crops={:?} gain={} alpha_mask={}",
+                    m.crops, m.gain, m.alpha_mask
+                )
+            }
+        }
+    }
+}
+
+/// The MACO recipe's knobs (spec feature-visualisation-modern.md §7, tuned with
+/// scripts/legibility.py, see docs/legibility.md).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MacoSettings {
+    /// The fixed magnitude; `None`: the built-in ImageNet-like spectrum at the icon size.
+    pub magnitude: Option<Magnitude>,
+    pub crops: Crops,
+    /// Contrast of the standardised image before the sigmoid.
+    pub gain: f64,
+    /// Composite each icon over white with its attribution alpha (accumulated |∂obj/∂pixel|).
+    pub alpha_mask: bool,
+}
+
+impl Default for MacoSettings {
+    fn default() -> Self {
+        MacoSettings {
+            magnitude: None,
+            crops: Crops {
+                crops: 2,
+                min_side: 0.6,
+                max_side: 1.0,
+                centre_sd: 0.1,
+                noise: 0.02,
+            },
+            gain: 1.0,
+            alpha_mask: false,
+        }
+    }
+}
 
 /// Everything that decides how icons are rendered.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,7 +102,15 @@ pub struct RenderSettings {
     pub batch: usize,
     pub learning_rate: f64,
     pub transforms: TransformStack,
+    /// lucid (with `transforms`) or MACO (with its own crops; `transforms` unused).
+    pub method: IconMethod,
     pub objective: Objective,
+    /// Weight of lucid's `penalize_boundary_complexity(w=5)`, subtracted from each icon's
+    /// objective (spec §4.5: weight 1 in the REC code; 0 = off). Off in the presets: the
+    /// objective's scale depends on the model, and on EfficientNet-Lite0 (ReLU6 activations,
+    /// notebook form dividing by C) it is ~1e-4 while the penalty of a coloured border is ~10, so
+    /// weight 1 turns every icon mid-grey (measured: saturation 0.005, 0/30 icons recognised).
+    pub boundary_penalty: f64,
     /// Whether directions are whitened with the layer's inverse second moment (spec §4.2).
     pub whiten: bool,
     /// A try's score is the mean objective of its last `score_window` steps (the final value
@@ -41,7 +129,9 @@ impl RenderSettings {
             batch: 32,
             learning_rate: 0.05,
             transforms: TransformStack::Rec,
+            method: IconMethod::Lucid,
             objective: Objective::default(),
+            boundary_penalty: 0.0,
             whiten: true,
             score_window: 8,
             seed: 0,
@@ -58,11 +148,22 @@ impl RenderSettings {
         }
     }
 
+    /// MACO icons (phase-only, fixed natural-image magnitude, random crops), see
+    /// [`MacoSettings`]: the same step budget as the preview.
+    pub fn maco() -> Self {
+        RenderSettings {
+            method: IconMethod::Maco(MacoSettings::default()),
+            learning_rate: 0.1,
+            ..Self::preview()
+        }
+    }
+
     pub fn preset(name: &str) -> Result<Self> {
         match name {
             "preview" => Ok(Self::preview()),
             "paper" => Ok(Self::paper()),
-            other => anyhow::bail!("icon preset must be preview or paper, not {other:?}"),
+            "maco" => Ok(Self::maco()),
+            other => anyhow::bail!("icon preset must be preview, paper or maco, not {other:?}"),
         }
     }
 }
@@ -74,7 +175,10 @@ pub struct RenderedIcons {
 }
 
 /// The objective `[B]` of the images and its gradient with respect to the Fourier coefficients,
-/// after one draw of the transforms. `directions` `[B,C]` are already whitened if wanted.
+/// after one draw of the transforms. `directions` `[B,C]` are already whitened if wanted. With
+/// `boundary` > 0, that multiple of each icon's boundary penalty (on the untransformed image) is
+/// subtracted.
+#[allow(clippy::too_many_arguments)]
 pub fn objective_and_gradient(
     model: &AtlasModel,
     layer: usize,
@@ -82,16 +186,51 @@ pub fn objective_and_gradient(
     directions: &Tensor,
     objective: &Objective,
     transforms: TransformStack,
+    boundary: f64,
     rng: &mut Rng,
 ) -> Result<(Tensor, Tensor)> {
     let rgb = image.rgb();
     let x = transforms.apply(&rgb, rng, image.height);
     let out = model.forward(&x)?;
     let h = centre_vectors(&out.layers[layer]);
-    let obj = objective.per_icon(&h, directions);
+    let mut obj = objective.per_icon(&h, directions);
+    if boundary > 0.0 {
+        obj = obj - boundary_penalty(&rgb, BOUNDARY_BAND) * boundary;
+    }
     let loss = -obj.sum(Kind::Float);
     let mut grads = Tensor::f_run_backward(&[&loss], &[&image.spectrum], false, false)?;
     Ok((obj.detach(), -grads.remove(0)))
+}
+
+/// The MACO objective `[B]` (mean over each icon's crops), its gradient with respect to the
+/// phases and with respect to the pixels `[B,3,h,w]` (the attribution the alpha mask sums).
+pub fn maco_objective_and_gradient(
+    model: &AtlasModel,
+    layer: usize,
+    image: &MacoImage,
+    directions: &Tensor,
+    objective: &Objective,
+    crops: &Crops,
+    rng: &mut Rng,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let rgb = image.rgb();
+    let b = rgb.size()[0];
+    let k = crops.crops.max(1) as i64;
+    let x = if crops.crops == 0 {
+        rgb.shallow_clone()
+    } else {
+        crops.apply(&rgb, rng, image.height)
+    };
+    let out = model.forward(&x)?;
+    let h = centre_vectors(&out.layers[layer]);
+    let obj = objective
+        .per_icon(&h, &directions.repeat([k, 1]))
+        .view([k, b])
+        .mean_dim([0i64].as_slice(), false, Kind::Float);
+    let loss = -obj.sum(Kind::Float);
+    let mut grads = Tensor::f_run_backward(&[&loss], &[&image.phase, &rgb], false, false)?;
+    let pixels = -grads.remove(1);
+    Ok((obj.detach(), -grads.remove(0), pixels))
 }
 
 /// Adam as TensorFlow implements it (lucid's optimiser): bias correction folded into the step.
@@ -155,6 +294,11 @@ pub fn render_batch(
     );
     let b = directions.size()[0];
     let dirs = directions.to_device(model.device).to_kind(Kind::Float);
+    if let IconMethod::Maco(maco) = &settings.method {
+        return render_maco(
+            model, layer, &dirs, settings, maco, batch_seed, progress, cancel,
+        );
+    }
     let size = settings.size;
     let mut best_score = vec![f32::NEG_INFINITY; b as usize];
     let mut best: Option<Tensor> = None;
@@ -177,6 +321,7 @@ pub fn render_batch(
                 &dirs,
                 &settings.objective,
                 settings.transforms,
+                settings.boundary_penalty,
                 &mut rng,
             )?;
             if step >= settings.steps - window {
@@ -186,6 +331,96 @@ pub fn render_batch(
             progress((attempt * settings.steps + step + 1) as f32 / total);
         }
         let rgb = tch::no_grad(|| image.rgb());
+        let score: Vec<f32> = Vec::<f32>::try_from(score.to_device(tch::Device::Cpu))?;
+        let better: Vec<bool> = score
+            .iter()
+            .zip(&best_score)
+            .map(|(s, b)| s > b || b.is_nan())
+            .collect();
+        for (i, &keep) in better.iter().enumerate() {
+            if keep {
+                best_score[i] = score[i];
+            }
+        }
+        best = Some(match best {
+            None => rgb,
+            Some(prev) => {
+                let mask = Tensor::from_slice(&better)
+                    .to_device(model.device)
+                    .view([b, 1, 1, 1]);
+                rgb.where_self(&mask, &prev)
+            }
+        });
+    }
+    let images = to_rgb_images(&best.expect("at least one try"))?;
+    Ok(Some(RenderedIcons {
+        images,
+        scores: best_score,
+    }))
+}
+
+/// [`render_batch`] with the MACO parameterisation.
+#[allow(clippy::too_many_arguments)]
+fn render_maco(
+    model: &AtlasModel,
+    layer: usize,
+    dirs: &Tensor,
+    settings: &RenderSettings,
+    maco: &MacoSettings,
+    batch_seed: u64,
+    progress: &mut dyn FnMut(f32),
+    cancel: &dyn Fn() -> bool,
+) -> Result<Option<RenderedIcons>> {
+    let b = dirs.size()[0];
+    let size = settings.size;
+    let magnitude = match &maco.magnitude {
+        Some(m) => {
+            ensure!(
+                m.height == size && m.width == size,
+                "the magnitude spectrum is {}×{}, the icons {size}×{size}",
+                m.width,
+                m.height
+            );
+            m.clone()
+        }
+        None => Magnitude::default_for(size, size),
+    };
+    let mut best_score = vec![f32::NEG_INFINITY; b as usize];
+    let mut best: Option<Tensor> = None;
+    let total = (settings.tries * settings.steps) as f32;
+    let window = settings.score_window.clamp(1, settings.steps);
+    for attempt in 0..settings.tries {
+        let seed = batch_seed.wrapping_mul(31).wrapping_add(attempt as u64) ^ settings.seed;
+        let mut rng = Rng::derived(seed, 0xF00D, attempt as u64);
+        let mut image = MacoImage::random(b, &magnitude, maco.gain, seed, model.device);
+        let mut adam = Adam::new(settings.learning_rate, &image.phase);
+        let mut score = Tensor::zeros([b], (Kind::Float, model.device));
+        let mut attribution = Tensor::zeros([b, 1, size, size], (Kind::Float, model.device));
+        for step in 0..settings.steps {
+            if cancel() {
+                return Ok(None);
+            }
+            let (obj, ascent, pixels) = maco_objective_and_gradient(
+                model,
+                layer,
+                &image,
+                dirs,
+                &settings.objective,
+                &maco.crops,
+                &mut rng,
+            )?;
+            if step >= settings.steps - window {
+                score += obj / window as f64;
+            }
+            attribution += pixels.abs().mean_dim([1i64].as_slice(), true, Kind::Float);
+            adam.step(&mut image.phase, &ascent);
+            progress((attempt * settings.steps + step + 1) as f32 / total);
+        }
+        let mut rgb = tch::no_grad(|| image.rgb());
+        if maco.alpha_mask {
+            let alpha = alpha_from_attribution(&attribution);
+            rgb = &rgb * &alpha + (1.0 - alpha);
+        }
         let score: Vec<f32> = Vec::<f32>::try_from(score.to_device(tch::Device::Cpu))?;
         let better: Vec<bool> = score
             .iter()

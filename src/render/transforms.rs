@@ -155,6 +155,56 @@ pub fn crop_or_pad(x: &Tensor, size: i64) -> Tensor {
     t
 }
 
+/// MACO-style per-icon random crops (spec feature-visualisation-modern.md §2, §7): for each of
+/// `crops` copies of every icon, a square of side `U[min_side, max_side]` of the canvas centred at
+/// `0.5 + N(0, centre_sd)` per axis (kept inside the canvas), resampled bilinearly (border
+/// padding) to `out × out`,
+/// plus pixel noise `N(0, noise²) + U(−noise/2, noise/2)`. Returns `[crops·B, 3, out, out]`, copy
+/// `k` of icon `b` at row `k·B + b`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Crops {
+    pub crops: usize,
+    pub min_side: f64,
+    pub max_side: f64,
+    pub centre_sd: f64,
+    pub noise: f64,
+}
+
+impl Crops {
+    pub fn apply(&self, x: &Tensor, rng: &mut Rng, out: i64) -> Tensor {
+        let b = x.size()[0];
+        let n = self.crops as i64 * b;
+        let mut theta = Vec::with_capacity(n as usize * 6);
+        for _ in 0..n {
+            let side = self.min_side + (self.max_side - self.min_side) * rng.uniform();
+            let lim = (1.0 - side).max(0.0);
+            // Centre offset in affine_grid's [-1, 1] coordinates (twice the [0,1] offset).
+            let cy = (2.0 * self.centre_sd * rng.normal()).clamp(-lim, lim);
+            let cx = (2.0 * self.centre_sd * rng.normal()).clamp(-lim, lim);
+            theta.extend_from_slice(&[side as f32, 0.0, cx as f32, 0.0, side as f32, cy as f32]);
+        }
+        let theta = Tensor::from_slice(&theta)
+            .view([n, 2, 3])
+            .to_device(x.device())
+            .to_kind(Kind::Float);
+        let grid = Tensor::affine_grid_generator(&theta, [n, 3, out, out].as_slice(), false);
+        let src = x.repeat([self.crops as i64, 1, 1, 1]);
+        // Border padding: the outermost samples of a crop at the canvas edge sit half a pixel
+        // outside the outermost pixel centres.
+        let mut t = Tensor::grid_sampler(&src, &grid, 0, 1, false);
+        if self.noise > 0.0 {
+            let count = (n * 3 * out * out) as usize;
+            let v: Vec<f32> = (0..count)
+                .map(|_| (self.noise * (rng.normal() + rng.uniform() - 0.5)) as f32)
+                .collect();
+            t = t + Tensor::from_slice(&v)
+                .view([n, 3, out, out])
+                .to_device(x.device());
+        }
+        t
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +252,32 @@ mod tests {
         let exact = sq.rot90(1, [2, 3]);
         let err = (turned - exact).abs().max().double_value(&[]);
         assert!(err < 1e-3, "quarter turn differs from rot90 by {err}");
+    }
+
+    #[test]
+    fn full_centred_crops_are_the_image() {
+        let x = Tensor::rand([2, 3, 12, 12], (Kind::Float, Device::Cpu));
+        let c = Crops {
+            crops: 3,
+            min_side: 1.0,
+            max_side: 1.0,
+            centre_sd: 0.0,
+            noise: 0.0,
+        };
+        let y = c.apply(&x, &mut Rng::new(3), 12);
+        assert_eq!(y.size(), [6, 3, 12, 12]);
+        let err = (y.narrow(0, 4, 2) - &x).abs().max().double_value(&[]);
+        assert!(err < 1e-5, "{err}");
+        // Half-size crops stay inside the canvas: no zero padding shows up.
+        let ones = Tensor::ones([1, 3, 12, 12], (Kind::Float, Device::Cpu));
+        let h = Crops {
+            min_side: 0.5,
+            max_side: 0.5,
+            centre_sd: 1.0,
+            ..c
+        };
+        let z = h.apply(&ones, &mut Rng::new(4), 8);
+        assert!((z.min().double_value(&[]) - 1.0).abs() < 1e-5);
     }
 
     #[test]

@@ -10,11 +10,20 @@ Written from the spec and lucid's code, not from the Rust side:
 * the model is the *eager* module rebuilt from the sidecar (models/export.py), not the TorchScript
   file the Rust side runs.
 
+* boundary penalty (lucid `penalize_boundary_complexity(shape, w=5)`, the REC stack's regulariser):
+  inside a border band of width 5 px, sum of `(blur(img) - img)^2 + 0.8 (img - 0.5)^2`, blur = 5x5
+  kernel with 1 inside and 0.5 on its border, "SAME" zero padding, divided by the same convolution of
+  ones; subtracted from the objective of each icon (--boundary);
+* MACO parameterisation (--param maco): fixed magnitude r [3,H,W//2+1], trainable phase phi
+  [B,3,H,W//2+1]; x = irfft2(r cos phi + i r sin phi, s=(H,W)); per icon standardised over (3,H,W)
+  (unbiased std, +1e-4); times --gain; lucid's colour matrix; sigmoid.
+
 Modes:
-  objective  --spectrum S.npy [B,3,H,Wf,2] --directions V.npy [B,C] --layer L --form F --power P
-             writes --out-obj [B], --out-grad (d sum(obj) / d spectrum), --out-rgb [B,3,H,W]
-  bench      renders --icons N icons with --steps, --batch, the REC transform stack and
-             torch.optim.Adam(lr=0.05); prints "icons_per_s <value>"
+  objective  --spectrum S.npy [B,3,H,Wf,2] (or --param maco --phase P.npy --magnitude R.npy)
+             --directions V.npy [B,C] --layer L --form F --power P [--boundary W]
+             writes --out-obj [B], --out-grad (d sum(obj) / d spectrum or phase), --out-rgb [B,3,H,W]
+  bench      renders --icons N icons with --steps, --batch, the REC transform stack (boundary
+             penalty times --boundary) and torch.optim.Adam(lr=0.05); prints "icons_per_s <value>"
 """
 
 import argparse
@@ -50,6 +59,38 @@ def to_rgb(spectrum, h, w):
     out_w = 2 * (spec.shape[-1] - 1)
     img = torch.fft.irfftn(spec, s=(h, out_w), dim=(-2, -1), norm="ortho")[..., :w] / 4.0
     rgb = torch.einsum("ij,bjyx->biyx", torch.from_numpy(COLOR_N), img)
+    return torch.sigmoid(rgb)
+
+
+def blur5(img):
+    """lucid `_tf_blur(x, w=5)`: per-channel 5x5 kernel (0.5 on the border, 1 inside), zero-padded
+    "SAME" convolution divided by the convolution of ones."""
+    k = torch.full((5, 5), 0.5, dtype=img.dtype)
+    k[1:-1, 1:-1] = 1.0
+    c = img.shape[1]
+    kk = k.expand(c, 1, 5, 5).contiguous()
+    num = F.conv2d(img, kk, padding=2, groups=c)
+    den = F.conv2d(torch.ones_like(img), kk, padding=2, groups=c)
+    return num / den
+
+
+def boundary_penalty(img, w=5, colour=0.5):
+    """Per-icon `sum(mask * ((blur(img) - img)^2 + 0.8 (img - C)^2))`, mask = border band of width w."""
+    mask = torch.ones_like(img)
+    mask[:, :, w:-w, w:-w] = 0
+    diffs = (blur5(img) - img) ** 2 + 0.8 * (img - colour) ** 2
+    return (diffs * mask).sum(dim=(1, 2, 3))
+
+
+def maco_rgb(phase, magnitude, h, w, gain=1.0):
+    """MACO image: fixed magnitude, trainable phase, per-icon standardisation, lucid colours."""
+    z = torch.complex(magnitude * torch.cos(phase), magnitude * torch.sin(phase))
+    x = torch.fft.irfft2(z, s=(h, w))
+    flat = x.reshape(x.shape[0], -1)
+    mean = flat.mean(1).view(-1, 1, 1, 1)
+    std = flat.std(1).view(-1, 1, 1, 1)
+    x = (x - mean) / (std + 1e-4) * gain
+    rgb = torch.einsum("ij,bjyx->biyx", torch.from_numpy(COLOR_N), x)
     return torch.sigmoid(rgb)
 
 
@@ -118,6 +159,12 @@ def main():
     p.add_argument("--form", default="notebook", choices=["notebook", "clean"])
     p.add_argument("--power", type=float, default=4.0)
     p.add_argument("--spectrum")
+    p.add_argument("--param", default="lucid", choices=["lucid", "maco"])
+    p.add_argument("--phase")
+    p.add_argument("--magnitude")
+    p.add_argument("--gain", type=float, default=1.0)
+    p.add_argument("--boundary", type=float, default=0.0,
+                   help="subtract this multiple of the boundary penalty")
     p.add_argument("--directions")
     p.add_argument("--out-obj")
     p.add_argument("--out-grad")
@@ -128,6 +175,9 @@ def main():
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--threads", type=int, default=0)
     a = p.parse_args()
+    # Reference numbers in full fp32 also where this runs on a GPU.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
     if a.threads:
         torch.set_num_threads(a.threads)
     side, model = load(a.model)
@@ -137,13 +187,19 @@ def main():
     li = names.index(a.layer)
 
     if a.mode == "objective":
-        spectrum = torch.from_numpy(np.load(a.spectrum).astype(np.float32)).requires_grad_(True)
         v = torch.from_numpy(np.load(a.directions).astype(np.float32))
-        h_, w_ = spectrum.shape[2], a.size
-        rgb = to_rgb(spectrum, h_, w_)
+        if a.param == "maco":
+            param = torch.from_numpy(np.load(a.phase).astype(np.float32)).requires_grad_(True)
+            mag = torch.from_numpy(np.load(a.magnitude).astype(np.float32))
+            rgb = maco_rgb(param, mag, param.shape[2], a.size, a.gain)
+        else:
+            param = torch.from_numpy(np.load(a.spectrum).astype(np.float32)).requires_grad_(True)
+            rgb = to_rgb(param, param.shape[2], a.size)
         _, acts = model(rgb)
         obj = objective(centre(acts[li]), v, a.form, a.power)
-        (grad,) = torch.autograd.grad(obj.sum(), spectrum)
+        if a.boundary > 0:
+            obj = obj - a.boundary * boundary_penalty(rgb)
+        (grad,) = torch.autograd.grad(obj.sum(), param)
         np.save(a.out_obj, obj.detach().numpy().astype(np.float32))
         np.save(a.out_grad, grad.reshape(grad.shape[0], -1).numpy().astype(np.float32))
         if a.out_rgb:
@@ -164,9 +220,12 @@ def main():
         opt = torch.optim.Adam([spectrum], lr=0.05)
         for _ in range(a.steps):
             opt.zero_grad()
-            x = rec_transforms(to_rgb(spectrum, a.size, a.size), a.size)
-            _, acts = model(x)
-            loss = -objective(centre(acts[li]), v, a.form, a.power).sum()
+            img = to_rgb(spectrum, a.size, a.size)
+            _, acts = model(rec_transforms(img, a.size))
+            obj = objective(centre(acts[li]), v, a.form, a.power)
+            if a.boundary > 0:
+                obj = obj - a.boundary * boundary_penalty(img)
+            loss = -obj.sum()
             loss.backward()
             opt.step()
         done += b
