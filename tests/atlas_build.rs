@@ -77,11 +77,11 @@ fn run_build(
     run_build_events(cfg, cancel_after_sheets).map(|(m, n, _)| (m, n))
 }
 
+/// The manifest, the icons rendered, and the (grid, sheet) of every `SheetReady` in order.
+type BuildOutcome = (AtlasManifest, usize, Vec<(usize, usize)>);
+
 /// [`run_build`], also returning the (grid, sheet) of every `SheetReady` in order.
-fn run_build_events(
-    cfg: BuildConfig,
-    cancel_after_sheets: Option<usize>,
-) -> Option<(AtlasManifest, usize, Vec<(usize, usize)>)> {
+fn run_build_events(cfg: BuildConfig, cancel_after_sheets: Option<usize>) -> Option<BuildOutcome> {
     let job = spawn_build(cfg);
     let mut sheets = vec![];
     for ev in job.events.iter() {

@@ -394,7 +394,7 @@ pub fn build_icons<E>(
         );
         match source {
             Err(e) if icons == IconSet::Both => {
-                reporter.log(&format!("exemplar icons skipped: {e:#}"));
+                reporter.log(format!("exemplar icons skipped: {e:#}"));
             }
             Err(e) => return Err(e.context("cannot make exemplar icons")),
             Ok(source) => {
@@ -430,7 +430,7 @@ pub fn build_icons<E>(
                         return Ok(None);
                     };
                     if let Some((path, why)) = stats.unreadable.first() {
-                        reporter.log(&format!(
+                        reporter.log(format!(
                             "exemplars {g}×{g}: {} image(s) could not be read, their tiles are \
                              blank (first: {}: {why})",
                             stats.unreadable.len(),
@@ -445,7 +445,7 @@ pub fn build_icons<E>(
                     }
                 }
                 if written > 0 {
-                    reporter.log(&format!(
+                    reporter.log(format!(
                         "exemplar icons: {cells_done} cells, {written} sheets of each kind in \
                          {:.2} s",
                         t.elapsed().as_secs_f64()

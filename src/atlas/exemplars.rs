@@ -93,6 +93,10 @@ impl ExemplarSource {
     }
 }
 
+/// The patches one image gives, as (cell in the chunk, slot, patch), and why it could not be
+/// read.
+type ImagePatches = (Vec<(usize, usize, RgbImage)>, Option<(PathBuf, String)>);
+
 /// What one level's exemplar pass did.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ExemplarStats {
@@ -211,7 +215,7 @@ pub fn write_level(
             }
         }
         let n = end - start;
-        let decoded: Vec<(Vec<(usize, usize, RgbImage)>, Option<(PathBuf, String)>)> = by_image
+        let decoded: Vec<ImagePatches> = by_image
             .into_par_iter()
             .map(|(path, wants)| {
                 let input = match load_rgb(path, source.preprocess, source.model_input) {
