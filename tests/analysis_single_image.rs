@@ -354,14 +354,8 @@ fn umap_transform_matches_umap_learn() {
             .flat_map(|p| p.iter())
             .fold(0.0f32, |m, v| m.max(v.abs()));
         let index = TransformIndex::new(&train, n, d, metric).unwrap();
-        let placed = transform(
-            &index,
-            &layout,
-            &queries,
-            q,
-            &TransformParams::init_only(k),
-        )
-        .unwrap();
+        let placed =
+            transform(&index, &layout, &queries, q, &TransformParams::init_only(k)).unwrap();
         let (mut worst_w, mut worst_p) = (0.0f32, 0.0f32);
         for i in 0..q {
             // The same neighbours, each with the same weight.
@@ -370,7 +364,12 @@ fn umap_transform_matches_umap_learn() {
                 .map(|j| (j as u32, graph.row(i)[j]))
                 .collect();
             let mut ours: Vec<(u32, f32)> = (0..k)
-                .map(|t| (placed.graph.indices[i * k + t], placed.graph.weights[i * k + t]))
+                .map(|t| {
+                    (
+                        placed.graph.indices[i * k + t],
+                        placed.graph.weights[i * k + t],
+                    )
+                })
                 .filter(|e| e.1 > 0.0)
                 .collect();
             theirs.sort_by_key(|e| e.0);
@@ -426,7 +425,15 @@ fn landing_atlas(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathB
     );
     let atlas_dir = dir.join("atlas");
     let out = Command::new(common::atlas_bin())
-        .args(["build", "--layer", "head", "--grids", "4,8", "--min-count", "1"])
+        .args([
+            "build",
+            "--layer",
+            "head",
+            "--grids",
+            "4,8",
+            "--min-count",
+            "1",
+        ])
         .args(["--icon-levels", "none", "--neighbors", "15"])
         .arg("--run")
         .arg(&run)
@@ -452,7 +459,13 @@ fn provenance(run: &std::path::Path, layer: &str) -> Vec<(std::path::PathBuf, us
     lines
         .map(parse_csv_line)
         .filter(|f| f[l] == layer)
-        .map(|f| (f[p].clone().into(), f[y].parse().unwrap(), f[x].parse().unwrap()))
+        .map(|f| {
+            (
+                f[p].clone().into(),
+                f[y].parse().unwrap(),
+                f[x].parse().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -476,7 +489,11 @@ fn landing_places_the_runs_own_vectors_in_their_cells_and_the_page_prepares_as_t
         .read_manifest()
         .unwrap()
         .unwrap();
-    let layer = run_manifest.layers.iter().find(|l| l.name == "head").unwrap();
+    let layer = run_manifest
+        .layers
+        .iter()
+        .find(|l| l.name == "head")
+        .unwrap();
     let acts = npy::read(&run.join(&layer.dir).join("acts.npy")).unwrap();
     assert_eq!((acts.rows, acts.cols), (n, c));
     let finest = 8;
@@ -516,7 +533,10 @@ fn landing_places_the_runs_own_vectors_in_their_cells_and_the_page_prepares_as_t
         );
         if same[i].iter().all(|&j| cells_apart(got, own.row(j)) > 1) {
             off += 1;
-            println!("row {i}: lands at {got:?}, its own position is {:?}", own.row(i));
+            println!(
+                "row {i}: lands at {got:?}, its own position is {:?}",
+                own.row(i)
+            );
         }
         // The cell at any level is the grid index of the normalised position.
         for g in [1, 4, 8, 80] {
@@ -534,7 +554,49 @@ fn landing_places_the_runs_own_vectors_in_their_cells_and_the_page_prepares_as_t
         1.0 / finest as f32
     );
     assert!(worst_init < 1e-5, "initial positions off by {worst_init}");
-    assert_eq!(off, 0, "{off} of {n} vectors land more than one cell from their own");
+    assert_eq!(
+        off, 0,
+        "{off} of {n} vectors land more than one cell from their own"
+    );
+
+    // A t-SNE atlas of the same run: the neighbour-weighted position only, no epochs.
+    let tsne_dir = dir.join("atlas-tsne");
+    let out = Command::new(common::atlas_bin())
+        .args([
+            "build",
+            "--layer",
+            "head",
+            "--grids",
+            "4,8",
+            "--min-count",
+            "1",
+        ])
+        .args(["--icon-levels", "none", "--layout", "tsne"])
+        .arg("--run")
+        .arg(&run)
+        .arg("--out")
+        .arg(&tsne_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tsne = AtlasLanding::load(&tsne_dir).unwrap();
+    assert!(matches!(tsne.method, LandingMethod::Tsne { .. }));
+    let tsne_own = npy::read(&tsne_dir.join("layout_normalized.npy")).unwrap();
+    let t_landed = tsne.land(&acts.data, c).unwrap();
+    assert_eq!(t_landed.n_epochs, 0);
+    assert_eq!(t_landed.raw, t_landed.init_raw);
+    assert!(t_landed.description.contains("no optimisation epochs"));
+    for i in 0..n {
+        let d = same[i]
+            .iter()
+            .map(|&j| apart(t_landed.points[i], tsne_own.row(j)))
+            .fold(f32::INFINITY, f32::min);
+        assert!(d < 1e-5, "t-SNE row {i}: lands {d} from its own position");
+    }
 
     // The One image page: the image is prepared as the collection's loader prepares it, its
     // vectors at the run's positions are the run's rows, and they land near those rows.
@@ -583,8 +645,8 @@ fn landing_places_the_runs_own_vectors_in_their_cells_and_the_page_prepares_as_t
         loaded.pixels,
         "the page's input tensor is the collection loader's"
     );
-    let classify_input = load_rgb(&image, model.info.classify_preprocess(), model.info.size())
-        .unwrap();
+    let classify_input =
+        load_rgb(&image, model.info.classify_preprocess(), model.info.size()).unwrap();
     if model.info.classify_preprocess() != Preprocess::Squash {
         assert_ne!(result.analysis.input, classify_input);
     }
@@ -593,7 +655,10 @@ fn landing_places_the_runs_own_vectors_in_their_cells_and_the_page_prepares_as_t
     assert_eq!(page.grid, finest);
     assert_eq!(page.landed.points.len(), a.h * a.w);
     let again = landing.land(&a.acts, a.c).unwrap();
-    assert_eq!(again.points, page.landed.points, "the page lands with the library");
+    assert_eq!(
+        again.points, page.landed.points,
+        "the page lands with the library"
+    );
     let (mut checked, mut worst_page, mut worst_err) = (0, 0.0f32, 0.0f32);
     for (row, (path, y, x)) in prov.iter().enumerate() {
         if *path != image {

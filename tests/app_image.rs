@@ -213,7 +213,10 @@ fn one_image_prediction_grid_markers_heatmap_icons_and_errors() {
         let r = h.state().image_page.result.as_ref().unwrap();
         let got: Vec<usize> = r.analysis.top5.iter().map(|t| t.0).collect();
         let want: Vec<usize> = reference.iter().map(|t| t.0).collect();
-        assert_eq!(got, want, "top-5 classes differ from the model's on the squashed image");
+        assert_eq!(
+            got, want,
+            "top-5 classes differ from the model's on the squashed image"
+        );
         assert_eq!(r.analysis.input, squashed.input, "the run's preprocessing");
     }
     h.run_steps(2);

@@ -165,10 +165,7 @@ impl AtlasLanding {
         let method = LandingMethod::parse(&manifest.layout)?;
         let run = RunFolder::new(&manifest.run);
         let run_manifest = run.read_manifest()?.with_context(|| {
-            format!(
-                "the atlas's run {} has no run.json",
-                manifest.run.display()
-            )
+            format!("the atlas's run {} has no run.json", manifest.run.display())
         })?;
         let preprocess = if run_manifest.settings.preprocess.is_empty() {
             Preprocess::Squash

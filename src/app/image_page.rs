@@ -15,9 +15,7 @@ use eframe::egui::{self, Color32, Pos2, Rect, Sense, Stroke, StrokeKind, Texture
 
 use super::{panels::progress_row, AtlasApp, Tab, Tracked};
 use crate::jobs::{JobEvent, JobHandle, JobOutcome};
-use work::{
-    Analysis, AnalysisRequest, AtlasTarget, AttrMap, IconBatch, LandingCache, ModelCache,
-};
+use work::{Analysis, AnalysisRequest, AtlasTarget, AttrMap, IconBatch, LandingCache, ModelCache};
 
 const ORANGE: Color32 = Color32::from_rgb(255, 130, 0);
 const BLUE: Color32 = Color32::from_rgb(30, 110, 255);

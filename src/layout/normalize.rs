@@ -156,7 +156,10 @@ mod tests {
         // Between two points: between their images; beyond the layout: on the border.
         let mid = m.apply([0.5 * (pts[3][0] + pts[4][0]), 0.5 * (pts[3][1] + pts[4][1])]);
         for ax in 0..2 {
-            let (a, b) = (normed[3][ax].min(normed[4][ax]), normed[3][ax].max(normed[4][ax]));
+            let (a, b) = (
+                normed[3][ax].min(normed[4][ax]),
+                normed[3][ax].max(normed[4][ax]),
+            );
             assert!(mid[ax] >= a - 1e-6 && mid[ax] <= b + 1e-6);
         }
         assert_eq!(m.apply([-1e6, 1e6]), [0.0, 1.0]);

@@ -32,7 +32,7 @@ use rayon::prelude::*;
 
 use super::embed::find_ab_params;
 use super::fuzzy::smooth_sigma;
-use super::knn::{distance, prepare, Metric};
+use super::knn::{distance_fast, prepare, Metric};
 use super::rng::Rng;
 use super::UmapParams;
 
@@ -106,7 +106,7 @@ impl TransformIndex {
                     let j = (b * BLOCK + r) as u32;
                     for (qi, top) in acc.iter_mut().enumerate() {
                         let qrow = &qp[qi * d..(qi + 1) * d];
-                        let mut dist = distance(qrow, row, metric);
+                        let mut dist = distance_fast(qrow, row, metric);
                         // An identical vector is at distance exactly 0 (f32 rounding can leave
                         // ~1e-7 for cosine), so it gets weight 1 and the new point takes its
                         // coordinates, as umap-learn intends for points of the data set.
@@ -357,7 +357,10 @@ pub fn transform(
         queries.iter().all(|v| v.is_finite()),
         "transform: the new points contain NaN or infinite values"
     );
-    ensure!(params.n_neighbors >= 1, "transform: n_neighbors must be ≥ 1");
+    ensure!(
+        params.n_neighbors >= 1,
+        "transform: n_neighbors must be ≥ 1"
+    );
     let k = params.n_neighbors.min(index.len());
     let (indices, dists) = index.neighbours(queries, q, k);
     let graph = membership_graph(indices, dists, k, disconnection_distance(index.metric()));
@@ -550,6 +553,43 @@ mod tests {
         assert_eq!(p.graph.indices[2], NO_NEIGHBOUR);
         assert_eq!(p.graph.weights[2], 0.0);
         assert_eq!(p.init[0], [10.0, 0.0]); // snaps onto the identical direction
-        assert!(transform(&idx, &emb[..2], &[1.0, 0.0], 1, &TransformParams::init_only(3)).is_err());
+        assert!(transform(
+            &idx,
+            &emb[..2],
+            &[1.0, 0.0],
+            1,
+            &TransformParams::init_only(3)
+        )
+        .is_err());
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+
+    /// Not a test: times the neighbour search of an image's 196 vectors among 100k 1280-d
+    /// points (`cargo test --release --lib transform::timing -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn time_neighbours() {
+        let (n, d, q) = (100_000, 1280, 196);
+        let mut rng = Rng::new(1);
+        let data: Vec<f32> = (0..n * d).map(|_| rng.uniform() as f32).collect();
+        let qs: Vec<f32> = (0..q * d).map(|_| rng.uniform() as f32).collect();
+        let t = std::time::Instant::now();
+        let idx = TransformIndex::new(&data, n, d, Metric::Cosine).unwrap();
+        println!("index: {:.2} s", t.elapsed().as_secs_f64());
+        let emb: Vec<[f32; 2]> = (0..n)
+            .map(|i| [(i % 317) as f32, (i % 91) as f32])
+            .collect();
+        let t = std::time::Instant::now();
+        let p = TransformParams::for_umap(&UmapParams::default());
+        let placed = transform(&idx, &emb, &qs, q, &p).unwrap();
+        println!(
+            "transform of {q} points (k = 50, {} epochs): {:.2} s",
+            placed.n_epochs,
+            t.elapsed().as_secs_f64()
+        );
     }
 }
