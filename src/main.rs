@@ -48,6 +48,10 @@ enum Command {
         /// image).
         #[arg(long)]
         patch: Vec<PathBuf>,
+        /// Do not build the project's atlas on opening (by default, when nothing else is asked
+        /// for and the project has no saved atlas, the app builds one on the Atlas page).
+        #[arg(long)]
+        no_build: bool,
     },
     /// Collect activation vectors and their attributions into a run folder (resumable).
     Collect {
@@ -148,14 +152,14 @@ enum Command {
         /// Do not whiten the directions.
         #[arg(long)]
         no_whiten: bool,
-        /// Layout: umap (spec default 50/0.05/cosine) or tsne (perplexity 50, lr 10, cosine).
-        #[arg(long, default_value = "umap")]
-        layout: String,
-        #[arg(long, default_value_t = 50)]
         /// Weight of the REC stack's boundary penalty (spec §4.5: 1; default 0 = off, see
         /// RenderSettings::boundary_penalty; used with the rec stack only).
         #[arg(long, default_value_t = 0.0)]
         boundary_penalty: f64,
+        /// Layout: umap (spec default 50/0.05/cosine) or tsne (perplexity 50, lr 10, cosine).
+        #[arg(long, default_value = "umap")]
+        layout: String,
+        #[arg(long, default_value_t = 50)]
         neighbors: usize,
         #[arg(long, default_value_t = 0.05)]
         min_dist: f32,
@@ -164,6 +168,10 @@ enum Command {
         max_points: Option<usize>,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Add coarser overview grids while the coarsest level fills less than half of its
+        /// occupied area (what the app does; the paper's grids are kept as given without it).
+        #[arg(long)]
+        overview_levels: bool,
     },
     /// Render feature-visualisation icons for directions of a layer (rows of an .npy, or random
     /// non-negative directions) into a folder of PNGs.
@@ -403,6 +411,7 @@ fn main() {
         image: None,
         attack: None,
         patch: vec![],
+        no_build: false,
     }) {
         Command::App {
             images,
@@ -411,10 +420,12 @@ fn main() {
             image,
             attack,
             patch,
+            no_build,
         } => atlas::app::run(
             model.unwrap_or_else(defaults::default_model),
             images.unwrap_or_else(defaults::default_images),
             atlas::app::OpenAlso {
+                build_atlas: !no_build && atlas.is_empty() && image.is_none() && attack.is_none(),
                 atlases: atlas,
                 image,
                 attack,
@@ -497,20 +508,24 @@ fn main() {
             objective,
             cossim_power,
             no_whiten,
+            boundary_penalty,
             layout,
             neighbors,
             min_dist,
             max_points,
             seed,
+            overview_levels,
         } => (|| {
             let mut render = render_settings(&preset, steps, tries, batch, seed)?;
             render.transforms = atlas::render::TransformStack::parse(&transforms)?;
             render.objective = atlas::render::Objective {
                 form: atlas::render::CosineForm::parse(&objective)?,
                 cossim_power,
-            boundary_penalty,
             };
             render.whiten = !no_whiten;
+            if render.transforms == atlas::render::TransformStack::Rec {
+                render.boundary_penalty = boundary_penalty;
+            }
             let grids = parse_sizes(&grids)?;
             let icons = atlas::atlas::IconSet::parse(&icons)?;
             let icon_levels = match icon_levels.as_str() {
@@ -523,9 +538,6 @@ fn main() {
                     run,
                     layer,
                     out,
-            if render.transforms == atlas::render::TransformStack::Rec {
-                render.boundary_penalty = boundary_penalty;
-            }
                     model,
                     layout: match layout.as_str() {
                         "umap" => atlas::layout::LayoutMethod::Umap(atlas::layout::UmapParams {
@@ -546,6 +558,7 @@ fn main() {
                     render,
                     icon_levels,
                     max_points,
+                    overview_levels,
                 },
                 icons,
             )

@@ -81,9 +81,23 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
         v.levels.iter().all(|l| l.sheets_on_disk.iter().all(|s| *s)) && v.icons.uploaded > 0
     });
     h.get_by_label("atlas canvas");
+    // The opening view shows every cell of the level it draws (which level that is depends on
+    // the layout: the finest that fills at least half of its occupied area).
     let drawn = h.state().atlases[0].drawn_cells;
-    assert!(drawn > 5, "{drawn} cells drawn");
+    let opening_cells = {
+        let v = &h.state().atlases[0];
+        v.levels.iter().find(|l| l.grid() == v.drawn_grid).unwrap().cells.len()
+    };
+    assert!(drawn >= 2, "{drawn} cells drawn");
+    assert_eq!(drawn, opening_cells, "cells of the opening level off screen");
     assert!(!h.state().atlases[0].drawn_labels.is_empty());
+
+    // The opening view is full: at least half of the drawn level's cells on screen hold an
+    // icon (the camera is fitted to the occupied area; overview levels exist for sparse layouts).
+    let opening = h.state().atlases[0].drawn_occupancy;
+    assert!(opening >= 0.5, "opening view occupancy {opening}");
+    let home = h.state().atlases[0].camera;
+    assert_eq!(h.state().atlases[0].home, Some(home));
 
     // Zoom with the wheel over the canvas (about the pointer), then with the keyboard.
     let canvas = h.state().canvas_rect.expect("canvas on screen");
@@ -97,15 +111,33 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
     });
     h.run_steps(20);
     let zoom = h.state().atlases[0].camera.zoom;
-    assert!(zoom > 1.2, "wheel zoom gave {zoom}");
+    assert!(
+        zoom > home.zoom * 1.2,
+        "wheel zoom gave {zoom} from {}",
+        home.zoom
+    );
     h.key_press(egui::Key::Plus);
     h.run_steps(2);
     assert!(h.state().atlases[0].camera.zoom > zoom * 1.2);
+    assert!(
+        h.state().atlases[0].minimap.is_some(),
+        "zoomed in, the minimap shows where the view is"
+    );
     h.key_press(egui::Key::Num0);
     h.run_steps(2);
-    assert_eq!(h.state().atlases[0].camera.zoom, 1.0);
+    assert_eq!(
+        h.state().atlases[0].camera,
+        home,
+        "0 goes back to the opening view"
+    );
 
-    // Hover the most populated cell: tooltip with its top classes and count.
+    // At the default view the whole atlas is on screen and nothing covers it: no minimap.
+    h.run_steps(2);
+    assert_eq!(h.state().atlases[0].minimap, None);
+    // Hover the most populated cell among those drawn entirely inside the canvas (which cells
+    // those are depends on the layout, so the test asks rather than assumes): tooltip with its
+    // top classes and count.
+    let cam = h.state().atlases[0].camera;
     let (grid, index, cell) = {
         let v = &h.state().atlases[0];
         let level = v.levels.iter().find(|l| l.grid() == v.drawn_grid).unwrap();
@@ -113,11 +145,13 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
             .cells
             .iter()
             .enumerate()
+            .filter(|(_, c)| {
+                canvas.contains_rect(cell_screen_rect(&cam, canvas, level.grid(), c.x, c.y))
+            })
             .max_by_key(|(_, c)| c.count)
-            .unwrap();
+            .expect("a cell fully on screen at the default view");
         (level.grid(), i, c.clone())
     };
-    let cam = h.state().atlases[0].camera;
     let centre = cell_screen_rect(&cam, canvas, grid, cell.x, cell.y).center();
     h.hover_at(centre);
     // Tooltips wait for the pointer to rest (egui's tooltip delay).

@@ -66,6 +66,7 @@ fn config(run: &Path, out: &Path) -> BuildConfig {
         },
         icon_levels: None,
         max_points: None,
+        overview_levels: false,
     }
 }
 

@@ -7,7 +7,7 @@ use atlas::collect::attribution::{
     forward_with_attributions, gather_vectors, linear_head_attribution, AttributionMethod,
     LayerSamples,
 };
-use atlas::collect::positions::{sample_position, Position};
+use atlas::collect::positions::{sample_positions, Position};
 use atlas::model::AtlasModel;
 use tch::{Device, Kind, Tensor};
 
@@ -34,7 +34,10 @@ fn rows_match_pytorch_forward_mode_reference() {
     for (l, info) in model.info.layers.iter().enumerate() {
         for draw in 0..DRAWS {
             let pos = (0..IMAGES as u64)
-                .map(|i| sample_position(5, i, l as u64, draw, info.height, info.width, 1))
+                .map(|i| {
+                    let drawn = sample_positions(5, i, l as u64, draw + 1, info.height, info.width, 1);
+                    drawn[draw as usize]
+                })
                 .collect();
             positions.push((l, pos));
         }

@@ -124,7 +124,8 @@ fn view_section(app: &mut AtlasApp, ui: &mut egui::Ui) {
             view.camera.zoom = (view.camera.zoom / 1.5).max(super::atlas_view::MIN_ZOOM);
         }
         if ui.button("Reset view").clicked() {
-            view.camera = Default::default();
+            // The canvas fits the opening view again in its next frame.
+            view.home = None;
         }
     });
     ui.label(

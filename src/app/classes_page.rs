@@ -119,6 +119,20 @@ pub struct ClassesPageState {
     loads: Vec<Tracked<LoadedAtlas>>,
 }
 
+impl ClassesPageState {
+    /// Every job this page owns (class atlas, comparison, class pairs, patches, atlas loads).
+    pub fn jobs_mut(&mut self) -> Vec<&mut dyn crate::jobs::StopJob> {
+        let mut jobs: Vec<&mut dyn crate::jobs::StopJob> = vec![];
+        jobs.extend(self.class_job.as_mut().map(|j| j as _));
+        jobs.extend(self.compare_job.as_mut().map(|j| j as _));
+        jobs.extend(self.pairs_job.as_mut().map(|j| j as _));
+        jobs.extend(self.patch_job.as_mut().map(|j| j as _));
+        jobs.extend(self.examples.job.as_mut().map(|j| j as _));
+        jobs.extend(self.loads.iter_mut().map(|j| j as _));
+        jobs
+    }
+}
+
 impl Default for ClassesPageState {
     fn default() -> Self {
         ClassesPageState {

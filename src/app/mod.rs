@@ -20,7 +20,7 @@ use eframe::egui;
 
 use crate::collect::{spawn_collect, CollectConfig, CollectSummary};
 use crate::data::Problem;
-use crate::jobs::{JobEvent, JobHandle, JobOutcome, Progress};
+use crate::jobs::{JobEvent, JobHandle, JobOutcome, Progress, StopJob};
 use crate::model::Sidecar;
 use atlas_view::{AtlasView, ClassFocus, LoadedAtlas};
 use pipeline::PipelineEvent;
@@ -50,6 +50,9 @@ pub struct OpenAlso {
     /// placed on the image).
     pub attack: Option<PathBuf>,
     pub patches: Vec<PathBuf>,
+    /// Open on the Atlas page and build the project's atlas if it has none saved (the first
+    /// run on the bundled example).
+    pub build_atlas: bool,
 }
 
 pub fn run(model: PathBuf, images: PathBuf, also: OpenAlso) -> anyhow::Result<()> {
@@ -64,6 +67,10 @@ pub fn run(model: PathBuf, images: PathBuf, also: OpenAlso) -> anyhow::Result<()
         options,
         Box::new(move |_cc| {
             let mut app = AtlasApp::new(model, images);
+            if also.build_atlas {
+                app.auto_build = true;
+                app.set_tab(Tab::Atlas);
+            }
             for dir in also.atlases {
                 app.open_atlas(dir);
             }
@@ -87,6 +94,21 @@ pub fn run(model: PathBuf, images: PathBuf, also: OpenAlso) -> anyhow::Result<()
             "cannot open a window ({e}); is a display available (DISPLAY / WAYLAND_DISPLAY)?"
         )
     })
+}
+
+/// What closing the window did to the running jobs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Job threads that were asked to stop.
+    pub stopped: usize,
+    /// Of those, how many had not ended by the deadline.
+    pub still_running: usize,
+}
+
+impl<T> StopJob for Tracked<T> {
+    fn stop_job(&mut self) -> Option<std::thread::JoinHandle<()>> {
+        self.handle.stop()
+    }
 }
 
 /// A long job with what the UI shows about it.
@@ -155,6 +177,9 @@ pub struct AtlasApp {
     pub tab: Tab,
     /// The user picked a tab: stop switching pages by ourselves.
     pub tab_chosen: bool,
+    /// Build the project's atlas as soon as the model and the folder are read, unless a saved
+    /// atlas opens (the first run of `atlas app` with no arguments lands on an atlas filling in).
+    pub auto_build: bool,
     /// One atlas per layer of the project, in the order they were loaded.
     pub atlases: Vec<AtlasView>,
     pub current_atlas: usize,
@@ -214,6 +239,7 @@ impl AtlasApp {
             last_collection: None,
             tab: Tab::Images,
             tab_chosen: false,
+            auto_build: false,
             atlases: vec![],
             current_atlas: 0,
             atlas_loads: vec![],
@@ -439,6 +465,7 @@ impl AtlasApp {
                 self.open_job = None;
             }
         }
+        self.maybe_auto_build();
         if let Some(job) = &mut self.collect_job {
             let (_, outcome) = job.drain(&mut self.problems, &mut self.log);
             if let Some(outcome) = outcome {
@@ -535,6 +562,22 @@ impl AtlasApp {
     }
 
     /// Collects (or resumes) the chosen layers and builds their atlases, in one cancellable job.
+    /// Starts the build asked for by [`AtlasApp::auto_build`] once the model is loaded, the
+    /// folder scanned (which sets the positions per image) and any saved atlas has loaded.
+    fn maybe_auto_build(&mut self) {
+        let ready = self.model.is_some() && self.images_total > 0 && self.atlas_loads.is_empty();
+        if !self.auto_build || !ready || self.build_job.is_some() {
+            return;
+        }
+        self.auto_build = false;
+        if self.atlases.is_empty() {
+            self.log
+                .push("no saved atlas for this project yet: building one".into());
+            self.set_tab(Tab::Atlas);
+            self.start_build();
+        }
+    }
+
     pub fn start_build(&mut self) {
         let Some(model) = &self.model else { return };
         let layers: Vec<String> = model
@@ -681,44 +724,36 @@ impl AtlasApp {
     /// Stops every job and waits (a bounded time) for their threads: finished chunks, stages and
     /// sheets are on disk already, and a libtorch call still running while the process exits
     /// can crash it.
-    pub fn shutdown(&mut self) {
-        let mut threads = vec![];
-        let mut stop = |cancel: &crate::jobs::CancelToken,
-                        thread: &mut Option<std::thread::JoinHandle<()>>| {
-            cancel.cancel();
-            threads.extend(thread.take());
-        };
-        if let Some(j) = &mut self.open_job {
-            stop(&j.handle.cancel, &mut j.handle.thread);
-        }
-        if let Some(j) = &mut self.collect_job {
-            stop(&j.handle.cancel, &mut j.handle.thread);
-        }
-        if let Some(j) = &mut self.build_job {
-            stop(&j.handle.cancel, &mut j.handle.thread);
-        }
-        if let Some(j) = &mut self.examples.job {
-            stop(&j.cancel, &mut j.thread);
-        }
-        let page = &mut self.image_page;
-        for job in [&mut page.job].into_iter().flatten() {
-            stop(&job.handle.cancel, &mut job.handle.thread);
-        }
-        for job in [&mut page.attr_job].into_iter().flatten() {
-            stop(&job.handle.cancel, &mut job.handle.thread);
-        }
-        for job in [&mut page.optimise_job].into_iter().flatten() {
-            stop(&job.handle.cancel, &mut job.handle.thread);
-        }
+    /// Every job the app and its pages own, for the close-window loop.
+    fn jobs_mut(&mut self) -> Vec<&mut dyn StopJob> {
+        let mut jobs: Vec<&mut dyn StopJob> = vec![];
+        jobs.extend(self.open_job.as_mut().map(|j| j as &mut dyn StopJob));
+        jobs.extend(self.collect_job.as_mut().map(|j| j as &mut dyn StopJob));
+        jobs.extend(self.build_job.as_mut().map(|j| j as &mut dyn StopJob));
+        jobs.extend(self.atlas_loads.iter_mut().map(|j| j as &mut dyn StopJob));
+        jobs.extend(self.examples.job.as_mut().map(|j| j as &mut dyn StopJob));
+        jobs.extend(self.pick_folder.as_mut().map(|j| j as &mut dyn StopJob));
+        jobs.extend(self.pick_model.as_mut().map(|j| j as &mut dyn StopJob));
+        jobs.extend(self.image_page.jobs_mut());
+        jobs.extend(self.classes_page.jobs_mut());
+        jobs
+    }
+
+    /// Cancels every running job (all pages) and joins their threads, waiting at most 20 s.
+    /// Called when the window closes.
+    pub fn shutdown(&mut self) -> ShutdownReport {
+        let mut threads: Vec<_> = self
+            .jobs_mut()
+            .into_iter()
+            .filter_map(|j| j.stop_job())
+            .collect();
         threads.extend(self.attack_page.shutdown());
+        let stopped = threads.len();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        for t in threads {
-            while !t.is_finished() && std::time::Instant::now() < deadline {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            if t.is_finished() {
-                let _ = t.join();
-            }
+        let still_running = crate::jobs::join_until(threads, deadline);
+        ShutdownReport {
+            stopped,
+            still_running,
         }
     }
 

@@ -93,6 +93,7 @@ pub fn spawn_pipeline(cfg: PipelineConfig) -> JobHandle<PipelineEvent> {
                 render: cfg.render.clone(),
                 icon_levels: None,
                 max_points: None,
+                overview_levels: true,
             };
             let name = layer.name.clone();
             let wrap = |e: BuildEvent| PipelineEvent::Build {

@@ -40,6 +40,9 @@ pub struct BuildConfig {
     pub icon_levels: Option<Vec<usize>>,
     /// Use at most this many of the run's rows (evenly strided, deterministic).
     pub max_points: Option<usize>,
+    /// Add coarser grids until the coarsest level fills at least half of its occupied area
+    /// ([`grid::overview_grid`]), so the opening view is not a square of mostly empty cells.
+    pub overview_levels: bool,
 }
 
 /// What the build job reports as it goes and when it ends.
@@ -281,6 +284,17 @@ pub fn build_icons<E>(
     };
     if cancel.is_cancelled() {
         return Ok(None);
+    }
+
+    if config.overview_levels {
+        if let Some(added) = grid::overview_grid(&points, grids[0], config.min_count, 0.5) {
+            reporter.log(format!(
+                "the {g}×{g} level fills less than half of its occupied area: added the \
+                 {added}×{added} overview level",
+                g = grids[0]
+            ));
+            grids.insert(0, added);
+        }
     }
 
     // --- grids -------------------------------------------------------------------------------

@@ -473,6 +473,7 @@ fn class_atlas_on(
         render: config.render.clone(),
         icon_levels: None,
         max_points: None,
+        overview_levels: false,
     };
     let inputs = BuildInputs {
         source_key: key,
@@ -720,6 +721,7 @@ pub fn compare(
         render: config.render.clone(),
         icon_levels: None,
         max_points: None,
+        overview_levels: false,
     };
     let inputs = BuildInputs {
         source_key: key,

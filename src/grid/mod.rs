@@ -53,6 +53,41 @@ pub fn bin(points: &[[f32; 2]], grid: usize, min_count: usize) -> Vec<Cell> {
         .collect()
 }
 
+/// How full a view fitted to the occupied area looks: the fraction of the grid cells inside the
+/// bounding box of the kept `cells` that are kept (1 when there are none).
+pub fn occupancy(cells: &[Cell], grid: usize) -> f64 {
+    let (Some(x0), Some(x1)) = (
+        cells.iter().map(|c| c.x).min(),
+        cells.iter().map(|c| c.x).max(),
+    ) else {
+        return 1.0;
+    };
+    let y0 = cells.iter().map(|c| c.y).min().unwrap_or(0);
+    let y1 = cells.iter().map(|c| c.y).max().unwrap_or(0);
+    debug_assert!(x1 < grid && y1 < grid);
+    cells.len() as f64 / ((x1 - x0 + 1) * (y1 - y0 + 1)) as f64
+}
+
+/// A coarser grid for a full opening view: when the coarsest level keeps fewer than `target` of
+/// the cells in its occupied area, the finest grid below it (down to 2) that does. A small or
+/// clumpy layout (e.g. 16 positions of each of 25 photos: 25 tight clusters) leaves most cells of
+/// even its coarsest published grid empty; its overview level is what the viewer opens on.
+/// Returns the added size, if one is needed.
+pub fn overview_grid(
+    points: &[[f32; 2]],
+    coarsest: usize,
+    min_count: usize,
+    target: f64,
+) -> Option<usize> {
+    if coarsest <= 2 || occupancy(&bin(points, coarsest, min_count), coarsest) >= target {
+        return None;
+    }
+    (2..coarsest)
+        .rev()
+        .find(|&g| occupancy(&bin(points, g, min_count), g) >= target)
+        .or(Some(2))
+}
+
 /// Per-cell averages (spec §3.1, §5.3).
 #[derive(Clone, Debug)]
 pub struct CellSummary {
@@ -197,5 +232,32 @@ mod tests {
         let top: Vec<usize> = s[0].top_classes.iter().map(|t| t.0).collect();
         assert_eq!(top, vec![5, 4, 1, 2, 3]);
         assert_eq!(s[1].top_classes[0], (0, 9.0));
+    }
+
+    #[test]
+    fn the_overview_grid_is_the_finest_that_fills_half_its_area() {
+        // Two tight clusters in opposite corners: every grid finer than 2×2 is mostly empty.
+        let mut pts = vec![];
+        for i in 0..50 {
+            let d = i as f32 * 0.001;
+            pts.push([0.05 + d, 0.05 + d]);
+            pts.push([0.95 - d, 0.95 - d]);
+        }
+        assert_eq!(occupancy(&bin(&pts, 10, 5), 10), 2.0 / 100.0);
+        assert_eq!(overview_grid(&pts, 10, 5, 0.5), Some(2));
+        // Four clusters on a 3×3 lattice's corners and centre: 3×3 keeps 5 of 9.
+        let mut pts = vec![];
+        for (cx, cy) in [(0.1, 0.1), (0.9, 0.1), (0.1, 0.9), (0.9, 0.9), (0.5, 0.5)] {
+            for i in 0..20 {
+                pts.push([cx + i as f32 * 1e-3, cy]);
+            }
+        }
+        assert_eq!(overview_grid(&pts, 10, 5, 0.5), Some(3));
+        assert!(occupancy(&bin(&pts, 3, 5), 3) >= 0.5);
+        // A layout that fills its grid needs none.
+        let even: Vec<[f32; 2]> = (0..400)
+            .map(|i| [((i % 20) as f32 + 0.5) / 20.0, ((i / 20) as f32 + 0.5) / 20.0])
+            .collect();
+        assert_eq!(overview_grid(&even, 10, 4, 0.5), None);
     }
 }

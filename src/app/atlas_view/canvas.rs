@@ -31,7 +31,19 @@ pub fn show(ui: &mut egui::Ui, view: &mut AtlasView, focus: Option<&ClassFocus>)
     let (rect, response) = ui.allocate_exact_size(ui.available_size(), Sense::click_and_drag());
     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Canvas, true, "atlas canvas"));
     let mut events = CanvasEvents::default();
-    let minimap_rect = minimap_rect(rect, view.show_minimap);
+    if view.home.is_none() {
+        view.go_home(rect);
+    }
+    let occupied = view
+        .levels
+        .first()
+        .and_then(super::occupied_area)
+        .unwrap_or(Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)));
+    let minimap_rect = minimap_rect(
+        rect,
+        view.show_minimap && !area_fully_visible(&view.camera, rect, occupied),
+    );
+    view.minimap = minimap_rect;
     handle_input(ui, view, rect, &response, minimap_rect);
 
     let painter = ui.painter_at(rect);
@@ -151,11 +163,13 @@ pub fn show(ui: &mut egui::Ui, view: &mut AtlasView, focus: Option<&ClassFocus>)
     painter.extend(meshes.into_values().map(Shape::mesh));
     view.drawn_grid = grid;
     view.drawn_cells = visible.len();
+    view.drawn_occupancy =
+        super::visible_occupancy(&view.levels[level_index], view.camera.visible_area(rect));
+    view.drawn_icons = drawn;
 
     // --- hover, selection, markers -----------------------------------------------------------
     view.hovered = None;
     if let Some(p) = response.hover_pos() {
-    view.drawn_icons = drawn;
         if !minimap_rect.is_some_and(|m| m.contains(p)) {
             view.hovered = cell_at(&cam, rect, grid, p)
                 .and_then(|xy| view.levels[level_index].lookup.get(&xy).copied())
@@ -248,6 +262,14 @@ pub fn cell_at(cam: &Camera, rect: Rect, grid: usize, p: Pos2) -> Option<(usize,
     Some((x.min(grid - 1), grid - 1 - row.min(grid - 1)))
 }
 
+/// Whether `area` (atlas units) lies inside the canvas: at the opening view, or zoomed out,
+/// every cell is on screen and a minimap would only cover some of them.
+fn area_fully_visible(cam: &Camera, canvas: Rect, area: Rect) -> bool {
+    let a = cam.to_screen(canvas, area.min);
+    let b = cam.to_screen(canvas, area.max);
+    canvas.expand(0.5).contains(a) && canvas.expand(0.5).contains(b)
+}
+
 fn minimap_rect(canvas: Rect, enabled: bool) -> Option<Rect> {
     (enabled && canvas.width() > 3.0 * MINIMAP && canvas.height() > 2.0 * MINIMAP).then(|| {
         Rect::from_min_size(
@@ -319,7 +341,7 @@ fn handle_input(
             view.camera.zoom_about(rect, rect.center(), 0.8);
         }
         if keys.3 {
-            view.camera = Camera::default();
+            view.go_home(rect);
         }
     }
 }

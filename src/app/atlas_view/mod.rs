@@ -177,6 +177,25 @@ impl Camera {
         self.center -= delta / self.scale(rect);
         self.clamp_center();
     }
+    /// The camera that fits `area` (atlas units) into `canvas`, as large as it goes: the opening
+    /// view, fitted to the occupied part of the atlas rather than to the whole square.
+    pub fn fit(area: egui::Rect, canvas: egui::Rect) -> Camera {
+        let side = canvas.width().min(canvas.height()).max(1.0);
+        let zoom = (canvas.width() / area.width().max(1e-3))
+            .min(canvas.height() / area.height().max(1e-3))
+            / side;
+        Camera {
+            center: area.center(),
+            zoom: zoom.clamp(MIN_ZOOM, MAX_ZOOM),
+        }
+    }
+
+    /// The part of the atlas square on screen in `canvas`.
+    pub fn visible_area(&self, canvas: egui::Rect) -> egui::Rect {
+        egui::Rect::from_min_max(self.to_atlas(canvas, canvas.min), self.to_atlas(canvas, canvas.max))
+            .intersect(egui::Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)))
+    }
+
     fn clamp_center(&mut self) {
         self.center.x = self.center.x.clamp(0.0, 1.0);
         self.center.y = self.center.y.clamp(0.0, 1.0);
@@ -193,6 +212,60 @@ pub enum LevelChoice {
 
 /// Spec §3.3: `optimalNumIcons = (size·scale/80)/m`, `level = floor(sqrt(optimalNumIcons/20))`
 /// with m = 0.5, where `size·scale` is the side of the whole atlas on screen in pixels.
+/// The area of `level`'s cells in atlas units (y down), or `None` when it has no cells.
+pub fn occupied_area(level: &LevelData) -> Option<egui::Rect> {
+    let g = level.grid() as f32;
+    let mut area: Option<egui::Rect> = None;
+    for c in &level.cells {
+        let row = (level.grid() - 1 - c.y) as f32;
+        let r = egui::Rect::from_min_max(
+            Pos2::new(c.x as f32 / g, row / g),
+            Pos2::new((c.x + 1) as f32 / g, (row + 1.0) / g),
+        );
+        area = Some(area.map_or(r, |a| a.union(r)));
+    }
+    area
+}
+
+/// The fraction of `level`'s grid cells whose centre lies in `visible` (atlas units) that hold a
+/// cell (and so an icon): how full the view looks at this level.
+pub fn visible_occupancy(level: &LevelData, visible: egui::Rect) -> f32 {
+    let g = level.grid();
+    // Grid indices i with (i + 0.5)/g in [lo, hi].
+    let span = |lo: f32, hi: f32| {
+        let first = (lo * g as f32 - 0.5).ceil().max(0.0) as usize;
+        let last = (hi * g as f32 - 0.5).floor().min(g as f32 - 1.0);
+        (first, (last >= first as f32).then_some(last as usize))
+    };
+    let ((x0, x1), (r0, r1)) = (
+        span(visible.min.x, visible.max.x),
+        span(visible.min.y, visible.max.y),
+    );
+    let (Some(x1), Some(r1)) = (x1, r1) else {
+        return 0.0;
+    };
+    let on_screen = (x1 - x0 + 1) * (r1 - r0 + 1);
+    let kept = level
+        .cells
+        .iter()
+        .filter(|c| (x0..=x1).contains(&c.x) && (r0..=r1).contains(&(g - 1 - c.y)))
+        .count();
+    kept as f32 / on_screen as f32
+}
+
+/// The level the viewer draws in `Auto` mode: the published viewer's rule (spec §3.3) gives the
+/// wanted grid (20 × 2^level index, so the choice is the same on the published 20/40/80/160
+/// levels); the finest level not finer than that is then coarsened while fewer than half of
+/// its cells on screen hold an icon (sparse or clumpy layouts, the overview levels).
+pub fn choose_level(levels: &[LevelData], atlas_side_px: f32, visible: egui::Rect) -> usize {
+    let wanted = 20usize << auto_level_index(atlas_side_px, 8);
+    let mut i = levels.iter().rposition(|l| l.grid() <= wanted).unwrap_or(0);
+    while i > 0 && visible_occupancy(&levels[i], visible) < 0.5 {
+        i -= 1;
+    }
+    i
+}
+
 pub fn auto_level_index(atlas_side_px: f32, levels: usize) -> usize {
     let optimal = (atlas_side_px / 80.0) / 0.5;
     let level = (optimal / 20.0).max(0.0).sqrt().floor() as usize;
@@ -340,7 +413,16 @@ pub struct AtlasView {
     pub drawn_grid: usize,
     /// Cells and labels drawn in the last frame.
     pub drawn_cells: usize,
+    /// Where the minimap was drawn in the last frame: `None` while the whole atlas is in view
+    /// (it would only cover cells there, and show nothing the view does not).
+    pub minimap: Option<egui::Rect>,
     pub drawn_labels: Vec<egui::Rect>,
+    /// The fraction of the drawn level's cells on screen that held an icon in the last frame.
+    pub drawn_occupancy: f32,
+    /// The opening camera last fitted to the canvas; `None` until the first frame (or after
+    /// *Reset view*), when the canvas fits it. While the user has not moved away from it, a
+    /// refresh (more levels arriving during a build) fits it again.
+    pub home: Option<Camera>,
 }
 
 impl AtlasView {
@@ -359,11 +441,14 @@ impl AtlasView {
             selected: None,
             markers: vec![],
             icons,
-            drawn_grid: 0,
-            drawn_cells: 0,
-            drawn_labels: vec![],
             icon_view: IconView::Synthetic,
             drawn_icons: DrawnIcons::default(),
+            drawn_grid: 0,
+            drawn_cells: 0,
+            minimap: None,
+            drawn_labels: vec![],
+            drawn_occupancy: 0.0,
+            home: None,
         }
     }
 
@@ -377,11 +462,30 @@ impl AtlasView {
         self.levels.iter().find(|l| l.grid() == grid)
     }
 
+    /// The opening view for a canvas of `rect`: fitted to the area the coarsest level's cells
+    /// occupy (the whole square when there are none).
+    pub fn home_camera(&self, rect: egui::Rect) -> Camera {
+        self.levels
+            .first()
+            .and_then(occupied_area)
+            .map_or_else(Camera::default, |area| Camera::fit(area, rect))
+    }
+
+    /// Moves the camera to the opening view.
+    pub fn go_home(&mut self, rect: egui::Rect) {
+        self.camera = self.home_camera(rect);
+        self.home = Some(self.camera);
+    }
+
     /// The level index to draw for a canvas of `rect`.
     pub fn level_index(&self, rect: egui::Rect) -> usize {
         match self.level_choice {
             LevelChoice::Grid(g) => self.levels.iter().position(|l| l.grid() == g).unwrap_or(0),
-            LevelChoice::Auto => auto_level_index(self.camera.scale(rect), self.levels.len()),
+            LevelChoice::Auto => choose_level(
+                &self.levels,
+                self.camera.scale(rect),
+                self.camera.visible_area(rect),
+            ),
         }
     }
 
@@ -397,12 +501,16 @@ impl AtlasView {
     pub fn refresh(&mut self, loaded: LoadedAtlas) {
         self.manifest = loaded.manifest;
         self.levels = loaded.levels;
+        if self.home == Some(self.camera) {
+            self.home = None;
+        }
         self.icons.reset_missing();
     }
 
     /// A synthetic sheet was written by the build (complete, or partial with more icons): mark
     /// it on disk so the cache loads it.
     pub fn sheet_ready(&mut self, grid: usize, sheet: usize) {
+        let complete = sheet_path(&self.root, grid, sheet).is_file();
         if let Some(level) = self.levels.iter_mut().find(|l| l.grid() == grid) {
             if sheet < level.sheets_on_disk.len() {
                 if complete {
@@ -411,7 +519,6 @@ impl AtlasView {
                     level.partial_sheets[sheet] = true;
                 }
             }
-        let complete = sheet_path(&self.root, grid, sheet).is_file();
         }
         self.icons.invalidate(grid, sheet);
     }
