@@ -516,22 +516,22 @@ fn landing_places_the_runs_own_vectors_in_their_cells_and_the_page_prepares_as_t
         a.abs_diff(c).max(b.abs_diff(d))
     };
     let apart = |p: [f32; 2], q: &[f32]| (p[0] - q[0]).abs().max((p[1] - q[1]).abs());
-    for i in 0..n {
+    for (i, same_i) in same.iter().enumerate() {
         let init = landing.normalize(landed.init_raw[i]);
         let got = landed.points[i];
         worst_init = worst_init.max(
-            same[i]
+            same_i
                 .iter()
                 .map(|&j| apart(init, own.row(j)))
                 .fold(f32::INFINITY, f32::min),
         );
         worst = worst.max(
-            same[i]
+            same_i
                 .iter()
                 .map(|&j| apart(got, own.row(j)))
                 .fold(f32::INFINITY, f32::min),
         );
-        if same[i].iter().all(|&j| cells_apart(got, own.row(j)) > 1) {
+        if same_i.iter().all(|&j| cells_apart(got, own.row(j)) > 1) {
             off += 1;
             println!(
                 "row {i}: lands at {got:?}, its own position is {:?}",
@@ -590,8 +590,8 @@ fn landing_places_the_runs_own_vectors_in_their_cells_and_the_page_prepares_as_t
     assert_eq!(t_landed.n_epochs, 0);
     assert_eq!(t_landed.raw, t_landed.init_raw);
     assert!(t_landed.description.contains("no optimisation epochs"));
-    for i in 0..n {
-        let d = same[i]
+    for (i, same_i) in same.iter().enumerate() {
+        let d = same_i
             .iter()
             .map(|&j| apart(t_landed.points[i], tsne_own.row(j)))
             .fold(f32::INFINITY, f32::min);
