@@ -681,5 +681,38 @@ fn landing_places_the_runs_own_vectors_in_their_cells_and_the_page_prepares_as_t
          at most {worst_page:.4} from the run rows' positions"
     );
     assert_eq!(checked, 8);
+
+    // An atlas whose layout is not one of the activations (a class comparison's axes): the page
+    // still analyses the image and says why its vectors are not placed.
+    let mut m = atlas::atlas::AtlasManifest::load(&atlas_dir).unwrap();
+    m.layout = "comparison x=(attr[2]-attr[1]) y=tsne".into();
+    m.save(&atlas_dir).unwrap();
+    let job = spawn_analysis(
+        Default::default(),
+        Default::default(),
+        AnalysisRequest {
+            model: common::model(),
+            image: image.clone(),
+            layer: Some("head".into()),
+            atlas: Some(AtlasTarget {
+                root: atlas_dir.clone(),
+                grid: finest,
+            }),
+        },
+    );
+    let result = job
+        .events
+        .iter()
+        .find_map(|ev| match ev {
+            JobEvent::Finished(JobOutcome::Done(a)) => Some(a),
+            JobEvent::Finished(JobOutcome::Failed(e)) => panic!("the analysis failed: {e}"),
+            JobEvent::Finished(_) => panic!("the analysis was cancelled"),
+            _ => None,
+        })
+        .unwrap();
+    assert!(result.landing.is_none());
+    let why = result.landing_error.as_deref().unwrap_or_default();
+    assert!(why.contains("cannot be placed"), "{why}");
+    assert_eq!(result.analysis.acts.len(), a.acts.len());
     std::fs::remove_dir_all(&dir).unwrap();
 }

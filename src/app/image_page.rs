@@ -754,9 +754,14 @@ fn activation_grid(app: &mut AtlasApp, ui: &mut egui::Ui) {
                 preprocess_text(result.preprocess)
             ));
         }
-        None => {
-            ui.label("open or build an atlas of this layer to see where the image lands");
-        }
+        None => match &result.landing_error {
+            Some(e) => {
+                ui.label(format!("not placed on the atlas: {e}"));
+            }
+            None => {
+                ui.label("open or build an atlas of this layer to see where the image lands");
+            }
+        },
     };
     let has_optimised = page.optimised.iter().any(Option::is_some);
     let mut optimise_clicked = false;

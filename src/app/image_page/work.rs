@@ -99,6 +99,9 @@ pub struct Analysis {
     /// the vectors are comparable with the atlas's), else the model's classification one.
     pub preprocess: Preprocess,
     pub landing: Option<Landing>,
+    /// Why the vectors were not placed on the atlas (e.g. a class comparison, whose axes are
+    /// not a layout of the activations).
+    pub landing_error: Option<String>,
 }
 
 pub fn spawn_analysis(
@@ -135,10 +138,17 @@ fn analyse(
     if cancel.is_cancelled() {
         return Ok(None);
     }
+    let mut landing_error = None;
     let atlas = match &request.atlas {
         Some(target) => {
             reporter.progress("reading the atlas's points", 0, 4);
-            Some((target, atlas_landing(landing_cache, &target.root)?))
+            match atlas_landing(landing_cache, &target.root) {
+                Ok(l) => Some((target, l)),
+                Err(e) => {
+                    landing_error = Some(format!("{e:#}"));
+                    None
+                }
+            }
         }
         None => None,
     };
@@ -174,6 +184,7 @@ fn analyse(
         analysis,
         preprocess,
         landing,
+        landing_error,
     }))
 }
 
