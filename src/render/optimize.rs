@@ -193,10 +193,13 @@ pub fn objective_and_gradient(
     let x = transforms.apply(&rgb, rng, image.height);
     let out = model.forward(&x)?;
     let h = centre_vectors(&out.layers[layer]);
-    let mut obj = objective.per_icon(&h, directions);
-    if boundary > 0.0 {
-        obj = obj - boundary_penalty(&rgb, BOUNDARY_BAND) * boundary;
-    }
+    let obj = objective.per_icon(&h, directions);
+    // Out of place: the penalty must not modify a tensor autograd may have saved.
+    let obj = if boundary > 0.0 {
+        obj - boundary_penalty(&rgb, BOUNDARY_BAND) * boundary
+    } else {
+        obj
+    };
     let loss = -obj.sum(Kind::Float);
     let mut grads = Tensor::f_run_backward(&[&loss], &[&image.spectrum], false, false)?;
     Ok((obj.detach(), -grads.remove(0)))

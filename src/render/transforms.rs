@@ -191,17 +191,18 @@ impl Crops {
         let src = x.repeat([self.crops as i64, 1, 1, 1]);
         // Border padding: the outermost samples of a crop at the canvas edge sit half a pixel
         // outside the outermost pixel centres.
-        let mut t = Tensor::grid_sampler(&src, &grid, 0, 1, false);
+        let t = Tensor::grid_sampler(&src, &grid, 0, 1, false);
         if self.noise > 0.0 {
             let count = (n * 3 * out * out) as usize;
             let v: Vec<f32> = (0..count)
                 .map(|_| (self.noise * (rng.normal() + rng.uniform() - 0.5)) as f32)
                 .collect();
-            t = t + Tensor::from_slice(&v)
+            t + Tensor::from_slice(&v)
                 .view([n, 3, out, out])
-                .to_device(x.device());
+                .to_device(x.device())
+        } else {
+            t
         }
-        t
     }
 }
 
