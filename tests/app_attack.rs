@@ -109,7 +109,10 @@ fn drop_move_resize_undo_and_sweep_a_patch() {
     step_until(&mut h, "the live answer", WAIT, answered);
 
     // The probabilities on screen are the model's on exactly that composite.
-    let model = atlas::model::AtlasModel::load(&common::model(), tch::Device::Cpu).unwrap();
+    // On the device the page's probe uses, so the same kernels run.
+    let model =
+        atlas::model::AtlasModel::load(&common::model(), atlas::model::default_device()).unwrap();
+    let tol = common::device_tolerance(model.device, 1e-5);
     let check = |a: &AtlasApp| {
         let st = &a.attack_page;
         let p = st.placed.unwrap();
@@ -124,7 +127,7 @@ fn drop_move_resize_undo_and_sweep_a_patch() {
             .zip(got)
             .map(|(a, b)| (a - b).abs())
             .fold(0.0f32, f32::max);
-        assert!(diff < 1e-5, "live probabilities differ by {diff}");
+        assert!(diff < tol, "live probabilities differ by {diff}");
     };
     check(h.state());
     // The top-5 bars name the top class of the composite.

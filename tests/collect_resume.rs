@@ -13,6 +13,9 @@ const LAYERS: &str = "stage3,head";
 
 fn collect_cmd(out: &Path) -> Command {
     let mut cmd = Command::new(common::atlas_bin());
+    // Byte-identical resumes are claimed on the CPU, where the computation is deterministic
+    // (cuDNN's backward passes are not).
+    cmd.env("ATLAS_DEVICE", "cpu");
     cmd.args([
         "collect",
         "--layers",
