@@ -665,7 +665,9 @@ fn landing_places_the_runs_own_vectors_in_their_cells_and_the_page_prepares_as_t
             continue;
         }
         let err = common::max_row_relative_error(a.vector(*y, *x), acts.row(row), c);
-        assert!(err < 1e-3, "row {row}: the page's vector differs by {err}");
+        // The same model on the same device, another batch (the collection ran 32 at a time).
+        let tol = common::device_tolerance(atlas::model::default_device(), 1e-4);
+        assert!(err < tol, "row {row}: the page's vector differs by {err}");
         worst_err = worst_err.max(err);
         let got = page.landed.points[y * a.w + x];
         worst_page = worst_page.max(apart(got, own.row(row)));

@@ -167,11 +167,17 @@ fn expected_markers(
     landing_markers(&landing.land(&a.acts, a.c).unwrap())
 }
 
-/// The page's markers are the expected ones (up to the last bits of two forward passes).
+/// The page's markers are the expected ones, up to the last bits of two forward passes (more
+/// on CUDA, where cuDNN may pick other algorithms or TF32 from one call to the next).
 fn assert_markers(got: &[egui::Pos2], want: &[egui::Pos2]) {
+    let tol = if atlas::model::default_device().is_cuda() {
+        2e-2
+    } else {
+        1e-3
+    };
     assert_eq!(got.len(), want.len());
     for (g, w) in got.iter().zip(want) {
-        assert!(g.distance(*w) < 1e-3, "marker at {g:?}, expected {w:?}");
+        assert!(g.distance(*w) < tol, "marker at {g:?}, expected {w:?}");
     }
 }
 
