@@ -23,6 +23,11 @@ use atlas::{classify, defaults};
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Where the model runs: cpu, cuda or cuda:N (default: the first GPU libtorch sees, else
+    /// the CPU; the ATLAS_DEVICE environment variable does the same). Every command that loads
+    /// a model uses it.
+    #[arg(long, global = true)]
+    device: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -404,6 +409,14 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    if let Some(device) = &cli.device {
+        if let Err(e) = atlas::model::parse_device(device) {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+        // Read by atlas::model::default_device(), on every thread and job of this process.
+        std::env::set_var("ATLAS_DEVICE", device);
+    }
     let result = match cli.command.unwrap_or(Command::App {
         images: None,
         model: None,

@@ -90,3 +90,26 @@ fn cli_names_a_wrong_model_file() {
     assert!(err.contains("bogus.pt") && err.contains("sidecar"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn cli_device_flag_runs_on_the_cpu_and_refuses_unknown_devices() {
+    let image = common::image_files(&common::assets())[0].clone();
+    let run = |device: &str| {
+        std::process::Command::new(common::atlas_bin())
+            .args(["classify", "--device", device, "--top", "1"])
+            .arg(&image)
+            .output()
+            .unwrap()
+    };
+    let cpu = run("cpu");
+    assert!(
+        cpu.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cpu.stderr)
+    );
+    assert!(!cpu.stdout.is_empty());
+    let bad = run("tpu");
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("cpu, cuda or cuda:N"), "{err}");
+}
