@@ -172,10 +172,16 @@ fn maco_objective_and_gradient_match_pytorch() {
         })
         .collect();
     let own = Magnitude::from_images(&photos, size, size).unwrap();
-    for (layer_name, magnitude, gain) in [
-        ("stage6", Magnitude::default_for(size, size), 1.0),
-        ("head", own, 1.5),
+    // stage6: centre position, notebook form; head: every position averaged, clean form.
+    for (layer_name, magnitude, gain, all_positions) in [
+        ("stage6", Magnitude::default_for(size, size), 1.0, false),
+        ("head", own, 1.5, true),
     ] {
+        let (form, form_name) = if all_positions {
+            (CosineForm::Clean, "clean")
+        } else {
+            (CosineForm::Notebook, "notebook")
+        };
         let layer = model.info.layer_index(layer_name).unwrap();
         let c = model.info.layers[layer].channels;
         let acts = bundled_activations(&model, layer, 2);
@@ -194,8 +200,12 @@ fn maco_objective_and_gradient_match_pytorch() {
             layer,
             &image,
             &dirs,
-            &Objective::default(),
+            &Objective {
+                form,
+                cossim_power: 4.0,
+            },
             &crops,
+            all_positions,
             &mut Rng::new(0),
         )
         .unwrap();
@@ -241,6 +251,10 @@ fn maco_objective_and_gradient_match_pytorch() {
                 &path("mag.npy"),
                 "--gain".as_ref(),
                 gain_arg.as_ref(),
+                "--form".as_ref(),
+                form_name.as_ref(),
+                "--where".as_ref(),
+                if all_positions { "all" } else { "centre" }.as_ref(),
                 "--directions".as_ref(),
                 &path("dirs.npy"),
                 "--out-obj".as_ref(),
@@ -256,7 +270,7 @@ fn maco_objective_and_gradient_match_pytorch() {
         let obj_err = common::max_row_relative_error(&ours_obj, &ref_obj, ours_obj.len());
         let per_icon = ref_grad.len() / b as usize;
         let grad_err = common::max_row_relative_error(&ours_grad, &ref_grad, per_icon);
-        println!("maco {layer_name} gain {gain}: objective {ref_obj:?}, rel. error objective {obj_err:.2e}, gradient {grad_err:.2e}");
+        println!("maco {layer_name} gain {gain} all positions {all_positions}: objective {ref_obj:?}, rel. error objective {obj_err:.2e}, gradient {grad_err:.2e}");
         assert!(
             ref_obj.iter().all(|v| v.abs() > 0.0),
             "degenerate objective {ref_obj:?}"

@@ -53,8 +53,8 @@ impl IconMethod {
                     ),
                 };
                 format!(
-                    "maco spectrum={spectrum} crops={:?} gain={} alpha_mask={}",
-                    m.crops, m.gain, m.alpha_mask
+                    "maco spectrum={spectrum} crops={:?} gain={} alpha_mask={} all_positions={}",
+                    m.crops, m.gain, m.alpha_mask, m.all_positions
                 )
             }
         }
@@ -72,6 +72,9 @@ pub struct MacoSettings {
     pub gain: f64,
     /// Composite each icon over white with its attribution alpha (accumulated |∂obj/∂pixel|).
     pub alpha_mask: bool,
+    /// The objective averaged over every position of the layer output instead of read at its
+    /// centre (what a classifier's global pooling sees).
+    pub all_positions: bool,
 }
 
 impl Default for MacoSettings {
@@ -87,6 +90,7 @@ impl Default for MacoSettings {
             },
             gain: 1.0,
             alpha_mask: false,
+            all_positions: true,
         }
     }
 }
@@ -149,11 +153,18 @@ impl RenderSettings {
     }
 
     /// MACO icons (phase-only, fixed natural-image magnitude, random crops), see
-    /// [`MacoSettings`]: the same step budget as the preview.
+    /// [`MacoSettings`], with the objective tuned for legibility on EfficientNet-Lite0
+    /// (docs/legibility.md): the clean cosine form against the *raw* direction (no whitening),
+    /// averaged over all positions. The same step budget as the preview.
     pub fn maco() -> Self {
         RenderSettings {
             method: IconMethod::Maco(MacoSettings::default()),
             learning_rate: 0.1,
+            whiten: false,
+            objective: Objective {
+                form: super::objective::CosineForm::Clean,
+                cossim_power: 4.0,
+            },
             ..Self::preview()
         }
     }
@@ -207,6 +218,7 @@ pub fn objective_and_gradient(
 
 /// The MACO objective `[B]` (mean over each icon's crops), its gradient with respect to the
 /// phases and with respect to the pixels `[B,3,h,w]` (the attribution the alpha mask sums).
+#[allow(clippy::too_many_arguments)]
 pub fn maco_objective_and_gradient(
     model: &AtlasModel,
     layer: usize,
@@ -214,6 +226,7 @@ pub fn maco_objective_and_gradient(
     directions: &Tensor,
     objective: &Objective,
     crops: &Crops,
+    all_positions: bool,
     rng: &mut Rng,
 ) -> Result<(Tensor, Tensor, Tensor)> {
     let rgb = image.rgb();
@@ -225,9 +238,21 @@ pub fn maco_objective_and_gradient(
         crops.apply(&rgb, rng, image.height)
     };
     let out = model.forward(&x)?;
-    let h = centre_vectors(&out.layers[layer]);
-    let obj = objective
-        .per_icon(&h, &directions.repeat([k, 1]))
+    let dirs = directions.repeat([k, 1]);
+    let per_copy = if all_positions {
+        // Every position `[k·B·h·w, C]` against its icon's direction, averaged per copy.
+        let a = &out.layers[layer];
+        let sz = a.size();
+        let positions = sz[2] * sz[3];
+        let flat = a.permute([0, 2, 3, 1]).reshape([-1, sz[1]]);
+        objective
+            .per_icon(&flat, &dirs.repeat_interleave_self_int(positions, 0, None))
+            .view([k * b, positions])
+            .mean_dim([1i64].as_slice(), false, Kind::Float)
+    } else {
+        objective.per_icon(&centre_vectors(&out.layers[layer]), &dirs)
+    };
+    let obj = per_copy
         .view([k, b])
         .mean_dim([0i64].as_slice(), false, Kind::Float);
     let loss = -obj.sum(Kind::Float);
@@ -410,6 +435,7 @@ fn render_maco(
                 dirs,
                 &settings.objective,
                 &maco.crops,
+                maco.all_positions,
                 &mut rng,
             )?;
             if step >= settings.steps - window {

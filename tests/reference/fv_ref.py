@@ -16,7 +16,8 @@ Written from the spec and lucid's code, not from the Rust side:
   ones; subtracted from the objective of each icon (--boundary);
 * MACO parameterisation (--param maco): fixed magnitude r [3,H,W//2+1], trainable phase phi
   [B,3,H,W//2+1]; x = irfft2(r cos phi + i r sin phi, s=(H,W)); per icon standardised over (3,H,W)
-  (unbiased std, +1e-4); times --gain; lucid's colour matrix; sigmoid.
+  (unbiased std, +1e-4); times --gain; lucid's colour matrix; sigmoid;
+* --where all: the objective of every position of the layer output, averaged per icon.
 
 Modes:
   objective  --spectrum S.npy [B,3,H,Wf,2] (or --param maco --phase P.npy --magnitude R.npy)
@@ -163,6 +164,8 @@ def main():
     p.add_argument("--phase")
     p.add_argument("--magnitude")
     p.add_argument("--gain", type=float, default=1.0)
+    p.add_argument("--where", default="centre", choices=["centre", "all"],
+                   help="objective at the centre position or averaged over all positions")
     p.add_argument("--boundary", type=float, default=0.0,
                    help="subtract this multiple of the boundary penalty")
     p.add_argument("--directions")
@@ -196,7 +199,14 @@ def main():
             param = torch.from_numpy(np.load(a.spectrum).astype(np.float32)).requires_grad_(True)
             rgb = to_rgb(param, param.shape[2], a.size)
         _, acts = model(rgb)
-        obj = objective(centre(acts[li]), v, a.form, a.power)
+        if a.where == "all":
+            layer = acts[li]
+            n, c, hh, ww = layer.shape
+            per_pos = [objective(layer[:, :, y, x], v, a.form, a.power)
+                       for y in range(hh) for x in range(ww)]
+            obj = torch.stack(per_pos, 1).mean(1)
+        else:
+            obj = objective(centre(acts[li]), v, a.form, a.power)
         if a.boundary > 0:
             obj = obj - a.boundary * boundary_penalty(rgb)
         (grad,) = torch.autograd.grad(obj.sum(), param)
