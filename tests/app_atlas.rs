@@ -555,6 +555,9 @@ fn icon_switch_changes_the_drawn_textures() {
     let v = &h.state().atlases[0];
     assert_eq!(v.drawn_icons.synthetic, drawn - 1);
     assert_eq!(v.drawn_icons.mosaic, 0);
+    // Stop the app's workers before the process exits (libtorch at exit with a live worker).
+    h.state_mut().shutdown();
+    drop(h);
     std::fs::remove_dir_all(&runs).unwrap();
 }
 
@@ -630,5 +633,7 @@ fn icons_arrive_one_by_one_after_the_exemplars() {
         counts.len() >= 3 && counts[0] < cells,
         "icons arrived in {counts:?} (of {cells}), not one batch at a time"
     );
+    h.state_mut().shutdown();
+    drop(h);
     std::fs::remove_dir_all(&runs).unwrap();
 }
