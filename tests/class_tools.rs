@@ -10,7 +10,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use atlas::analysis::DatasetIndex;
-use atlas::atlas::manifest::{level_dir, read_cells, sheet_path, write_cells, CellRecord};
+use atlas::atlas::manifest::{
+    kind_sheet_path, level_dir, read_cells, sheet_path, write_cells, CellRecord, IconKind,
+};
 use atlas::atlas::{AtlasManifest, BuildEvent};
 use atlas::classes::{
     class_pairs, class_rows, comparison_rows, comparison_x, ClassAtlasConfig, ClassEvent,
@@ -383,7 +385,149 @@ fn class_atlas_and_comparison_folders() {
     if !info.cells.is_empty() {
         let png = image::open(out.join("comparison.png")).unwrap();
         assert!(png.width() > 800 && png.height() > 800);
+        // Two panels (synthetic, exemplar) of the same 10×10 poster side by side.
+        let poster = atlas::atlas::poster::render_poster_kind(
+            &out,
+            &atlas::atlas::poster::PosterOptions {
+                grid: 10,
+                cell_px: None,
+                labels: true,
+                density: 1.0,
+            },
+            IconKind::Exemplar,
+        )
+        .unwrap();
+        assert!(
+            png.width() >= 2 * poster.width() + atlas::classes::plot::PANEL_GAP,
+            "comparison.png ({}) is not two {}-pixel panels wide",
+            png.width(),
+            poster.width()
+        );
     }
+    check_comparison_exemplars(&dir, &out, run, &acts, &info);
+}
+
+/// The comparison folder holds exemplar sheets (as `atlas build` writes them), and the exemplar
+/// tile of each cell is the receptive-field patch of the cell's most typical sample: the member
+/// (samples binned here from `info.x`, `info.y`) whose activation has the highest cosine
+/// similarity (f64, here) to the members' mean, cut and resized by Pillow
+/// (`tests/reference/exemplar_ref.py`). Cells whose two best are closer than 1e-6 are left out.
+/// The 64-px patch is upscaled to the icon size (80 px) and the crate's resize differs from
+/// Pillow's by a few levels there, so tiles match to within 8 levels (mean < 1); the patch of the
+/// second most typical sample, a control, must differ by far more somewhere.
+fn check_comparison_exemplars(
+    dir: &Path,
+    out: &Path,
+    run: &Path,
+    acts: &npy::Matrix,
+    info: &atlas::classes::ComparisonInfo,
+) {
+    let m = AtlasManifest::load(out).unwrap();
+    let level = m.level(10).expect("the 10×10 level");
+    assert_eq!(level.cells, info.cells.len());
+    if info.cells.is_empty() {
+        return;
+    }
+    let run_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run_json["settings"]["preprocess"], "squash");
+    // (image path, y, x) of the run's rows of the layer.
+    let prov: Vec<(String, i64, i64)> = std::fs::read_to_string(run.join("provenance.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(atlas::collect::run_folder::parse_csv_line)
+        .filter(|f| f[1] == LAYER)
+        .map(|f| (f[3].clone(), f[5].parse().unwrap(), f[6].parse().unwrap()))
+        .collect();
+    // `head` is a 7×7 grid on 224 px: the patch is 2 strides (64 px) centred on the position's
+    // cell, shifted to stay inside the image.
+    let rect = |y: i64, x: i64| {
+        assert!((0..7).contains(&y) && (0..7).contains(&x));
+        let start = |p: i64| ((p as f64 + 0.5) * 32.0 - 32.0).round().clamp(0.0, 160.0) as u32;
+        [start(x), start(y), 64, 64]
+    };
+    let icon = m.icon_size;
+    let mut entries = vec![];
+    let mut wanted = vec![];
+    for (i, cell) in info.cells.iter().enumerate() {
+        let bin = |v: f32| ((v as f64 * 10.0).floor() as usize).min(9);
+        let members: Vec<usize> = (0..info.rows.len())
+            .filter(|&j| (bin((info.x[j] + 1.0) / 2.0), bin(info.y[j])) == (cell.col, cell.row))
+            .collect();
+        assert_eq!(members.len(), cell.count, "cell {i}");
+        let row = |j: usize| acts.row(info.rows[j]);
+        let mut mean = vec![0f64; acts.cols];
+        for &j in &members {
+            for (s, v) in mean.iter_mut().zip(row(j)) {
+                *s += *v as f64 / members.len() as f64;
+            }
+        }
+        let nm = mean.iter().map(|a| a * a).sum::<f64>().sqrt();
+        let cos = |j: usize| {
+            let v = row(j);
+            let dot: f64 = v.iter().zip(&mean).map(|(a, b)| *a as f64 * b).sum();
+            dot / (v.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt() * nm)
+        };
+        let mut ranked: Vec<(usize, f64)> = members.iter().map(|&j| (j, cos(j))).collect();
+        ranked.sort_by(|p, q| q.1.total_cmp(&p.1).then(p.0.cmp(&q.0)));
+        if ranked.len() > 1 && ranked[0].1 - ranked[1].1 <= 1e-6 {
+            continue;
+        }
+        for (slot, &(j, _)) in ranked.iter().take(2).enumerate() {
+            let (path, y, x) = &prov[info.rows[j]];
+            let file = dir.join(format!("cmp-exemplar-{i}-{slot}.png"));
+            entries.push(serde_json::json!({
+                "path": path, "preprocess": "squash", "input": [224, 224],
+                "rect": rect(*y, *x), "out": [icon, icon], "file": file,
+            }));
+            wanted.push((i, slot, file));
+        }
+    }
+    let list = dir.join("cmp-exemplar-entries.json");
+    std::fs::write(&list, serde_json::Value::Array(entries).to_string()).unwrap();
+    common::run_reference("exemplar_ref.py", &["--entries".as_ref(), list.as_os_str()]);
+    let per = level.icons_per_sheet;
+    let (mut checked, mut controls_far) = (0, 0);
+    for (i, slot, file) in &wanted {
+        let path = kind_sheet_path(out, 10, IconKind::Exemplar, i / per);
+        let sheet = image::open(&path)
+            .unwrap_or_else(|e| panic!("no exemplar sheet {}: {e}", path.display()))
+            .to_rgb8();
+        let (t, cols) = (i % per, level.sheet_columns);
+        let (tx, ty) = ((t % cols) as u32 * icon, (t / cols) as u32 * icon);
+        let got = image::imageops::crop_imm(&sheet, tx, ty, icon, icon).to_image();
+        let want = image::open(file).unwrap().to_rgb8();
+        assert_eq!(got.dimensions(), want.dimensions());
+        let d: Vec<u8> = got
+            .as_raw()
+            .iter()
+            .zip(want.as_raw())
+            .map(|(p, q)| p.abs_diff(*q))
+            .collect();
+        let max = *d.iter().max().unwrap();
+        let mean = d.iter().map(|&v| v as f64).sum::<f64>() / d.len() as f64;
+        if *slot == 0 {
+            assert!(
+                max <= 8 && mean < 1.0,
+                "exemplar tile of cell {i} differs from Pillow's patch (max {max}, mean {mean:.2})"
+            );
+            checked += 1;
+        } else {
+            controls_far += (max > 64) as usize;
+        }
+    }
+    assert!(checked > 0, "no cell with a clear most typical sample");
+    let controls = wanted.iter().filter(|w| w.1 == 1).count();
+    assert!(
+        controls_far > 0,
+        "no second-best patch differs from the exemplar tile: the check could not fail"
+    );
+    eprintln!(
+        "comparison exemplars checked: {checked} of {} cells ({controls_far} of {controls} \
+         controls far off)",
+        info.cells.len()
+    );
 }
 
 #[test]

@@ -101,6 +101,8 @@ pub struct ClassesPageState {
     /// Cells placed on the plot in the last frame, and how many of them had their icon.
     pub plot_cells: usize,
     pub plot_icons: usize,
+    /// Of those, how many showed an exemplar icon (the plot's icon switch: exemplar or both).
+    pub plot_exemplars: usize,
     /// Screen rectangle of each placed cell in the last frame: (cell index, rect).
     pub plot_rects: Vec<(usize, egui::Rect)>,
     /// Similar class pairs of the source atlas's finest level.
@@ -165,6 +167,7 @@ impl Default for ClassesPageState {
             y_label: "1-D t-SNE".into(),
             plot_cells: 0,
             plot_icons: 0,
+            plot_exemplars: 0,
             plot_rects: vec![],
             pairs: None,
             pairs_for: None,

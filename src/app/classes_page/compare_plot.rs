@@ -1,11 +1,15 @@
 //! The comparison on screen: the 10×10 icons on an `egui_plot` plot at their cells' (x, y) ranges
 //! (x from −1 "more A" to 1 "more B", y the normalised 1-D t-SNE), the two class atlases beside
-//! it, and clicks on either that pick a cell.
+//! it, and clicks on either that pick a cell. A switch above the plot shows synthetic icons,
+//! exemplar icons (each cell's most typical real patch) or both, synthetic left, exemplar right
+//! (the comparison view's [`IconView`]).
 use eframe::egui::{self, Color32, RichText};
 use egui_plot::{HoverPosition, Line, Plot, PlotImage, PlotPoint, Polygon, VLine};
 
 use super::{canvas, ClassesPageState, Picked};
+use crate::app::atlas_view::IconView;
 use crate::app::AtlasApp;
+use crate::atlas::IconKind;
 use crate::classes::ComparisonInfo;
 
 pub fn area(app: &mut AtlasApp, ui: &mut egui::Ui) {
@@ -14,6 +18,7 @@ pub fn area(app: &mut AtlasApp, ui: &mut egui::Ui) {
     let Some(info) = st.comparison.take() else {
         st.plot_cells = 0;
         st.plot_icons = 0;
+        st.plot_exemplars = 0;
         st.plot_rects.clear();
         ui.centered_and_justified(|ui| {
             ui.label(if st.compare_job.is_some() {
@@ -51,7 +56,19 @@ pub fn area(app: &mut AtlasApp, ui: &mut egui::Ui) {
     ui.horizontal_top(|ui| {
         ui.vertical(|ui| {
             ui.set_width(plot_w);
-            plot(st, ui, &info, plot_w, height);
+            if let Some(view) = &mut st.compare_view {
+                ui.horizontal(|ui| {
+                    ui.label("Icons:");
+                    for (v, name) in [
+                        (IconView::Synthetic, "synthetic"),
+                        (IconView::Exemplar, "exemplar"),
+                        (IconView::SideBySide, "both"),
+                    ] {
+                        ui.selectable_value(&mut view.icon_view, v, name);
+                    }
+                });
+            }
+            plot(st, ui, &info, plot_w, height - 24.0);
             ui.horizontal(|ui| {
                 ui.label(RichText::new(format!("← more {}", info.a.name)).monospace());
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
@@ -95,34 +112,52 @@ struct Tile {
     index: usize,
     x: [f32; 2],
     y: [f32; 2],
-    tex: Option<(egui::TextureId, egui::Rect)>,
+    /// Per icon kind shown: its x range (the whole cell's, or a half) and texture.
+    parts: Vec<(IconKind, [f32; 2], Option<(egui::TextureId, egui::Rect)>)>,
 }
 
 fn plot(st: &mut ClassesPageState, ui: &mut egui::Ui, info: &ComparisonInfo, w: f32, h: f32) {
     let g = info.grid;
     // Icon textures of the comparison's atlas folder (loaded by its icon cache).
+    let kinds: &[IconKind] = match st.compare_view.as_ref().map(|v| v.icon_view) {
+        Some(IconView::Exemplar) => &[IconKind::Exemplar],
+        Some(IconView::Mosaic) => &[IconKind::Mosaic],
+        Some(IconView::SideBySide) => &[IconKind::Synthetic, IconKind::Exemplar],
+        _ => &[IconKind::Synthetic],
+    };
     let mut tiles: Vec<Tile> = info
         .cells
         .iter()
-        .map(|c| Tile {
-            index: c.index,
-            x: c.x_range,
-            y: c.y_range,
-            tex: None,
+        .map(|c| {
+            let w = (c.x_range[1] - c.x_range[0]) / kinds.len() as f32;
+            Tile {
+                index: c.index,
+                x: c.x_range,
+                y: c.y_range,
+                parts: kinds
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &kind)| {
+                        let x0 = c.x_range[0] + w * k as f32;
+                        (kind, [x0, x0 + w], None)
+                    })
+                    .collect(),
+            }
         })
         .collect();
     if let Some(view) = &mut st.compare_view {
         if let Some(level) = view.levels.iter().find(|l| l.grid() == g) {
             let record = level.record.clone();
-            let on_disk = level.sheets_on_disk.clone();
             let per = record.icons_per_sheet.max(1);
             for t in &mut tiles {
                 let sheet = t.index / per;
-                if on_disk.get(sheet).copied().unwrap_or(false) {
-                    t.tex = view
-                        .icons
-                        .sheet(&record, sheet)
-                        .map(|s| (s.texture.id(), s.uv(t.index % per, 0.0)));
+                for (kind, _, tex) in &mut t.parts {
+                    if level.has_sheet(*kind, sheet) {
+                        *tex = view
+                            .icons
+                            .sheet_of(*kind, &record, sheet)
+                            .map(|s| (s.texture.id(), s.uv(t.index % per, 0.0)));
+                    }
                 }
             }
         }
@@ -180,20 +215,26 @@ fn plot(st: &mut ClassesPageState, ui: &mut egui::Ui, info: &ComparisonInfo, w: 
                     (t.x[0] + t.x[1]) as f64 / 2.0,
                     (t.y[0] + t.y[1]) as f64 / 2.0,
                 );
-                let size = egui::vec2((t.x[1] - t.x[0]) * 0.96, (t.y[1] - t.y[0]) * 0.96);
-                let name = format!("cell {}", t.index);
-                match t.tex {
-                    Some((id, uv)) => pui.image(
-                        PlotImage::new(name, id, centre, size)
-                            .uv(uv)
-                            .allow_hover(false),
-                    ),
-                    None => pui.polygon(
-                        Polygon::new(name, rect_points(t.x, t.y, 0.02))
-                            .fill_color(Color32::from_gray(222))
-                            .stroke(egui::Stroke::NONE)
-                            .allow_hover(false),
-                    ),
+                for (kind, x, tex) in &t.parts {
+                    let centre = PlotPoint::new((x[0] + x[1]) as f64 / 2.0, centre.y);
+                    // A half of a cell: the cell's shape at half its size, centred in height.
+                    let w = (x[1] - x[0]) * 0.96;
+                    let h = (t.y[1] - t.y[0]) * 0.96 * w / ((t.x[1] - t.x[0]) * 0.96);
+                    let size = egui::vec2(w, h);
+                    let name = format!("cell {} ({})", t.index, kind.name());
+                    match tex {
+                        Some((id, uv)) => pui.image(
+                            PlotImage::new(name, *id, centre, size)
+                                .uv(*uv)
+                                .allow_hover(false),
+                        ),
+                        None => pui.polygon(
+                            Polygon::new(name, rect_points(*x, t.y, 0.02))
+                                .fill_color(Color32::from_gray(222))
+                                .stroke(egui::Stroke::NONE)
+                                .allow_hover(false),
+                        ),
+                    }
                 }
             }
             pui.vline(
@@ -223,7 +264,18 @@ fn plot(st: &mut ClassesPageState, ui: &mut egui::Ui, info: &ComparisonInfo, w: 
         })
         .collect();
     st.plot_cells = tiles.len();
-    st.plot_icons = tiles.iter().filter(|t| t.tex.is_some()).count();
+    st.plot_icons = tiles
+        .iter()
+        .filter(|t| t.parts.iter().all(|p| p.2.is_some()))
+        .count();
+    st.plot_exemplars = tiles
+        .iter()
+        .filter(|t| {
+            t.parts
+                .iter()
+                .any(|p| p.0 == IconKind::Exemplar && p.2.is_some())
+        })
+        .count();
     if response.response.drag_started() {
         let origin = ui.input(|i| i.pointer.press_origin());
         let hit = origin.and_then(|o| st.plot_rects.iter().find(|(_, r)| r.contains(o)));
