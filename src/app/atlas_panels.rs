@@ -314,6 +314,8 @@ pub fn canvas(app: &mut AtlasApp, ui: &mut egui::Ui) {
             ui.centered_and_justified(|ui| {
                 ui.label(if app.build_job.is_some() {
                     "the atlas appears here as soon as its layout is done…"
+                } else if app.auto_build {
+                    "loading the model and the images: the atlas builds by itself, then appears here…"
                 } else {
                     "no atlas for this project yet: choose layers and press Build atlas"
                 });

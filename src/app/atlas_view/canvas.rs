@@ -70,6 +70,14 @@ pub fn show(ui: &mut egui::Ui, view: &mut AtlasView, focus: Option<&ClassFocus>)
     let mut current: [Current; 3] = [None, None, None];
     let mut drawn = DrawnIcons::default();
     let hovered = view.hovered.filter(|(g, _)| *g == grid).map(|(_, i)| i);
+    // A level without exemplar sheets (e.g. built with `--icons synthetic`, or whose images
+    // are gone) shows its synthetic icons rather than placeholders.
+    let icon_view = match view.icon_view {
+        IconView::Exemplar | IconView::Mosaic if !level.exemplar_sheets.iter().any(|s| *s) => {
+            IconView::Synthetic
+        }
+        other => other,
+    };
     for (i, cell) in level.cells.iter().enumerate() {
         let cell_rect = cell_screen_rect(&cam, rect, grid, cell.x, cell.y);
         if !cell_rect.intersects(rect) {
@@ -87,7 +95,7 @@ pub fn show(ui: &mut egui::Ui, view: &mut AtlasView, focus: Option<&ClassFocus>)
                 Vec2::splat(side / 2.0),
             )
         };
-        let parts: Vec<(IconKind, Rect)> = match view.icon_view {
+        let parts: Vec<(IconKind, Rect)> = match icon_view {
             IconView::Synthetic => vec![(IconKind::Synthetic, icon_rect)],
             IconView::Exemplar => vec![(IconKind::Exemplar, icon_rect)],
             IconView::Mosaic => vec![(IconKind::Mosaic, icon_rect)],

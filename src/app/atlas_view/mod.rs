@@ -441,7 +441,9 @@ impl AtlasView {
             selected: None,
             markers: vec![],
             icons,
-            icon_view: IconView::Synthetic,
+            // Exemplars by default: on the legibility benchmark (docs/legibility.md) an independent
+            // classifier names far more exemplar icons than synthetic ones.
+            icon_view: IconView::Exemplar,
             drawn_icons: DrawnIcons::default(),
             drawn_grid: 0,
             drawn_cells: 0,
