@@ -146,15 +146,17 @@ enum Command {
         /// Icons optimised together.
         #[arg(long)]
         batch: Option<usize>,
-        /// Transform stack: rec (default), notebook or none.
-        #[arg(long, default_value = "rec")]
-        transforms: String,
-        /// Objective form: notebook (default) or clean.
-        #[arg(long, default_value = "notebook")]
-        objective: String,
-        #[arg(long, default_value_t = 4.0)]
-        cossim_power: f64,
-        /// Do not whiten the directions.
+        /// Transform stack: rec, notebook or none (default: the preset's, rec).
+        #[arg(long)]
+        transforms: Option<String>,
+        /// Objective form: notebook or clean (default: the preset's; notebook for preview and
+        /// paper, clean for maco).
+        #[arg(long)]
+        objective: Option<String>,
+        /// n in dot × cos^n (default: the preset's, 4).
+        #[arg(long)]
+        cossim_power: Option<f64>,
+        /// Do not whiten the directions (the maco preset does not whiten anyway).
         #[arg(long)]
         no_whiten: bool,
         /// Weight of the REC stack's boundary penalty (spec §4.5: 1; default 0 = off, see
@@ -529,13 +531,20 @@ fn main() {
             seed,
             overview_levels,
         } => (|| {
+            // The preset's recipe, with only the flags given on the command line changed.
             let mut render = render_settings(&preset, steps, tries, batch, seed)?;
-            render.transforms = atlas::render::TransformStack::parse(&transforms)?;
-            render.objective = atlas::render::Objective {
-                form: atlas::render::CosineForm::parse(&objective)?,
-                cossim_power,
-            };
-            render.whiten = !no_whiten;
+            if let Some(t) = &transforms {
+                render.transforms = atlas::render::TransformStack::parse(t)?;
+            }
+            if let Some(form) = &objective {
+                render.objective.form = atlas::render::CosineForm::parse(form)?;
+            }
+            if let Some(power) = cossim_power {
+                render.objective.cossim_power = power;
+            }
+            if no_whiten {
+                render.whiten = false;
+            }
             if render.transforms == atlas::render::TransformStack::Rec {
                 render.boundary_penalty = boundary_penalty;
             }

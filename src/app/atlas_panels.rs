@@ -46,12 +46,16 @@ fn build_section(app: &mut AtlasApp, ui: &mut egui::Ui) {
     });
     ui.horizontal(|ui| {
         ui.label("icons:");
-        for preset in ["preview", "paper"] {
+        for preset in ["maco", "preview", "paper"] {
             if ui
                 .selectable_label(app.preset == preset, preset)
                 .on_hover_text(match preset {
-                    "preview" => "128 steps, 1 try: quick",
-                    _ => "1024 steps, best of 4 tries: the paper's quality, slow on a CPU",
+                    "maco" => {
+                        "MACO phase icons, 128 steps: the most legible synthetic icons on the \
+                         legibility benchmark (docs/legibility.md)"
+                    }
+                    "preview" => "lucid's recipe, 128 steps, 1 try: quick",
+                    _ => "lucid's recipe, 1024 steps, best of 4 tries: the paper's, slow on a CPU",
                 })
                 .clicked()
             {

@@ -185,7 +185,7 @@ pub struct AtlasApp {
     pub current_atlas: usize,
     pub atlas_loads: Vec<Tracked<LoadedAtlas>>,
     pub build_job: Option<Tracked<PipelineEvent>>,
-    /// Icon preset of the next build: "preview" or "paper".
+    /// Icon preset of the next build: "maco", "preview" or "paper".
     pub preset: String,
     /// Icon settings that replace the preset (tests use a few steps; scripts may too).
     pub render_override: Option<crate::render::RenderSettings>,
@@ -244,7 +244,8 @@ impl AtlasApp {
             current_atlas: 0,
             atlas_loads: vec![],
             build_job: None,
-            preset: "preview".into(),
+            // The most legible synthetic icons on the benchmark (docs/legibility.md).
+            preset: "maco".into(),
             render_override: None,
             focus: None,
             class_search: String::new(),
