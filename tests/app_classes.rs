@@ -298,6 +298,28 @@ fn class_atlas_comparison_and_patch() {
         let st = &a.classes_page;
         st.plot_cells > 0 && st.plot_icons == st.plot_cells
     });
+    // The plot's icon switch (the comparison view opens on exemplars, like the atlas canvas):
+    // synthetic only, both kinds side by side, exemplars only, synthetic again.
+    h.get_by_label("synthetic").click();
+    step_until(&mut h, "synthetic icons only", |a| {
+        let st = &a.classes_page;
+        st.plot_icons == st.plot_cells && st.plot_exemplars == 0
+    });
+    h.get_by_label("side by side").click();
+    step_until(&mut h, "synthetic and exemplar icons", |a| {
+        let st = &a.classes_page;
+        st.plot_icons == st.plot_cells && st.plot_exemplars == st.plot_cells
+    });
+    h.get_by_label("exemplar").click();
+    step_until(&mut h, "exemplar icons", |a| {
+        let st = &a.classes_page;
+        st.plot_icons == st.plot_cells && st.plot_exemplars == st.plot_cells
+    });
+    h.get_by_label("synthetic").click();
+    step_until(&mut h, "synthetic icons again", |a| {
+        let st = &a.classes_page;
+        st.plot_icons == st.plot_cells && st.plot_exemplars == 0
+    });
     let info = h.state().classes_page.comparison.clone().unwrap();
     assert_eq!((info.a.index, info.b.index), (a, b));
     assert_eq!(

@@ -62,7 +62,7 @@ pub fn area(app: &mut AtlasApp, ui: &mut egui::Ui) {
                     for (v, name) in [
                         (IconView::Synthetic, "synthetic"),
                         (IconView::Exemplar, "exemplar"),
-                        (IconView::SideBySide, "both"),
+                        (IconView::SideBySide, "side by side"),
                     ] {
                         ui.selectable_value(&mut view.icon_view, v, name);
                     }
