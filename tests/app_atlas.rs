@@ -86,10 +86,18 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
     let drawn = h.state().atlases[0].drawn_cells;
     let opening_cells = {
         let v = &h.state().atlases[0];
-        v.levels.iter().find(|l| l.grid() == v.drawn_grid).unwrap().cells.len()
+        v.levels
+            .iter()
+            .find(|l| l.grid() == v.drawn_grid)
+            .unwrap()
+            .cells
+            .len()
     };
     assert!(drawn >= 2, "{drawn} cells drawn");
-    assert_eq!(drawn, opening_cells, "cells of the opening level off screen");
+    assert_eq!(
+        drawn, opening_cells,
+        "cells of the opening level off screen"
+    );
     assert!(!h.state().atlases[0].drawn_labels.is_empty());
 
     // The opening view is full: at least half of the drawn level's cells on screen hold an

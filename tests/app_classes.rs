@@ -409,7 +409,10 @@ fn class_atlas_comparison_and_patch() {
             atlas::atlas::build::read_icon(&root, &level.record, view.manifest.icon_size, icon)
                 .unwrap();
         assert_eq!(tile.dimensions(), (64, 64));
-        assert!(img.as_raw() == tile.as_raw(), "the patch differs from the icon's tile");
+        assert!(
+            img.as_raw() == tile.as_raw(),
+            "the patch differs from the icon's tile"
+        );
         let first = &img.as_raw()[..3];
         assert!(
             img.as_raw().chunks(3).any(|px| px != first),
@@ -476,14 +479,26 @@ fn class_atlas_comparison_and_patch() {
     h.step();
     let token = {
         let job = h.state().classes_page.compare_job.as_ref();
-        job.expect("the comparison is running").handle.cancel.clone()
+        job.expect("the comparison is running")
+            .handle
+            .cancel
+            .clone()
     };
     assert!(!token.is_cancelled());
     let report = h.state_mut().shutdown();
-    assert!(token.is_cancelled(), "closing did not cancel the comparison");
+    assert!(
+        token.is_cancelled(),
+        "closing did not cancel the comparison"
+    );
     assert!(report.stopped >= 1, "{report:?}");
-    assert_eq!(report.still_running, 0, "a job outlived the close: {report:?}");
+    assert_eq!(
+        report.still_running, 0,
+        "a job outlived the close: {report:?}"
+    );
     let job = h.state().classes_page.compare_job.as_ref().unwrap();
-    assert!(job.handle.thread.is_none(), "the comparison's thread was not joined");
+    assert!(
+        job.handle.thread.is_none(),
+        "the comparison's thread was not joined"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -35,7 +35,8 @@ fn rows_match_pytorch_forward_mode_reference() {
         for draw in 0..DRAWS {
             let pos = (0..IMAGES as u64)
                 .map(|i| {
-                    let drawn = sample_positions(5, i, l as u64, draw + 1, info.height, info.width, 1);
+                    let drawn =
+                        sample_positions(5, i, l as u64, draw + 1, info.height, info.width, 1);
                     drawn[draw as usize]
                 })
                 .collect();

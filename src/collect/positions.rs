@@ -76,13 +76,21 @@ mod tests {
             assert_eq!(p, sample_positions(7, image, 2, 16, 14, 14, 1));
             assert_eq!(p.len(), 16);
             let distinct: std::collections::HashSet<_> = p.iter().map(|q| (q.y, q.x)).collect();
-            assert_eq!(distinct.len(), 16, "image {image}: a position repeats in {p:?}");
+            assert_eq!(
+                distinct.len(),
+                16,
+                "image {image}: a position repeats in {p:?}"
+            );
             for q in &p {
                 assert!((1..=12).contains(&q.y) && (1..=12).contains(&q.x), "{q:?}");
             }
             seen.insert((p[0].y, p[0].x));
         }
-        assert_eq!(seen.len(), 144, "every interior cell of a 14x14 grid is drawn first somewhere");
+        assert_eq!(
+            seen.len(),
+            144,
+            "every interior cell of a 14x14 grid is drawn first somewhere"
+        );
         assert_ne!(
             sample_positions(7, 0, 2, 4, 14, 14, 1),
             sample_positions(8, 0, 2, 4, 14, 14, 1)
@@ -96,8 +104,7 @@ mod tests {
         let p = sample_positions(3, 5, 0, 40, 7, 7, 1);
         let mut all: Vec<(i64, i64)> = p.iter().map(|q| (q.y, q.x)).collect();
         all.sort();
-        let expected: Vec<(i64, i64)> =
-            (1..6).flat_map(|y| (1..6).map(move |x| (y, x))).collect();
+        let expected: Vec<(i64, i64)> = (1..6).flat_map(|y| (1..6).map(move |x| (y, x))).collect();
         assert_eq!(all, expected);
     }
 

@@ -256,7 +256,12 @@ mod tests {
         assert!(occupancy(&bin(&pts, 3, 5), 3) >= 0.5);
         // A layout that fills its grid needs none.
         let even: Vec<[f32; 2]> = (0..400)
-            .map(|i| [((i % 20) as f32 + 0.5) / 20.0, ((i / 20) as f32 + 0.5) / 20.0])
+            .map(|i| {
+                [
+                    ((i % 20) as f32 + 0.5) / 20.0,
+                    ((i / 20) as f32 + 0.5) / 20.0,
+                ]
+            })
             .collect();
         assert_eq!(overview_grid(&even, 10, 4, 0.5), None);
     }

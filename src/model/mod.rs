@@ -61,7 +61,7 @@ mod tests {
         } else {
             0
         };
-        assert_eq!(parse_device(&format!("cuda:{n}")).is_ok(), false);
+        assert!(parse_device(&format!("cuda:{n}")).is_err());
         assert_eq!(parse_device("cuda").is_ok(), n > 0);
     }
 }

@@ -192,8 +192,11 @@ impl Camera {
 
     /// The part of the atlas square on screen in `canvas`.
     pub fn visible_area(&self, canvas: egui::Rect) -> egui::Rect {
-        egui::Rect::from_min_max(self.to_atlas(canvas, canvas.min), self.to_atlas(canvas, canvas.max))
-            .intersect(egui::Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)))
+        egui::Rect::from_min_max(
+            self.to_atlas(canvas, canvas.min),
+            self.to_atlas(canvas, canvas.max),
+        )
+        .intersect(egui::Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)))
     }
 
     fn clamp_center(&mut self) {

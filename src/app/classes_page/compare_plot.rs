@@ -107,13 +107,16 @@ pub fn area(app: &mut AtlasApp, ui: &mut egui::Ui) {
     st.comparison = Some(info);
 }
 
+/// One icon of a cell on the plot: its kind, its x range (the whole cell's, or a half) and its
+/// texture with the tile's rectangle in it (`None` while the sheet is not loaded).
+type TilePart = (IconKind, [f32; 2], Option<(egui::TextureId, egui::Rect)>);
+
 /// One cell on the plot.
 struct Tile {
     index: usize,
     x: [f32; 2],
     y: [f32; 2],
-    /// Per icon kind shown: its x range (the whole cell's, or a half) and texture.
-    parts: Vec<(IconKind, [f32; 2], Option<(egui::TextureId, egui::Rect)>)>,
+    parts: Vec<TilePart>,
 }
 
 fn plot(st: &mut ClassesPageState, ui: &mut egui::Ui, info: &ComparisonInfo, w: f32, h: f32) {
