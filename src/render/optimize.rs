@@ -328,8 +328,7 @@ pub fn render_batch(
         );
     }
     let size = settings.size;
-    let mut best_score = vec![f32::NEG_INFINITY; b as usize];
-    let mut best: Option<Tensor> = None;
+    let mut best = BestOfTries::new(b);
     let total = (settings.tries * settings.steps) as f32;
     let window = settings.score_window.clamp(1, settings.steps);
     for attempt in 0..settings.tries {
@@ -359,32 +358,9 @@ pub fn render_batch(
             progress((attempt * settings.steps + step + 1) as f32 / total);
         }
         let rgb = tch::no_grad(|| image.rgb());
-        let score: Vec<f32> = Vec::<f32>::try_from(score.to_device(tch::Device::Cpu))?;
-        let better: Vec<bool> = score
-            .iter()
-            .zip(&best_score)
-            .map(|(s, b)| s > b || b.is_nan())
-            .collect();
-        for (i, &keep) in better.iter().enumerate() {
-            if keep {
-                best_score[i] = score[i];
-            }
-        }
-        best = Some(match best {
-            None => rgb,
-            Some(prev) => {
-                let mask = Tensor::from_slice(&better)
-                    .to_device(model.device)
-                    .view([b, 1, 1, 1]);
-                rgb.where_self(&mask, &prev)
-            }
-        });
+        best.offer(rgb, &score)?;
     }
-    let images = to_rgb_images(&best.expect("at least one try"))?;
-    Ok(Some(RenderedIcons {
-        images,
-        scores: best_score,
-    }))
+    best.finish().map(Some)
 }
 
 /// [`render_batch`] with the MACO parameterisation.
@@ -413,8 +389,7 @@ fn render_maco(
         }
         None => Magnitude::default_for(size, size),
     };
-    let mut best_score = vec![f32::NEG_INFINITY; b as usize];
-    let mut best: Option<Tensor> = None;
+    let mut best = BestOfTries::new(b);
     let total = (settings.tries * settings.steps) as f32;
     let window = settings.score_window.clamp(1, settings.steps);
     for attempt in 0..settings.tries {
@@ -450,32 +425,60 @@ fn render_maco(
             let alpha = alpha_from_attribution(&attribution);
             rgb = &rgb * &alpha + (1.0 - alpha);
         }
+        best.offer(rgb, &score)?;
+    }
+    best.finish().map(Some)
+}
+
+/// Per icon, the try with the highest score so far (spec §4.6), shared by both renderers.
+struct BestOfTries {
+    images: Option<Tensor>,
+    scores: Vec<f32>,
+}
+
+impl BestOfTries {
+    fn new(batch: i64) -> Self {
+        BestOfTries {
+            images: None,
+            scores: vec![f32::NEG_INFINITY; batch as usize],
+        }
+    }
+
+    /// One try's images `[B,3,h,w]` and scores `[B]`: keeps each icon whose score beats the best.
+    fn offer(&mut self, rgb: Tensor, score: &Tensor) -> Result<()> {
         let score: Vec<f32> = Vec::<f32>::try_from(score.to_device(tch::Device::Cpu))?;
         let better: Vec<bool> = score
             .iter()
-            .zip(&best_score)
+            .zip(&self.scores)
             .map(|(s, b)| s > b || b.is_nan())
             .collect();
         for (i, &keep) in better.iter().enumerate() {
             if keep {
-                best_score[i] = score[i];
+                self.scores[i] = score[i];
             }
         }
-        best = Some(match best {
+        self.images = Some(match self.images.take() {
             None => rgb,
             Some(prev) => {
-                let mask = Tensor::from_slice(&better)
-                    .to_device(model.device)
-                    .view([b, 1, 1, 1]);
+                let mask = Tensor::from_slice(&better).to_device(rgb.device()).view([
+                    better.len() as i64,
+                    1,
+                    1,
+                    1,
+                ]);
                 rgb.where_self(&mask, &prev)
             }
         });
+        Ok(())
     }
-    let images = to_rgb_images(&best.expect("at least one try"))?;
-    Ok(Some(RenderedIcons {
-        images,
-        scores: best_score,
-    }))
+
+    fn finish(self) -> Result<RenderedIcons> {
+        let images = to_rgb_images(&self.images.expect("at least one try"))?;
+        Ok(RenderedIcons {
+            images,
+            scores: self.scores,
+        })
+    }
 }
 
 /// `[B,3,h,w]` in [0,1] → 8-bit RGB images.
