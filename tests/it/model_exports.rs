@@ -2,7 +2,7 @@
 //! weights here; the real ones need the internet) and a torchvision classifier by name. Both go
 //! through the double-backward attribution path with the max-pool relaxation, checked against the
 //! independent forward-mode reference.
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -5,7 +5,7 @@
 //! the landing library places its vectors), a heat-map that follows the picked
 //! class, optimised icons on request, the same in another layer, and a clear error for a corrupt
 //! file after which the page still works.
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

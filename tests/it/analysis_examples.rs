@@ -3,7 +3,7 @@
 //! (and the cells' counts in `cells.csv`), ranking is by cosine similarity to the cell's mean as
 //! stored in `mean_acts.npy`, a `--max-points` atlas maps its rows to the right run rows (checked
 //! against the run's own provenance and activations), and patches cut the position's region.
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

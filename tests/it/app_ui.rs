@@ -1,5 +1,5 @@
 //! The first window, driven through its real widgets with egui_kittest (no display needed).
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! reference `tests/reference/attack_ref.py`), the batch protocols' bookkeeping against
 //! composites classified one by one, cancellation, and the `atlas attack` CLI end to end with
 //! its error messages.
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

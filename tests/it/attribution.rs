@@ -1,7 +1,7 @@
 //! Attribution is right: Rust rows against an independent PyTorch reference (eager model rebuilt
 //! from the sidecar, forward-mode AD), for both of our methods; and on the linear head, the
 //! attributions of all positions sum to the logit minus its bias.
-mod common;
+use crate::common;
 
 use atlas::collect::attribution::{
     forward_with_attributions, gather_vectors, linear_head_attribution, AttributionMethod,

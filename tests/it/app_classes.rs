@@ -4,7 +4,7 @@
 //! checked against `atlas::classes` on the run), click a cell (top classes), pick A and B,
 //! compare (10×10 plot, axis captions with the class names, both class atlases), click an icon
 //! and hand it (and a dataset example) to the attack workbench with "Use as patch".
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

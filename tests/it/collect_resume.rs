@@ -1,6 +1,6 @@
 //! Faults: a collection killed with SIGKILL (or cancelled) and rerun yields exactly the rows of an
 //! uninterrupted run: nothing lost, nothing duplicated.
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

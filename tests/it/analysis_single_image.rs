@@ -7,7 +7,7 @@
 //! umap-learn (tests/reference/umap_transform_ref.py) on neighbours, weights and initial
 //! positions, puts the run's own vectors within one cell of their own places, and the One image
 //! page prepares the image exactly as the collection did.
-mod common;
+use crate::common;
 
 use std::process::Command;
 

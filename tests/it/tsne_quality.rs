@@ -11,11 +11,11 @@
 //! scikit-learn runs in `tests/reference/tsne_ref.py` (the project's .venv) while the Rust
 //! layouts are computed; both are scored by the same Rust code (`tests/common/layout.rs`).
 
-mod common;
+use crate::common;
 
 use atlas::layout::{tsne, TsneParams};
 use atlas::store::npy::{self, Dtype};
-use common::layout::{knn_embedded, label_agreement, mixture, trustworthiness};
+use crate::common::layout::{knn_embedded, label_agreement, mixture, trustworthiness};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 

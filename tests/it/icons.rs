@@ -1,6 +1,6 @@
 //! Icon rendering (feature visualisation) against an independent PyTorch reference, and the
 //! behaviours the issue asks for: a channel's icon drives that channel, whitening matters.
-mod common;
+use crate::common;
 
 use atlas::layout::rng::Rng;
 use atlas::model::AtlasModel;

@@ -4,7 +4,7 @@
 //! equal to patches cut independently with Pillow/torchvision from the example nearest the cell
 //! mean (re-derived here from the run's .npy files), for a squashed and a resize-cropped run;
 //! the `--icons` flags of `build` and `poster`.
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! drop the image to attack and a patch file from the "desktop", move the patch by dragging its
 //! body, resize it by its handle, undo, check that the live probabilities are the backend's on
 //! the very composite shown, drag a tray patch onto the image, and run a small size sweep.
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use atlas::app::{AtlasApp, Tab};
 use atlas::attack::composite::{paste, resize_patch};
 use atlas::attack::Corner;
-use common::app::{harness, step_until};
+use crate::common::app::{harness, step_until};
 use eframe::egui;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;

@@ -1,7 +1,7 @@
 //! The explorer driven through its real widgets with egui_kittest (no display, no GPU): build an
 //! atlas from the Atlas page (cancel midway, resume), zoom, hover a cell, click it, pick a class
 //! to focus on, export cells, and reopen the project instantly from its saved atlas.
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! A file that is not an atlas model is refused with a message that names the file and what is
 //! missing; the real default model loads and matches its sidecar.
-mod common;
+use crate::common;
 
 use atlas::model::AtlasModel;
 use tch::Device;

@@ -3,7 +3,7 @@
 //! reference (`tests/reference/class_tools_ref.py`), the class-atlas and comparison jobs' atlas
 //! folders (viewer-compatible, full-layer whitening, cached reruns), the class-pair similarity
 //! on a hand-made atlas, and the CLI end to end.
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

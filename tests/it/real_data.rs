@@ -1,6 +1,6 @@
 //! The real-data tier: runs when `ATLAS_DATA` points at the shared data folder (`.ci/run` sets it),
 //! and says so and skips otherwise.
-mod common;
+use crate::common;
 
 use atlas::classify::{accuracy, classify};
 use atlas::collect::{collect, CollectConfig};
