@@ -4,6 +4,7 @@
 //! stored in `mean_acts.npy`, a `--max-points` atlas maps its rows to the right run rows (checked
 //! against the run's own provenance and activations), and patches cut the position's region.
 use crate::common;
+use crate::common::bundled::BundledRun;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -51,22 +52,16 @@ fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         let t = std::time::Instant::now();
-        let dir = common::scratch("analysis_examples");
-        let run = dir.join("run");
-        let model = common::model();
-        let assets = common::assets();
-        atlas_cmd(
-            &[
-                "collect",
-                "--layers",
-                LAYER,
-                "--samples",
-                &SAMPLES.to_string(),
-                "--limit",
-                &IMAGES.to_string(),
-            ],
-            &[("--images", &assets), ("--model", &model), ("--out", &run)],
-        );
+        // Per process: the tests of this file write their variants next to it.
+        let dir = common::bundled::process_dir().join("analysis_examples");
+        std::fs::create_dir_all(&dir).unwrap();
+        let run = BundledRun {
+            layers: LAYER,
+            samples: SAMPLES,
+            limit: Some(IMAGES),
+        }
+        .shared()
+        .to_path_buf();
         let full = dir.join("full");
         let strided = dir.join("strided");
         for (out, extra) in [
@@ -302,7 +297,7 @@ fn max_points_atlas_maps_rows_to_the_run() {
 
     // An atlas written before `run_rows` existed: the same rows from the manifest's point count.
     let old = f.dir.join("strided-old");
-    copy_atlas(&f.strided, &old);
+    common::copy_dir(&f.strided, &old);
     set_manifest(&old, |m| {
         m.as_object_mut().unwrap().remove("run_rows");
     });
@@ -317,7 +312,7 @@ fn max_points_atlas_maps_rows_to_the_run() {
 
     // ... whose run changed since: refused, naming the cell means it no longer reproduces.
     let run2 = f.dir.join("run-changed");
-    copy_dir(&f.run, &run2);
+    common::copy_dir(&f.run, &run2);
     let acts_path = run2.join("layers").join(LAYER).join("acts.npy");
     let mut reversed = vec![];
     for r in (0..run_acts.rows).rev() {
@@ -340,7 +335,7 @@ fn max_points_atlas_maps_rows_to_the_run() {
 
     // A newer atlas notices a different row count directly.
     let bad = f.dir.join("strided-bad");
-    copy_atlas(&f.strided, &bad);
+    common::copy_dir(&f.strided, &bad);
     set_manifest(&bad, |m| m["run_rows"] = (ROWS + 1).into());
     let err = format!("{:#}", DatasetIndex::load(&bad).err().unwrap());
     assert!(
@@ -349,7 +344,7 @@ fn max_points_atlas_maps_rows_to_the_run() {
     );
 
     // Missing or inconsistent files are named.
-    copy_atlas(&f.strided, &bad);
+    common::copy_dir(&f.strided, &bad);
     npy::write(
         &bad.join("layout_normalized.npy"),
         &vec![0.5; 2 * (MAX_POINTS - 1)],
@@ -364,9 +359,9 @@ fn max_points_atlas_maps_rows_to_the_run() {
     let err = format!("{:#}", DatasetIndex::load(&bad).err().unwrap());
     assert!(err.contains("layout_normalized.npy"), "{err}");
     let run3 = f.dir.join("run-no-provenance");
-    copy_dir(&f.run, &run3);
+    common::copy_dir(&f.run, &run3);
     std::fs::remove_file(run3.join("provenance.csv")).unwrap();
-    copy_atlas(&f.strided, &bad);
+    common::copy_dir(&f.strided, &bad);
     set_manifest(&bad, |m| m["run"] = run3.to_string_lossy().into());
     let err = format!("{:#}", DatasetIndex::load(&bad).err().unwrap());
     assert!(err.contains("provenance.csv"), "{err}");
@@ -420,24 +415,6 @@ fn example_patches_cut_the_position_region() {
     let err = format!("{:#}", example_patch(&missing, input, 40).err().unwrap());
     assert!(err.contains("gone.jpg"), "{err}");
     assert!(example_patch(a, input, 0).is_err());
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    let _ = std::fs::remove_dir_all(to);
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dst = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dst);
-        } else {
-            std::fs::copy(entry.path(), &dst).unwrap();
-        }
-    }
-}
-
-fn copy_atlas(from: &Path, to: &Path) {
-    copy_dir(from, to);
 }
 
 fn set_manifest(root: &Path, edit: impl FnOnce(&mut serde_json::Value)) {

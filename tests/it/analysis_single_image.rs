@@ -8,6 +8,7 @@
 //! positions, puts the run's own vectors within one cell of their own places, and the One image
 //! page prepares the image exactly as the collection did.
 use crate::common;
+use crate::common::bundled::BundledRun;
 
 use std::process::Command;
 
@@ -114,7 +115,6 @@ fn prediction_and_activations_are_the_models() {
             .unwrap()
     );
     assert!(err.contains("missing.png"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn max_relative(a: &[f32], b: &[f32]) -> f32 {
@@ -213,37 +213,18 @@ fn attribution_maps_match_the_pytorch_reference() {
             }
         }
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn nearest_cells_find_each_cells_own_mean() {
     // A tiny atlas of the head layer: 8 images × 4 positions, grids 2 and 4, no icons.
     let dir = common::scratch("analysis_nearest");
-    let run = dir.join("run");
-    let out = Command::new(common::atlas_bin())
-        .args([
-            "collect",
-            "--layers",
-            "head",
-            "--samples",
-            "4",
-            "--limit",
-            "8",
-        ])
-        .arg("--images")
-        .arg(common::assets())
-        .arg("--model")
-        .arg(common::model())
-        .arg("--out")
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let run = BundledRun {
+        layers: "head",
+        samples: 4,
+        limit: Some(8),
+    }
+    .shared();
     let atlas_dir = dir.join("atlas");
     let out = Command::new(common::atlas_bin())
         .args([
@@ -305,7 +286,6 @@ fn nearest_cells_find_each_cells_own_mean() {
             "position {p}: cell {cell}"
         );
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Neighbours, membership weights and weighted initial positions of new points against
@@ -402,27 +382,18 @@ fn umap_transform_matches_umap_learn() {
             "{name}: the nearest neighbour always weighs 1"
         );
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// `atlas collect` + `atlas build` of the head layer of every bundled image (8 positions each),
-/// UMAP with 15 neighbours, grids 4 and 8, no icons.
+/// `atlas collect` (shared) + `atlas build` of the head layer of every bundled image (8 positions
+/// each), UMAP with 15 neighbours, grids 4 and 8, no icons.
 fn landing_atlas(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let run = dir.join("run");
-    let out = Command::new(common::atlas_bin())
-        .args(["collect", "--layers", "head", "--samples", "8", "--images"])
-        .arg(common::assets())
-        .arg("--model")
-        .arg(common::model())
-        .arg("--out")
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let run = BundledRun {
+        layers: "head",
+        samples: 8,
+        limit: None,
+    }
+    .shared()
+    .to_path_buf();
     let atlas_dir = dir.join("atlas");
     let out = Command::new(common::atlas_bin())
         .args([
@@ -716,5 +687,4 @@ fn landing_places_the_runs_own_vectors_in_their_cells_and_the_page_prepares_as_t
     let why = result.landing_error.as_deref().unwrap_or_default();
     assert!(why.contains("cannot be placed"), "{why}");
     assert_eq!(result.analysis.acts.len(), a.acts.len());
-    std::fs::remove_dir_all(&dir).unwrap();
 }

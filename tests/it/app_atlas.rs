@@ -2,6 +2,7 @@
 //! atlas from the Atlas page (cancel midway, resume), zoom, hover a cell, click it, pick a class
 //! to focus on, export cells, and reopen the project instantly from its saved atlas.
 use crate::common;
+use crate::common::bundled::BundledRun;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -311,7 +312,6 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
     h.run_steps(2);
     h.get_by_label("Recent projects");
     h.get_by_label("images"); // the bundled folder's name, listed as a recent project
-    std::fs::remove_dir_all(&runs).unwrap();
 }
 
 /// Closing the window mid-job (eframe calls `on_exit`) stops the workers promptly and keeps every
@@ -377,7 +377,6 @@ fn closing_the_window_mid_build_keeps_finished_work() {
     });
     assert!(h.state().build_job.is_none(), "a saved atlas was rebuilt");
     assert_eq!(h.state().tab, Tab::Atlas);
-    std::fs::remove_dir_all(&runs).unwrap();
 }
 
 /// `atlas app` with no arguments (the first run) lands on the Atlas page with the bundled
@@ -403,7 +402,6 @@ fn first_run_lands_on_an_atlas_building() {
     let report = h.state_mut().shutdown();
     assert_eq!(report.still_running, 0, "{report:?}");
     drop(h);
-    std::fs::remove_dir_all(&runs).unwrap();
 }
 
 /// Texture ids of the meshes the last frame painted (what actually reached the painter).
@@ -434,22 +432,13 @@ fn icon_switch_changes_the_drawn_textures() {
     // A small atlas with every kind of sheet, built with the CLI.
     let run = runs.join("cli-run");
     let atlas_dir = runs.join("cli-atlas");
-    let (assets, model) = (common::assets(), common::model());
-    let collect: Vec<&std::ffi::OsStr> = vec![
-        "collect".as_ref(),
-        "--layers".as_ref(),
-        "stage6".as_ref(),
-        "--samples".as_ref(),
-        "6".as_ref(),
-        "--limit".as_ref(),
-        "12".as_ref(),
-        "--images".as_ref(),
-        assets.as_os_str(),
-        "--model".as_ref(),
-        model.as_os_str(),
-        "--out".as_ref(),
-        run.as_os_str(),
-    ];
+    // A copy: the app writes into the runs it opens.
+    BundledRun {
+        layers: "stage6",
+        samples: 6,
+        limit: Some(12),
+    }
+    .copy_to(&run);
     let build: Vec<&std::ffi::OsStr> = vec![
         "build".as_ref(),
         "--layer".as_ref(),
@@ -469,17 +458,15 @@ fn icon_switch_changes_the_drawn_textures() {
         "--out".as_ref(),
         atlas_dir.as_os_str(),
     ];
-    for args in [collect, build] {
-        let out = std::process::Command::new(common::atlas_bin())
-            .args(&args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let out = std::process::Command::new(common::atlas_bin())
+        .args(&build)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let mut h = harness(new_app(&runs));
     step_until(&mut h, "the model", |a| a.model.is_some());
@@ -566,7 +553,6 @@ fn icon_switch_changes_the_drawn_textures() {
     // Stop the app's workers before the process exits (libtorch at exit with a live worker).
     h.state_mut().shutdown();
     drop(h);
-    std::fs::remove_dir_all(&runs).unwrap();
 }
 
 /// Built from the Atlas page, a level's first synthetic icons arrive one batch at a time (the
@@ -643,5 +629,4 @@ fn icons_arrive_one_by_one_after_the_exemplars() {
     );
     h.state_mut().shutdown();
     drop(h);
-    std::fs::remove_dir_all(&runs).unwrap();
 }

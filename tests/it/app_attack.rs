@@ -7,10 +7,10 @@ use crate::common;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::common::app::{harness, step_until};
 use atlas::app::{AtlasApp, Tab};
 use atlas::attack::composite::{paste, resize_patch};
 use atlas::attack::Corner;
-use crate::common::app::{harness, step_until};
 use eframe::egui;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
@@ -61,7 +61,7 @@ fn drop_move_resize_undo_and_sweep_a_patch() {
     std::env::set_var("ATLAS_RECENT", runs.join("recent.json"));
     let files = common::image_files(&common::assets());
     assert!(files.len() >= 3);
-    let app = AtlasApp::new_in(common::model(), common::assets(), runs.clone());
+    let app = AtlasApp::new_in(common::model(), common::assets(), runs.to_path_buf());
     let mut h = harness(app, [1280.0, 860.0]);
     step_until(&mut h, "the model", WAIT, |a| a.model.is_some());
     h.get_by_label("Patch attack").click();
@@ -330,5 +330,4 @@ fn drop_move_resize_undo_and_sweep_a_patch() {
     );
     h.state_mut().shutdown();
     drop(h);
-    let _ = std::fs::remove_dir_all(&runs);
 }

@@ -5,6 +5,7 @@
 //! compare (10×10 plot, axis captions with the class names, both class atlases), click an icon
 //! and hand it (and a dataset example) to the attack workbench with "Use as patch".
 use crate::common;
+use crate::common::bundled::BundledRun;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -83,19 +84,13 @@ fn tiny_project(dir: &Path) -> (PathBuf, PathBuf) {
     let run = dir.join("run");
     let atlas_dir = dir.join("atlas");
     let t = Instant::now();
-    atlas_cli(&[
-        "collect".as_ref(),
-        "--layers".as_ref(),
-        LAYER.as_ref(),
-        "--samples".as_ref(),
-        "6".as_ref(),
-        "--images".as_ref(),
-        common::assets().as_os_str(),
-        "--model".as_ref(),
-        common::model().as_os_str(),
-        "--out".as_ref(),
-        run.as_os_str(),
-    ]);
+    // A copy: the Classes page writes its class atlases into the run.
+    BundledRun {
+        layers: LAYER,
+        samples: 6,
+        limit: None,
+    }
+    .copy_to(&run);
     atlas_cli(&[
         "build".as_ref(),
         "--run".as_ref(),
@@ -500,5 +495,4 @@ fn class_atlas_comparison_and_patch() {
         job.handle.thread.is_none(),
         "the comparison's thread was not joined"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }

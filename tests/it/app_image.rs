@@ -6,9 +6,9 @@
 //! class, optimised icons on request, the same in another layer, and a clear error for a corrupt
 //! file after which the page still works.
 use crate::common;
+use crate::common::bundled::BundledRun;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use atlas::analysis::landing::AtlasLanding;
@@ -47,21 +47,13 @@ fn icons() -> RenderSettings {
 fn tiny_atlases(dir: &Path) -> Vec<PathBuf> {
     let run = dir.join("run");
     let t = Instant::now();
-    let out = Command::new(common::atlas_bin())
-        .args(["collect", "--layers", "head,stage6", "--samples", "4"])
-        .args(["--limit", "12", "--images"])
-        .arg(common::assets())
-        .arg("--model")
-        .arg(common::model())
-        .arg("--out")
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // A copy: the app may write into the runs it opens.
+    BundledRun {
+        layers: "head,stage6",
+        samples: 4,
+        limit: Some(12),
+    }
+    .copy_to(&run);
     eprintln!("collected in {:.1} s", t.elapsed().as_secs_f64());
     ["head", "stage6"]
         .iter()
@@ -364,5 +356,4 @@ fn one_image_prediction_grid_markers_heatmap_icons_and_errors() {
     let top1 = h.state().image_page.result.as_ref().unwrap().analysis.top5[0].0;
     wait_for_heatmap(&mut h, top1);
     eprintln!("whole test {:.1} s", t0.elapsed().as_secs_f64());
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -38,7 +38,7 @@ fn shows_model_images_predictions_and_runs_a_cancellable_resumable_collection() 
     h.get_by_label_contains("Bullmastiff"); // a bundled photo's prediction is on screen
 
     // Collect two layers only: untick the other five through their checkboxes.
-    h.state_mut().collect_form.out = run.clone();
+    h.state_mut().collect_form.out = run.to_path_buf();
     for layer in ["stage2", "stage3", "stage5", "stage6", "stage7"] {
         h.get_by_role_and_label(Role::CheckBox, layer).click();
     }
@@ -73,7 +73,6 @@ fn shows_model_images_predictions_and_runs_a_cancellable_resumable_collection() 
     h.get_by_label(&format!(
         "head: {images} vectors × 1280 channels, attributions over 1000 classes"
     ));
-    std::fs::remove_dir_all(&run).unwrap();
 }
 
 #[test]
@@ -124,5 +123,4 @@ fn broken_model_and_empty_folder_are_reported_and_the_window_stays_usable() {
     h.get_by_label("Atlas").click();
     h.step();
     h.get_by_label_contains("no atlas for this project yet");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -5,6 +5,7 @@
 //! mean (re-derived here from the run's .npy files), for a squashed and a resize-cropped run;
 //! the `--icons` flags of `build` and `poster`.
 use crate::common;
+use crate::common::bundled::BundledRun;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,32 +20,14 @@ use atlas::jobs::{JobEvent, JobOutcome};
 use atlas::layout::{LayoutMethod, UmapParams};
 use atlas::render::RenderSettings;
 
-fn collect_run(dir: &Path) -> PathBuf {
-    let run = dir.join("run");
-    let out = Command::new(common::atlas_bin())
-        .args([
-            "collect",
-            "--layers",
-            "stage6",
-            "--samples",
-            "6",
-            "--limit",
-            "12",
-            "--images",
-        ])
-        .arg(common::assets())
-        .arg("--model")
-        .arg(common::model())
-        .arg("--out")
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    run
+/// Stage6 of 12 bundled images, 6 positions each (shared: the builds only read it).
+fn collect_run() -> &'static Path {
+    BundledRun {
+        layers: "stage6",
+        samples: 6,
+        limit: Some(12),
+    }
+    .shared()
 }
 
 fn config(run: &Path, out: &Path) -> BuildConfig {
@@ -122,9 +105,9 @@ fn all_sheets(root: &Path, m: &AtlasManifest) -> Vec<(PathBuf, Vec<u8>)> {
 fn build_resume_and_poster() {
     // Resumed and uninterrupted builds are compared byte for byte: on the CPU, where rendering is
     // deterministic (cuDNN's backward passes are not).
-    std::env::set_var("ATLAS_DEVICE", "cpu");
+    let _cpu = common::set_env_var("ATLAS_DEVICE", "cpu");
     let dir = common::scratch("atlas_build");
-    let run = collect_run(&dir);
+    let run = collect_run();
 
     // Uninterrupted build.
     let full = dir.join("full");
@@ -246,7 +229,7 @@ fn build_resume_and_poster() {
     // A build killed after the first batch of a sheet (its partial sheet, as written: the
     // first icon opaque, the rest transparent) resumes from there to the same sheet.
     let killed = dir.join("killed");
-    copy_dir(&full, &killed);
+    common::copy_dir(&full, &killed);
     std::fs::remove_file(sheet_path(&killed, 2, 0)).unwrap();
     let mut partial = image::RgbaImage::new(final0.width(), final0.height());
     image::imageops::replace(&mut partial, &tile(&full0, 0), 0, 0);
@@ -324,20 +307,6 @@ fn build_resume_and_poster() {
         !out.status.success() && err.contains("no layer \"nope\"") && err.contains("stage6"),
         "{err}"
     );
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    let _ = std::fs::remove_dir_all(to);
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dst = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dst);
-        } else {
-            std::fs::copy(entry.path(), &dst).unwrap();
-        }
-    }
 }
 
 /// The first `n` bundled photographs re-encoded as PNG (class folders kept): Pillow and the app

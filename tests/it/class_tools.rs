@@ -4,10 +4,10 @@
 //! folders (viewer-compatible, full-layer whitening, cached reruns), the class-pair similarity
 //! on a hand-made atlas, and the CLI end to end.
 use crate::common;
+use crate::common::bundled::BundledRun;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use atlas::analysis::DatasetIndex;
 use atlas::atlas::manifest::{
@@ -25,28 +25,14 @@ use atlas::store::npy;
 
 const LAYER: &str = "head";
 
-/// The run shared by the tests (collected once: ~30 s on 2 cores).
+/// The run shared by the tests (collected once per process: ~30 s on 2 cores).
 fn shared_run() -> &'static Path {
-    static RUN: OnceLock<PathBuf> = OnceLock::new();
-    RUN.get_or_init(|| {
-        let dir = common::scratch("class_tools_run");
-        let run = dir.join("run");
-        let out = Command::new(common::atlas_bin())
-            .args(["collect", "--layers", LAYER, "--samples", "6", "--images"])
-            .arg(common::assets())
-            .arg("--model")
-            .arg(common::model())
-            .arg("--out")
-            .arg(&run)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        run
-    })
+    BundledRun {
+        layers: LAYER,
+        samples: 6,
+        limit: None,
+    }
+    .shared()
 }
 
 fn attr_of(run: &Path) -> npy::Matrix {

@@ -120,7 +120,6 @@ fn kill_9_then_rerun_equals_uninterrupted_run() {
         "the rerun redid saved chunks: {stdout}"
     );
     assert_same_run(&full, &killed);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -168,5 +167,4 @@ fn cancel_then_resume_equals_uninterrupted_run() {
     });
     assert!(matches!(done, Some(JobOutcome::Done(_))));
     assert_same_run(&full, &resumed);
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -4,6 +4,8 @@
 //! the `image` crate's encoders; formats it cannot write (CMYK JPEG, progressive JPEG, palette
 //! PNG, bomb headers) come from the tiny hand-written encoders at the bottom of this file.
 
+use crate::common;
+
 use std::fs;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -79,7 +81,6 @@ fn scan_lists_good_images_and_reports_bad_files() {
         assert!(reason.contains(want), "{path}: {reason}");
     }
     assert!(start.elapsed() < Duration::from_secs(10));
-    fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
@@ -145,7 +146,6 @@ fn good_images_decode_to_size_with_sane_pixels() {
         load("tiny_1x1.png", (3, 2)).pixels().next().unwrap().0,
         [9, 99, 199]
     );
-    fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
@@ -172,7 +172,6 @@ fn bad_images_fail_fast_with_reasons() {
         Ok(img) => assert_eq!(img.dimensions(), (32, 32)),
         Err(reason) => assert!(!reason.is_empty()),
     }
-    fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
@@ -214,7 +213,6 @@ fn loader_keeps_order_and_reports_failures_by_index() {
     let direct = load_rgb(&paths[first.indices[0]], Preprocess::Squash, (w, h)).unwrap();
     let plane = 3 * (w * h) as usize;
     assert_eq!(first.pixels[..plane], atlas::data::to_chw_f32(&direct)[..]);
-    fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
@@ -239,7 +237,6 @@ fn dropping_the_receiver_stops_the_loader() {
         Ok(true),
         "loader thread did not stop after the receiver was dropped"
     );
-    fs::remove_dir_all(&root).unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -272,8 +269,8 @@ fn gradient(w: u32, h: u32) -> DynamicImage {
 #[test]
 fn collect_cli_over_messy_folder_processes_good_and_reports_bad() {
     let root = build_fixture("cli");
-    let out = std::env::temp_dir().join(format!("atlas-bad-input-run-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&out);
+    let out_dir = common::scratch("bad-input-run");
+    let out = out_dir.join("run");
     let model = atlas::defaults::default_model();
     assert!(model.exists(), "run scripts/setup.sh first");
     let run = std::process::Command::new(env!("CARGO_BIN_EXE_atlas"))
@@ -311,13 +308,10 @@ fn collect_cli_over_messy_folder_processes_good_and_reports_bad() {
     }
     let acts = atlas::store::npy::read(&out.join("layers/head/acts.npy")).unwrap();
     assert_eq!(acts.rows, GOOD.len());
-    fs::remove_dir_all(&root).unwrap();
-    fs::remove_dir_all(&out).unwrap();
 }
 
-fn build_fixture(tag: &str) -> PathBuf {
-    let root = std::env::temp_dir().join(format!("atlas-bad-input-{}-{tag}", std::process::id()));
-    let _ = fs::remove_dir_all(&root);
+fn build_fixture(tag: &str) -> common::Scratch {
+    let root = common::scratch(&format!("bad-input-{tag}"));
     fs::create_dir_all(root.join("cats/nested")).unwrap();
     fs::create_dir_all(root.join("loop")).unwrap();
     let put = |name: &str, bytes: &[u8]| fs::write(root.join(name), bytes).unwrap();

@@ -6,8 +6,8 @@
 //! With `ATLAS_LAYOUT_DUMP=DIR` the data, labels and our layout are written as `.npy` so
 //! `benches/layout_reference.py` can compare with umap-learn on exactly the same input.
 
-use atlas::layout::{umap, Metric, UmapParams};
 use crate::common::layout::{knn_embedded, label_agreement, mixture, trustworthiness};
+use atlas::layout::{umap, Metric, UmapParams};
 use std::time::Instant;
 
 const CLUSTERS: usize = 10;

@@ -71,7 +71,6 @@ fn wrong_files_are_named_with_the_reason() {
         e.contains("partial.json") && e.contains("missing field"),
         "{e}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -88,7 +87,6 @@ fn cli_names_a_wrong_model_file() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bogus.pt") && err.contains("sidecar"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

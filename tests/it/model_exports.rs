@@ -129,7 +129,6 @@ fn inceptionv1_export_with_random_weights() {
     )
     .unwrap();
     assert_eq!((acts.rows, acts.cols, acts.dtype), (3, 512, Dtype::F16));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -160,5 +159,4 @@ fn torchvision_resnet18_export_by_name() {
     check_against_reference(&model, &["layer2", "layer3"], &dir);
     let summary = collect_two(&pt, &["layer3", "layer4"], &dir);
     assert_eq!(summary.manifest.images_done, 3);
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -50,7 +50,7 @@ fn collection_on_imagenette() {
     let out = subset.join("run");
     let cfg = CollectConfig {
         model: common::model(),
-        images: subset.clone(),
+        images: subset.to_path_buf(),
         out: out.clone(),
         ..Default::default()
     };
@@ -112,7 +112,6 @@ fn collection_on_imagenette() {
     }
     println!("head-layer mean attribution names the folder's class for {hits}/10 classes");
     assert!(hits >= 8, "only {hits}/10");
-    std::fs::remove_dir_all(&subset).unwrap();
 }
 
 /// UMAP on real activations: EfficientNet-Lite0 head-layer vectors (1280-d, 6 positions in each
@@ -132,7 +131,7 @@ fn umap_on_imagenette_activations_matches_umap_learn() {
     let out = subset.join("run");
     let cfg = CollectConfig {
         model: common::model(),
-        images: subset.clone(),
+        images: subset.to_path_buf(),
         out: out.clone(),
         layers: vec!["head".into()],
         samples_per_image: 6,
@@ -217,5 +216,4 @@ fn umap_on_imagenette_activations_matches_umap_learn() {
     );
     assert!(get("ours", "trust") >= get("umap_learn", "trust") - 0.02);
     assert!(get("ours", "agree") >= get("umap_learn", "agree") - 0.02);
-    std::fs::remove_dir_all(&subset).unwrap();
 }

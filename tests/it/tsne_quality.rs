@@ -13,9 +13,9 @@
 
 use crate::common;
 
+use crate::common::layout::{knn_embedded, label_agreement, mixture, trustworthiness};
 use atlas::layout::{tsne, TsneParams};
 use atlas::store::npy::{self, Dtype};
-use crate::common::layout::{knn_embedded, label_agreement, mixture, trustworthiness};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -105,7 +105,6 @@ fn tsne_matches_sklearn_on_labelled_mixture() {
     report("sklearn 2-D", &r2);
     report("rust 1-D", &o1);
     report("sklearn 1-D", &r1);
-    let _ = std::fs::remove_dir_all(&dir);
 
     assert!(o2.trust >= r2.trust - 0.02, "2-D trustworthiness");
     assert!(o2.agree >= r2.agree - 0.02, "2-D agreement");

@@ -1,5 +1,6 @@
 //! Shared helpers of the integration tests.
 pub mod app;
+pub mod bundled;
 pub mod layout;
 use std::path::{Path, PathBuf};
 
@@ -42,12 +43,82 @@ pub fn atlas_data() -> Option<PathBuf> {
     Some(dir)
 }
 
-/// A fresh, empty scratch folder for one test.
-pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("atlas-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh, empty scratch folder for one test (`atlas-test-<name>-<random>` in the temp folder),
+/// removed when it goes out of scope, also when the test fails. With `ATLAS_KEEP_TEST_DIRS` set
+/// it is kept, for a look afterwards.
+pub fn scratch(name: &str) -> Scratch {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("atlas-test-{name}-"))
+        .disable_cleanup(keep_test_dirs())
+        .tempdir()
+        .unwrap();
+    Scratch(dir)
+}
+
+/// Whether the tests keep their folders (`ATLAS_KEEP_TEST_DIRS` is set).
+pub fn keep_test_dirs() -> bool {
+    std::env::var_os("ATLAS_KEEP_TEST_DIRS").is_some()
+}
+
+/// A test's scratch folder; it derefs to its path, so `dir.join(..)` and `&dir` work as on a
+/// `PathBuf`.
+pub struct Scratch(tempfile::TempDir);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Scratch {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.path().as_os_str()
+    }
+}
+
+/// Copies the folder `from` to `to` (replaced if it exists), subfolders included.
+pub fn copy_dir(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dst = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dst);
+        } else {
+            std::fs::copy(entry.path(), &dst).unwrap();
+        }
+    }
+}
+
+/// Sets an environment variable of this process until the returned guard is dropped, then
+/// restores its old value, so that it does not leak into the tests that run after this one in
+/// the same binary. (Tests run one at a time: see `main.rs`.)
+pub fn set_env_var(name: &'static str, value: &str) -> EnvVarGuard {
+    let old = std::env::var_os(name);
+    std::env::set_var(name, value);
+    EnvVarGuard { name, old }
+}
+
+pub struct EnvVarGuard {
+    name: &'static str,
+    old: Option<std::ffi::OsString>,
+}
+
+impl Drop for EnvVarGuard {
+    fn drop(&mut self) {
+        match &self.old {
+            Some(v) => std::env::set_var(self.name, v),
+            None => std::env::remove_var(self.name),
+        }
+    }
 }
 
 /// Every image file under `dir`, sorted.
@@ -117,7 +188,7 @@ pub fn run_reference(script: &str, args: &[&std::ffi::OsStr]) {
 
 /// The first `per_class` images of every class folder of `root`, symlinked into a scratch
 /// folder `name` with the same class folders.
-pub fn class_subset(root: &Path, name: &str, per_class: usize) -> PathBuf {
+pub fn class_subset(root: &Path, name: &str, per_class: usize) -> Scratch {
     let subset = scratch(name);
     let mut classes: Vec<_> = std::fs::read_dir(root)
         .unwrap()
