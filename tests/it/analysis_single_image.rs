@@ -241,7 +241,7 @@ fn nearest_cells_find_each_cells_own_mean() {
             "8",
         ])
         .arg("--run")
-        .arg(&run)
+        .arg(run)
         .arg("--out")
         .arg(&atlas_dir)
         .output()

@@ -111,7 +111,7 @@ fn build_resume_and_poster() {
 
     // Uninterrupted build.
     let full = dir.join("full");
-    let (m, rendered, events) = run_build_events(config(&run, &full), None).expect("not cancelled");
+    let (m, rendered, events) = run_build_events(config(run, &full), None).expect("not cancelled");
     assert_eq!(m.points, 72, "12 images × 6 samples");
     assert_eq!(
         m.levels.iter().map(|l| l.grid).collect::<Vec<_>>(),
@@ -173,7 +173,7 @@ fn build_resume_and_poster() {
     // files.
     let resumed = dir.join("resumed");
     assert!(
-        run_build(config(&run, &resumed), Some(1)).is_none(),
+        run_build(config(run, &resumed), Some(1)).is_none(),
         "cancel was honoured"
     );
     // Exemplars came before any synthetic icon; the first sheet is partial (whole batches of
@@ -214,7 +214,7 @@ fn build_resume_and_poster() {
         println!("note: the build finished sheet 0 before the cancel reached it");
         assert!(sheet_path(&resumed, 2, 0).is_file());
     }
-    let (m2, rendered2) = run_build(config(&run, &resumed), None).expect("resume finishes");
+    let (m2, rendered2) = run_build(config(run, &resumed), None).expect("resume finishes");
     assert!(
         rendered2 < total,
         "the resume re-rendered everything ({rendered2} of {total})"
@@ -234,7 +234,7 @@ fn build_resume_and_poster() {
     let mut partial = image::RgbaImage::new(final0.width(), final0.height());
     image::imageops::replace(&mut partial, &tile(&full0, 0), 0, 0);
     partial.save(partial_sheet_path(&killed, 2, 0)).unwrap();
-    let (_, redone) = run_build(config(&run, &killed), None).unwrap();
+    let (_, redone) = run_build(config(run, &killed), None).unwrap();
     assert_eq!(
         redone,
         per - 1,
@@ -244,9 +244,9 @@ fn build_resume_and_poster() {
     assert_eq!(all_sheets(&killed, &m), full_sheets, "resumed mid-sheet");
 
     // A finished atlas rebuilds nothing; other render settings replace the icons.
-    let (_, again) = run_build(config(&run, &resumed), None).unwrap();
+    let (_, again) = run_build(config(run, &resumed), None).unwrap();
     assert_eq!(again, 0);
-    let mut cfg = config(&run, &resumed);
+    let mut cfg = config(run, &resumed);
     cfg.render.steps = 4;
     cfg.icon_levels = Some(vec![2]);
     let (_, redone) = run_build(cfg, None).unwrap();
@@ -299,7 +299,7 @@ fn build_resume_and_poster() {
         .args(["build", "--layer", "nope", "--out"])
         .arg(dir.join("x"))
         .arg("--run")
-        .arg(&run)
+        .arg(run)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

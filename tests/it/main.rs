@@ -1,9 +1,15 @@
 //! The integration tests, as one binary (as ripgrep does): one module per area, sharing the
-//! helpers in `common`. One binary links libtorch once instead of once per test file.
+//! helpers in `common`. One binary links libtorch once instead of once per test file, and runs of
+//! the bundled images are collected once per process (`common::bundled`).
 //!
 //! Run them with `--test-threads=1` (`scripts/test` does): the app tests set the process-wide
-//! `ATLAS_RECENT` with `std::env::set_var`, and the atlas tests `ATLAS_DEVICE`, which would race
-//! with each other when tests of one binary run in parallel threads.
+//! `ATLAS_RECENT` with `std::env::set_var` and `atlas_build` sets `ATLAS_DEVICE`, and environment
+//! variables are shared by every thread of the binary, so tests running in parallel would see
+//! each other's values (and `set_var` while another thread reads the environment is undefined
+//! behaviour with glibc, which is why Rust 2024 makes it `unsafe`).
+//!
+//! Scratch folders (`common::scratch`) are removed when their test ends; set
+//! `ATLAS_KEEP_TEST_DIRS=1` to keep them for a look afterwards.
 mod common;
 
 mod analysis_examples;
