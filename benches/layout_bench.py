@@ -8,7 +8,7 @@ Two sub-commands:
          min_dist 0.05, cosine; umap-learn without random_state so that it runs multi-threaded),
          and print both times, the ratio and both tools' quality scores.
   score  Lay out a given [N, D] .npy with umap-learn and compare it with a given layout of ours
-         (used by tests/real_data.rs on real activations); prints one JSON line.
+         (used by tests/it/real_data.rs on real activations); prints one JSON line.
 
 What is timed (bench):
   * ours:       wall clock of the whole `atlas layout` command: process start, reading the .npy,

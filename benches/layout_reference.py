@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Lay out an .npy matrix with umap-learn and score it like tests/layout_quality.rs.
+"""Lay out an .npy matrix with umap-learn and score it like tests/it/layout_quality.rs.
 
 umap-learn is not a project dependency; install it into the venv for a comparison:
     .venv/bin/pip install umap-learn
 
 Usage:
-    ATLAS_LAYOUT_DUMP=/tmp/lq cargo test --release --test layout_quality   # writes X, labels, ours
+    ATLAS_LAYOUT_DUMP=/tmp/lq cargo test --release --test it layout_quality::   # writes X, labels, ours
     .venv/bin/python benches/layout_reference.py /tmp/lq/X.npy --labels /tmp/lq/labels.npy \
         --ours /tmp/lq/ours.npy [--n-neighbors 50 --min-dist 0.05 --metric cosine --seed 7]
 

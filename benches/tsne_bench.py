@@ -26,7 +26,7 @@ import numpy as np
 def mixture(n, d, clusters, seed, basis=0.5, noise=2.5):
     """Cluster centres ~ N(0, 1); each cluster a 3-D linear manifold (basis ~ N(0, basis²))
     plus isotropic noise ~ N(0, noise²): with the defaults the clusters touch, so neither tool
-    gets every neighbour right (tests/tsne_quality.rs does the same in 64-D, where 1.75 suffices)."""
+    gets every neighbour right (tests/it/tsne_quality.rs does the same in 64-D, where 1.75 suffices)."""
     rng = np.random.default_rng(seed)
     labels = np.sort(rng.integers(0, clusters, n))
     centres = rng.normal(size=(clusters, d))

@@ -1,4 +1,4 @@
-"""Independent reference for exemplar icons (tests/atlas_build.rs): cut dataset-example patches
+"""Independent reference for exemplar icons (tests/it/atlas_build.rs): cut dataset-example patches
 with Pillow and torchvision, the way a Python user would.
 
 Input: a JSON list of {"path", "preprocess": "squash" | "resize_shorter_crop:N",

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""scikit-learn's t-SNE with the spec's settings (§2.3), for tests/tsne_quality.rs.
+"""scikit-learn's t-SNE with the spec's settings (§2.3), for tests/it/tsne_quality.rs.
 
     tsne_ref.py X.npy OUT_DIR --dims 2,1 [--seed 0]
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""umap-learn's `transform` graph and initial positions, for tests/analysis_single_image.rs.
+"""umap-learn's `transform` graph and initial positions, for tests/it/analysis_single_image.rs.
 
     umap_transform_ref.py TRAIN.npy QUERIES.npy OUT_DIR --n-neighbors K --metrics cosine,euclidean
 
