@@ -8,18 +8,19 @@ use tch::{Kind, Tensor};
 
 use super::exemplars::{self, ExemplarSource};
 use super::manifest::{
-    finished_tiles, level_dir, partial_sheet_path, sheet_path, write_cells, AtlasManifest,
-    CellRecord, IconKind, IconSet, LevelRecord, FORMAT, SHEET_COLUMNS,
+    finished_tiles, kind_sheet_path, level_dir, partial_sheet_path, sheet_path, write_cells,
+    AtlasManifest, CellRecord, IconKind, IconSet, LevelRecord, FORMAT, SHEET_COLUMNS,
 };
 use crate::analysis::examples::row_norms;
-use crate::collect::run_folder::RunFolder;
+use crate::collect::run_folder::{RunFolder, RunManifest};
 use crate::grid;
 use crate::jobs::{spawn, CancelToken, JobHandle, Reporter};
 use crate::layout::{normalize_layout, run_layout, LayoutMethod};
 use crate::model::AtlasModel;
 use crate::render::objective::whiten;
-use crate::render::optimize::render_batch;
-use crate::render::{whitening_matrix, RenderSettings};
+use crate::render::optimize::{render_accented, render_batch};
+use crate::render::maco::Magnitude;
+use crate::render::{whitening_matrix, IconMethod, RenderSettings};
 use crate::store::atomic;
 use crate::store::npy::{self, Dtype};
 
@@ -158,7 +159,9 @@ pub fn sheet_batches(count: usize, ramp: bool) -> Vec<usize> {
 }
 
 /// [`build_with`] writing only the icons of `icons`: synthetic ones (rendered with the model),
-/// exemplar ones (real patches, [`exemplars`]; written first), or both.
+/// exemplar ones (real patches, [`exemplars`]; written first), or both. The stages run in the
+/// pipeline's order (run → layout → grids → exemplars → synthetic icons), each cached by a key
+/// beside its output so that a rerun or a resumed build redoes only what changed.
 pub fn build_icons<E>(
     config: &BuildConfig,
     inputs: &BuildInputs,
@@ -168,9 +171,17 @@ pub fn build_icons<E>(
     cancel: &CancelToken,
 ) -> Result<Option<BuildEvent>> {
     let start = Instant::now();
-    let out = &config.out;
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    atomic::remove_stale_temps(out)?;
+    let ctx = Stage {
+        config,
+        inputs,
+        reporter,
+        wrap,
+        cancel,
+        out: &config.out,
+    };
+    std::fs::create_dir_all(ctx.out)
+        .with_context(|| format!("cannot create {}", ctx.out.display()))?;
+    atomic::remove_stale_temps(ctx.out)?;
     let mut grids = config.grids.clone();
     grids.sort_unstable();
     grids.dedup();
@@ -178,30 +189,109 @@ pub fn build_icons<E>(
         !grids.is_empty() && grids[0] > 0,
         "give at least one positive grid size"
     );
+    let data = read_run(&ctx)?;
+    let layout_desc = match &inputs.layout {
+        Some(given) => given.description.clone(),
+        None => describe_layout(&config.layout),
+    };
+    let mut layout_key = format!(
+        "run={} layer={} rows={} {layout_desc}",
+        config.run.display(),
+        config.layer,
+        data.n
+    );
+    if !inputs.source_key.is_empty() {
+        layout_key.push_str(&format!(" source={}", inputs.source_key));
+    }
+    let Some(points) = layout_stage(&ctx, &data, &layout_key)? else {
+        return Ok(None);
+    };
+    if cancel.is_cancelled() {
+        return Ok(None);
+    }
+    if config.overview_levels {
+        if let Some(added) = grid::overview_grid(&points, grids[0], config.min_count, 0.5) {
+            reporter.log(format!(
+                "the {g}×{g} level fills less than half of its occupied area: added the \
+                 {added}×{added} overview level",
+                g = grids[0]
+            ));
+            grids.insert(0, added);
+        }
+    }
+    let levels = grid_stage(&ctx, &data, &points, &grids, &layout_key, layout_desc)?;
+    reporter.partial(wrap(BuildEvent::LevelsReady(levels.manifest.clone())));
 
-    // --- inputs ------------------------------------------------------------------------------
+    let wanted: Vec<usize> = grids
+        .iter()
+        .copied()
+        .filter(|g| config.icon_levels.as_ref().is_none_or(|l| l.contains(g)))
+        .collect();
+    if icons.exemplars()
+        && !wanted.is_empty()
+        && exemplar_stage(&ctx, &data, &levels, &wanted, icons)?.is_none()
+    {
+        return Ok(None);
+    }
+    let mut icons_rendered = 0usize;
+    if icons.synthetic() && !wanted.is_empty() {
+        let Some(rendered) = synthetic_stage(&ctx, &data, &levels, &wanted)? else {
+            return Ok(None);
+        };
+        icons_rendered = rendered;
+    }
+    Ok(Some(BuildEvent::Finished {
+        manifest: levels.manifest,
+        icons_rendered,
+        seconds: start.elapsed().as_secs_f64(),
+    }))
+}
+
+/// What every stage of one build shares.
+struct Stage<'a, E> {
+    config: &'a BuildConfig,
+    inputs: &'a BuildInputs,
+    reporter: &'a Reporter<E>,
+    wrap: &'a dyn Fn(BuildEvent) -> E,
+    cancel: &'a CancelToken,
+    out: &'a Path,
+}
+
+/// The run's rows the atlas uses, read once.
+struct RunData {
+    manifest: RunManifest,
+    /// Rows of the layer's `acts.npy`.
+    run_rows: usize,
+    /// Atlas row `i` is run row `rows[i]`.
+    rows: Vec<usize>,
+    /// `[n, c]` activations and `[n, k]` attributions of the used rows.
+    acts: Vec<f32>,
+    attr: Vec<f32>,
+    n: usize,
+    c: usize,
+    k: usize,
+}
+
+fn read_run<E>(ctx: &Stage<E>) -> Result<RunData> {
+    let config = ctx.config;
     let run = RunFolder::new(&config.run);
-    let run_manifest = run
+    let manifest = run
         .read_manifest()?
         .with_context(|| format!("{} is not a collection run", config.run.display()))?;
     ensure!(
-        run_manifest.status == "complete",
+        manifest.status == "complete",
         "the run {} is not complete yet: finish it with `atlas collect` first",
         config.run.display()
     );
-    let layer = run_manifest
+    let layer = manifest
         .layers
         .iter()
         .find(|l| l.name == config.layer)
         .with_context(|| {
-            let names: Vec<&str> = run_manifest
-                .layers
-                .iter()
-                .map(|l| l.name.as_str())
-                .collect();
+            let names: Vec<&str> = manifest.layers.iter().map(|l| l.name.as_str()).collect();
             format!("the run has no layer {:?} (it has {names:?})", config.layer)
         })?;
-    reporter.progress("reading the run", 0, 1);
+    ctx.reporter.progress("reading the run", 0, 1);
     let layer_dir = config.run.join(&layer.dir);
     let acts = npy::read(&layer_dir.join("acts.npy"))?;
     let attr = npy::read(&layer_dir.join("attr.npy"))?;
@@ -213,118 +303,132 @@ pub fn build_icons<E>(
     let rows = pick_rows(run_rows, config.max_points);
     let (c, k) = (acts.cols, attr.cols);
     // Moved, not copied, when every row is used: at 1M rows each matrix is gigabytes.
-    let acts_data = gather(acts.data, c, &rows);
-    let attr_data = gather(attr.data, k, &rows);
+    let acts = gather(acts.data, c, &rows);
+    let attr = gather(attr.data, k, &rows);
     let n = rows.len();
     ensure!(
         n >= 3,
         "the layer has only {n} rows: collect more images or samples"
     );
+    Ok(RunData {
+        manifest,
+        run_rows,
+        rows,
+        acts,
+        attr,
+        n,
+        c,
+        k,
+    })
+}
 
-    // --- layout ------------------------------------------------------------------------------
-    let layout_desc = match &inputs.layout {
-        Some(given) => given.description.clone(),
-        None => describe_layout(&config.layout),
-    };
-    let mut layout_key = format!(
-        "run={} layer={} rows={n} {layout_desc}",
-        config.run.display(),
-        config.layer
-    );
-    if !inputs.source_key.is_empty() {
-        layout_key.push_str(&format!(" source={}", inputs.source_key));
-    }
-    let layout_norm_path = out.join("layout_normalized.npy");
-    let points: Vec<[f32; 2]> = if let Some(given) = &inputs.layout {
+/// The layout in [0, 1]²: given, reused from the folder when its key matches, or computed.
+/// `Ok(None)` when cancelled.
+fn layout_stage<E>(ctx: &Stage<E>, data: &RunData, key: &str) -> Result<Option<Vec<[f32; 2]>>> {
+    let out = ctx.out;
+    let n = data.n;
+    let norm_path = out.join("layout_normalized.npy");
+    let current = stage_is_current(&out.join("layout.key"), key) && norm_path.is_file();
+    if let Some(given) = &ctx.inputs.layout {
         ensure!(
             given.normalized.len() == n && given.raw.len() == 2 * n,
             "the given layout has {} points, the run has {n} rows",
             given.normalized.len()
         );
-        if !(stage_is_current(&out.join("layout.key"), &layout_key) && layout_norm_path.is_file()) {
-            npy::write(&out.join("layout.npy"), &given.raw, n, 2, Dtype::F32)?;
-            let flat: Vec<f32> = given.normalized.iter().flatten().copied().collect();
-            npy::write(&layout_norm_path, &flat, n, 2, Dtype::F32)?;
-            atomic::write_bytes(&out.join("layout.key"), layout_key.as_bytes())?;
+        if !current {
+            write_layout(out, &given.raw, &given.normalized, key)?;
         }
-        given.normalized.clone()
-    } else if stage_is_current(&out.join("layout.key"), &layout_key) && layout_norm_path.is_file() {
-        reporter.log("layout: reusing the saved layout");
-        let m = npy::read(&layout_norm_path)?;
-        m.data.chunks_exact(2).map(|p| [p[0], p[1]]).collect()
-    } else {
-        let mut stage = String::new();
-        let Some((coords, dims)) = run_layout(
-            &acts_data,
-            n,
-            c,
-            &config.layout,
-            &mut |s, f| {
-                if s != stage {
-                    stage = s.to_string();
-                }
-                reporter.progress(&format!("layout: {stage}"), (f * 1000.0) as u64, 1000);
-            },
-            &|| cancel.is_cancelled(),
-        )?
-        else {
-            return Ok(None);
-        };
-        ensure!(
-            dims == 2,
-            "an atlas needs a 2-D layout, the method gave {dims}-D"
-        );
-        npy::write(&out.join("layout.npy"), &coords, n, 2, Dtype::F32)?;
-        let mut points: Vec<[f32; 2]> = coords.chunks_exact(2).map(|p| [p[0], p[1]]).collect();
-        normalize_layout(&mut points);
-        let flat: Vec<f32> = points.iter().flatten().copied().collect();
-        npy::write(&layout_norm_path, &flat, n, 2, Dtype::F32)?;
-        atomic::write_bytes(&out.join("layout.key"), layout_key.as_bytes())?;
-        points
-    };
-    if cancel.is_cancelled() {
+        return Ok(Some(given.normalized.clone()));
+    }
+    if current {
+        ctx.reporter.log("layout: reusing the saved layout");
+        let m = npy::read(&norm_path)?;
+        return Ok(Some(m.data.chunks_exact(2).map(|p| [p[0], p[1]]).collect()));
+    }
+    let Some((coords, dims)) = run_layout(
+        &data.acts,
+        n,
+        data.c,
+        &ctx.config.layout,
+        &mut |stage, f| {
+            let stage = format!("layout: {stage}");
+            ctx.reporter.progress(&stage, (f * 1000.0) as u64, 1000);
+        },
+        &|| ctx.cancel.is_cancelled(),
+    )?
+    else {
         return Ok(None);
-    }
-
-    if config.overview_levels {
-        if let Some(added) = grid::overview_grid(&points, grids[0], config.min_count, 0.5) {
-            reporter.log(format!(
-                "the {g}×{g} level fills less than half of its occupied area: added the \
-                 {added}×{added} overview level",
-                g = grids[0]
-            ));
-            grids.insert(0, added);
-        }
-    }
-
-    // --- grids -------------------------------------------------------------------------------
-    let mut manifest = AtlasManifest {
-        format: FORMAT.into(),
-        run: config.run.clone(),
-        layer: config.layer.clone(),
-        model_file: config
-            .model
-            .clone()
-            .unwrap_or_else(|| run_manifest.settings.model_file.clone()),
-        points: n,
-        channels: c,
-        class_names: run_manifest.class_names.clone(),
-        layout: layout_desc,
-        min_count: config.min_count,
-        render: describe_render(&config.render),
-        icon_size: config.render.size as u32,
-        levels: vec![],
-        run_rows: Some(run_rows),
     };
-    let mut level_means: Vec<Vec<f32>> = vec![];
-    let mut level_members: Vec<Vec<Vec<usize>>> = vec![];
-    let mut level_keys: Vec<String> = vec![];
+    ensure!(
+        dims == 2,
+        "an atlas needs a 2-D layout, the method gave {dims}-D"
+    );
+    let mut points: Vec<[f32; 2]> = coords.chunks_exact(2).map(|p| [p[0], p[1]]).collect();
+    normalize_layout(&mut points);
+    write_layout(out, &coords, &points, key)?;
+    Ok(Some(points))
+}
+
+/// Writes `layout.npy` (raw), `layout_normalized.npy` and, last, the key that marks them current.
+fn write_layout(out: &Path, raw: &[f32], normalized: &[[f32; 2]], key: &str) -> Result<()> {
+    let n = normalized.len();
+    npy::write(&out.join("layout.npy"), raw, n, 2, Dtype::F32)?;
+    let flat: Vec<f32> = normalized.iter().flatten().copied().collect();
+    npy::write(&out.join("layout_normalized.npy"), &flat, n, 2, Dtype::F32)?;
+    atomic::write_bytes(&out.join("layout.key"), key.as_bytes())
+}
+
+/// Every level's cells, written to the folder, and what the icon stages need of them.
+struct Levels {
+    manifest: AtlasManifest,
+    grids: Vec<usize>,
+    /// Per level, the cells' mean activations `[cells, c]`, row-major.
+    means: Vec<Vec<f32>>,
+    /// Per level and cell, the atlas rows in the cell.
+    members: Vec<Vec<Vec<usize>>>,
+    /// Per level, the cache key of its cells.
+    keys: Vec<String>,
+}
+
+fn grid_stage<E>(
+    ctx: &Stage<E>,
+    data: &RunData,
+    points: &[[f32; 2]],
+    grids: &[usize],
+    layout_key: &str,
+    layout_desc: String,
+) -> Result<Levels> {
+    let config = ctx.config;
+    let mut levels = Levels {
+        manifest: AtlasManifest {
+            format: FORMAT.into(),
+            run: config.run.clone(),
+            layer: config.layer.clone(),
+            model_file: config
+                .model
+                .clone()
+                .unwrap_or_else(|| data.manifest.settings.model_file.clone()),
+            points: data.n,
+            channels: data.c,
+            class_names: data.manifest.class_names.clone(),
+            layout: layout_desc,
+            min_count: config.min_count,
+            render: describe_render(&config.render),
+            icon_size: config.render.size as u32,
+            levels: vec![],
+            run_rows: Some(data.run_rows),
+        },
+        grids: grids.to_vec(),
+        means: vec![],
+        members: vec![],
+        keys: vec![],
+    };
     for (i, &g) in grids.iter().enumerate() {
-        reporter.progress("grids", i as u64, grids.len() as u64);
-        let dir = level_dir(out, g);
+        ctx.reporter.progress("grids", i as u64, grids.len() as u64);
+        let dir = level_dir(ctx.out, g);
         std::fs::create_dir_all(&dir)?;
-        let cells = grid::bin(&points, g, config.min_count);
-        let summaries = grid::summarize(&cells, &acts_data, c, &attr_data, k);
+        let cells = grid::bin(points, g, config.min_count);
+        let summaries = grid::summarize(&cells, &data.acts, data.c, &data.attr, data.k);
         let level_key = format!("{layout_key} grid={g} min_count={}", config.min_count);
         let means: Vec<f32> = summaries
             .iter()
@@ -339,269 +443,439 @@ pub fn build_icons<E>(
         );
         let layout_file = dir.join("sheets.key");
         if layout_file.is_file() && !stage_is_current(&layout_file, &sheet_layout) {
-            for kind in IconKind::ALL {
-                let icons = dir.join(kind.dir_name());
-                if icons.exists() {
-                    std::fs::remove_dir_all(&icons)?;
-                }
-            }
+            remove_icon_sheets(&dir)?;
         }
         if !stage_is_current(&layout_file, &sheet_layout) {
             atomic::write_bytes(&layout_file, sheet_layout.as_bytes())?;
         }
         if !stage_is_current(&dir.join("cells.key"), &level_key) {
             // The cells changed: icons of the old cells are meaningless now.
-            for kind in IconKind::ALL {
-                let icons = dir.join(kind.dir_name());
-                if icons.exists() {
-                    std::fs::remove_dir_all(&icons)?;
-                }
-            }
-            let records: Vec<CellRecord> = summaries
-                .iter()
-                .map(|s| CellRecord {
-                    x: s.x,
-                    y: s.y,
-                    count: s.count,
-                    top: s.top_classes.clone(),
-                })
-                .collect();
-            write_cells(&dir.join("cells.csv"), &records)?;
-            let n_cells = summaries.len();
-            npy::write(&dir.join("mean_acts.npy"), &means, n_cells, c, Dtype::F32)?;
-            let attrs: Vec<f32> = summaries
-                .iter()
-                .flat_map(|s| s.mean_attribution.iter().copied())
-                .collect();
-            npy::write(&dir.join("mean_attr.npy"), &attrs, n_cells, k, Dtype::F32)?;
+            remove_icon_sheets(&dir)?;
+            write_level_tables(&dir, &summaries, &means, data.c, data.k)?;
             atomic::write_bytes(&dir.join("cells.key"), level_key.as_bytes())?;
         }
-        manifest.levels.push(LevelRecord {
+        levels.manifest.levels.push(LevelRecord {
             grid: g,
             cells: summaries.len(),
             icons_per_sheet: config.render.batch,
             sheet_columns: SHEET_COLUMNS,
         });
-        level_means.push(means);
-        level_members.push(cells.into_iter().map(|cell| cell.members).collect());
-        level_keys.push(level_key);
+        levels.means.push(means);
+        levels
+            .members
+            .push(cells.into_iter().map(|cell| cell.members).collect());
+        levels.keys.push(level_key);
     }
-    manifest.save(out)?;
-    reporter.partial(wrap(BuildEvent::LevelsReady(manifest.clone())));
+    levels.manifest.save(ctx.out)?;
+    Ok(levels)
+}
 
-    let wanted: Vec<usize> = grids
+/// Removes every kind of icon sheet of a level folder.
+fn remove_icon_sheets(level: &Path) -> Result<()> {
+    for kind in IconKind::ALL {
+        let icons = level.join(kind.dir_name());
+        if icons.exists() {
+            std::fs::remove_dir_all(&icons)?;
+        }
+    }
+    Ok(())
+}
+
+/// `cells.csv`, `mean_acts.npy` and `mean_attr.npy` of one level.
+fn write_level_tables(
+    dir: &Path,
+    summaries: &[grid::CellSummary],
+    means: &[f32],
+    c: usize,
+    k: usize,
+) -> Result<()> {
+    let records: Vec<CellRecord> = summaries
         .iter()
-        .copied()
-        .filter(|g| config.icon_levels.as_ref().is_none_or(|l| l.contains(g)))
+        .map(|s| CellRecord {
+            x: s.x,
+            y: s.y,
+            count: s.count,
+            top: s.top_classes.clone(),
+        })
         .collect();
+    write_cells(&dir.join("cells.csv"), &records)?;
+    let n_cells = summaries.len();
+    npy::write(&dir.join("mean_acts.npy"), means, n_cells, c, Dtype::F32)?;
+    let attrs: Vec<f32> = summaries
+        .iter()
+        .flat_map(|s| s.mean_attribution.iter().copied())
+        .collect();
+    npy::write(&dir.join("mean_attr.npy"), &attrs, n_cells, k, Dtype::F32)
+}
 
-    // --- exemplar icons (real patches: no model, written before any synthetic icon) ----------
-    if icons.exemplars() && !wanted.is_empty() {
-        let t = Instant::now();
-        let source = ExemplarSource::load(
-            &config.run,
-            &run_manifest,
-            &config.layer,
-            &manifest.model_file,
-            run_rows,
-            &rows,
-        );
-        match source {
-            Err(e) if icons == IconSet::Both => {
-                reporter.log(format!("exemplar icons skipped: {e:#}"));
-            }
-            Err(e) => return Err(e.context("cannot make exemplar icons")),
-            Ok(source) => {
-                let norms = row_norms(&acts_data, c);
-                let (mut written, mut cells_done) = (0, 0);
-                for (gi, &g) in grids.iter().enumerate() {
-                    if !wanted.contains(&g) {
-                        continue;
-                    }
-                    reporter.progress(&format!("exemplars {g}×{g}"), gi as u64, grids.len() as u64);
-                    let per_sheet = manifest.levels[gi].icons_per_sheet;
-                    let key = exemplars::exemplar_key(
-                        &level_keys[gi],
-                        &source,
-                        manifest.icon_size,
-                        per_sheet,
-                    );
-                    let Some(stats) = exemplars::write_level(
-                        out,
-                        g,
-                        &level_members[gi],
-                        &level_means[gi],
-                        &acts_data,
-                        c,
-                        &norms,
-                        &source,
-                        manifest.icon_size,
-                        per_sheet,
-                        &key,
-                        &|| cancel.is_cancelled(),
-                    )?
-                    else {
-                        return Ok(None);
-                    };
-                    if let Some((path, why)) = stats.unreadable.first() {
-                        reporter.log(format!(
-                            "exemplars {g}×{g}: {} image(s) could not be read, their tiles are \
-                             blank (first: {}: {why})",
-                            stats.unreadable.len(),
-                            path.display()
-                        ));
-                    }
-                    if stats.sheets > 0 {
-                        written += stats.sheets;
-                        cells_done += stats.cells;
-                        // Announce them: viewers re-read the folder on this event.
-                        reporter.partial(wrap(BuildEvent::LevelsReady(manifest.clone())));
-                    }
-                }
-                if written > 0 {
-                    reporter.log(format!(
-                        "exemplar icons: {cells_done} cells, {written} sheets of each kind in \
-                         {:.2} s",
-                        t.elapsed().as_secs_f64()
-                    ));
-                }
-            }
+/// Exemplar and mosaic sheets (real patches: no model, written before any synthetic icon) of
+/// the `wanted` levels. `Ok(None)` when cancelled.
+fn exemplar_stage<E>(
+    ctx: &Stage<E>,
+    data: &RunData,
+    levels: &Levels,
+    wanted: &[usize],
+    icons: IconSet,
+) -> Result<Option<()>> {
+    let t = Instant::now();
+    let manifest = &levels.manifest;
+    let source = ExemplarSource::load(
+        &ctx.config.run,
+        &data.manifest,
+        &ctx.config.layer,
+        &manifest.model_file,
+        data.run_rows,
+        &data.rows,
+    );
+    let source = match source {
+        Err(e) if icons == IconSet::Both => {
+            ctx.reporter.log(format!("exemplar icons skipped: {e:#}"));
+            return Ok(Some(()));
+        }
+        Err(e) => return Err(e.context("cannot make exemplar icons")),
+        Ok(source) => source,
+    };
+    let norms = row_norms(&data.acts, data.c);
+    let (mut written, mut cells_done) = (0, 0);
+    for (gi, &g) in levels.grids.iter().enumerate() {
+        if !wanted.contains(&g) {
+            continue;
+        }
+        let stage = format!("exemplars {g}×{g}");
+        ctx.reporter
+            .progress(&stage, gi as u64, levels.grids.len() as u64);
+        let per_sheet = manifest.levels[gi].icons_per_sheet;
+        let key = exemplars::exemplar_key(&levels.keys[gi], &source, manifest.icon_size, per_sheet);
+        let Some(stats) = exemplars::write_level(
+            ctx.out,
+            g,
+            &levels.members[gi],
+            &levels.means[gi],
+            &data.acts,
+            data.c,
+            &norms,
+            &source,
+            manifest.icon_size,
+            per_sheet,
+            &key,
+            &|| ctx.cancel.is_cancelled(),
+        )?
+        else {
+            return Ok(None);
+        };
+        if let Some((path, why)) = stats.unreadable.first() {
+            ctx.reporter.log(format!(
+                "exemplars {g}×{g}: {} image(s) could not be read, their tiles are blank \
+                 (first: {}: {why})",
+                stats.unreadable.len(),
+                path.display()
+            ));
+        }
+        if stats.sheets > 0 {
+            written += stats.sheets;
+            cells_done += stats.cells;
+            // Announce them: viewers re-read the folder on this event.
+            ctx.reporter
+                .partial((ctx.wrap)(BuildEvent::LevelsReady(manifest.clone())));
         }
     }
-    drop(level_members);
+    if written > 0 {
+        ctx.reporter.log(format!(
+            "exemplar icons: {cells_done} cells, {written} sheets of each kind in {:.2} s",
+            t.elapsed().as_secs_f64()
+        ));
+    }
+    Ok(Some(()))
+}
 
-    // --- synthetic icons ---------------------------------------------------------------------
-    let mut icons_rendered = 0usize;
-    if icons.synthetic() && !wanted.is_empty() {
-        let model_path = &manifest.model_file;
-        let model = AtlasModel::load(model_path, crate::model::default_device())?;
-        let li = model.info.layer_index(&config.layer).with_context(|| {
-            format!(
-                "the model {} has no layer {:?}",
-                model_path.display(),
-                config.layer
-            )
-        })?;
-        ensure!(
-            model.info.layers[li].channels as usize == c,
-            "the model's layer {:?} has {} channels, the run's has {c}",
-            config.layer,
-            model.info.layers[li].channels
-        );
-        let whitening = if config.render.whiten {
-            reporter.progress("whitening", 0, 1);
-            let s = match &inputs.whitening {
-                Some((m, _)) => {
-                    ensure!(
-                        m.len() == c * c,
-                        "the given whitening matrix has {} values, expected {c}×{c}",
-                        m.len()
-                    );
-                    Tensor::from_slice(m).view([c as i64, c as i64])
-                }
-                None => whitening_matrix(&acts_data, n, c, 1e-3)?,
-            };
-            npy::write(
-                &out.join("whitening.npy"),
-                &Vec::<f32>::try_from(s.contiguous().view([-1]))?,
-                c,
-                c,
-                Dtype::F32,
-            )?;
-            Some(s)
-        } else {
-            None
-        };
-        let mut render_key = describe_render(&config.render);
-        if let (true, Some((_, key))) = (config.render.whiten, &inputs.whitening) {
-            render_key.push_str(&format!(" whitening={key}"));
+/// The model and layer the synthetic icons are rendered with, and the whitening (if any).
+struct IconRenderer {
+    model: AtlasModel,
+    layer: usize,
+    whitening: Option<Tensor>,
+    /// The configured settings, with MACO's own spectrum estimated where asked for.
+    settings: RenderSettings,
+    /// The render settings' cache key (with the given whitening's identity).
+    key: String,
+}
+
+/// Synthetic icons of the `wanted` levels, coarse levels first, sheet by sheet (the first sheet
+/// of each level a batch at a time). Returns how many icons were rendered; `Ok(None)` when
+/// cancelled.
+fn synthetic_stage<E>(
+    ctx: &Stage<E>,
+    data: &RunData,
+    levels: &Levels,
+    wanted: &[usize],
+) -> Result<Option<usize>> {
+    let renderer = icon_renderer(ctx, data, &levels.manifest)?;
+    let total: usize = levels
+        .grids
+        .iter()
+        .zip(&levels.manifest.levels)
+        .filter(|(g, _)| wanted.contains(g))
+        .map(|(_, l)| l.cells)
+        .sum();
+    let mut progress = IconProgress {
+        done: 0,
+        total,
+        rendered: 0,
+    };
+    for (gi, &g) in levels.grids.iter().enumerate() {
+        if wanted.contains(&g)
+            && render_level(ctx, levels, gi, &renderer, data.c, &mut progress)?.is_none()
+        {
+            return Ok(None);
         }
-        let total: usize = grids
-            .iter()
-            .zip(&manifest.levels)
-            .filter(|(g, _)| wanted.contains(g))
-            .map(|(_, l)| l.cells)
-            .sum();
-        let mut done = 0usize;
-        for (gi, &g) in grids.iter().enumerate() {
-            if !wanted.contains(&g) {
+    }
+    Ok(Some(progress.rendered))
+}
+
+/// Loads the model, checks the layer against the run and computes or takes the whitening.
+fn icon_renderer<E>(
+    ctx: &Stage<E>,
+    data: &RunData,
+    manifest: &AtlasManifest,
+) -> Result<IconRenderer> {
+    let (config, c) = (ctx.config, data.c);
+    let model_path = &manifest.model_file;
+    let model = AtlasModel::load(model_path, crate::model::default_device())?;
+    let layer = model.info.layer_index(&config.layer).with_context(|| {
+        format!(
+            "the model {} has no layer {:?}",
+            model_path.display(),
+            config.layer
+        )
+    })?;
+    ensure!(
+        model.info.layers[layer].channels as usize == c,
+        "the model's layer {:?} has {} channels, the run's has {c}",
+        config.layer,
+        model.info.layers[layer].channels
+    );
+    let whitening = if config.render.whiten {
+        ctx.reporter.progress("whitening", 0, 1);
+        let s = match &ctx.inputs.whitening {
+            Some((m, _)) => {
+                ensure!(
+                    m.len() == c * c,
+                    "the given whitening matrix has {} values, expected {c}×{c}",
+                    m.len()
+                );
+                Tensor::from_slice(m).view([c as i64, c as i64])
+            }
+            None => whitening_matrix(&data.acts, data.n, c, 1e-3)?,
+        };
+        npy::write(
+            &ctx.out.join("whitening.npy"),
+            &Vec::<f32>::try_from(s.contiguous().view([-1]))?,
+            c,
+            c,
+            Dtype::F32,
+        )?;
+        Some(s)
+    } else {
+        None
+    };
+    let mut settings = config.render.clone();
+    if let IconMethod::Maco(maco) = &mut settings.method {
+        if maco.own_spectrum && maco.magnitude.is_none() {
+            ctx.reporter.progress("spectrum of the images", 0, 1);
+            maco.magnitude = Some(own_spectrum(ctx, data, manifest)?);
+        }
+    }
+    let mut key = describe_render(&settings);
+    if let (true, Some((_, given))) = (config.render.whiten, &ctx.inputs.whitening) {
+        key.push_str(&format!(" whitening={given}"));
+    }
+    Ok(IconRenderer {
+        model,
+        layer,
+        whitening,
+        settings,
+        key,
+    })
+}
+
+/// MACO's magnitude spectrum estimated from (up to 64 of) the run's own images at the icon size.
+fn own_spectrum<E>(ctx: &Stage<E>, data: &RunData, manifest: &AtlasManifest) -> Result<Magnitude> {
+    let source = ExemplarSource::load(
+        &ctx.config.run,
+        &data.manifest,
+        &ctx.config.layer,
+        &manifest.model_file,
+        data.run_rows,
+        &data.rows,
+    )
+    .context("the own spectrum is estimated from the run's images")?;
+    let size = ctx.config.render.size;
+    let images = source.sample_images(64, size as u32);
+    ensure!(
+        !images.is_empty(),
+        "none of the run's images could be read to estimate their spectrum"
+    );
+    ctx.reporter.log(format!(
+        "icons: magnitude spectrum estimated from {} of the run's images",
+        images.len()
+    ));
+    Magnitude::from_images(&images, size, size)
+}
+
+/// Icons finished (found or rendered) out of all the wanted levels' cells.
+struct IconProgress {
+    done: usize,
+    total: usize,
+    rendered: usize,
+}
+
+/// The synthetic sheets of level `gi`. `Ok(None)` when cancelled.
+fn render_level<E>(
+    ctx: &Stage<E>,
+    levels: &Levels,
+    gi: usize,
+    renderer: &IconRenderer,
+    c: usize,
+    progress: &mut IconProgress,
+) -> Result<Option<()>> {
+    let (out, render) = (ctx.out, &renderer.settings);
+    let level = &levels.manifest.levels[gi];
+    let g = level.grid;
+    let icons_dir = level_dir(out, g).join("icons");
+    let key_file = icons_dir.join("render.key");
+    if !stage_is_current(&key_file, &renderer.key) && icons_dir.exists() {
+        std::fs::remove_dir_all(&icons_dir)?;
+    }
+    std::fs::create_dir_all(&icons_dir)?;
+    atomic::remove_stale_temps(&icons_dir)?;
+    atomic::write_bytes(&key_file, renderer.key.as_bytes())?;
+    let batch = render.batch.max(1);
+    let stage = format!("icons {g}×{g}");
+    for (sheet, first) in (0..level.cells).step_by(batch).enumerate() {
+        let count = batch.min(level.cells - first);
+        let path = sheet_path(out, g, sheet);
+        if path.is_file() {
+            progress.done += count;
+            continue;
+        }
+        let partial = partial_sheet_path(out, g, sheet);
+        let batches = sheet_batches(count, sheet == 0);
+        // Icons a cancelled or killed build finished (whole batches only).
+        let mut tiles = read_partial(&partial, levels.manifest.icon_size, count, &batches);
+        progress.done += tiles.len();
+        let mut lo = 0;
+        for len in batches {
+            let range = lo..lo + len;
+            lo += len;
+            if range.end <= tiles.len() {
                 continue;
             }
-            let cells = manifest.levels[gi].cells;
-            let icons_dir = level_dir(out, g).join("icons");
-            let key_file = icons_dir.join("render.key");
-            if !stage_is_current(&key_file, &render_key) && icons_dir.exists() {
-                std::fs::remove_dir_all(&icons_dir)?;
-            }
-            std::fs::create_dir_all(&icons_dir)?;
-            atomic::remove_stale_temps(&icons_dir)?;
-            atomic::write_bytes(&key_file, render_key.as_bytes())?;
-            let batch = config.render.batch.max(1);
-            for (sheet, first) in (0..cells).step_by(batch).enumerate() {
-                let count = batch.min(cells - first);
-                let path = sheet_path(out, g, sheet);
-                if path.is_file() {
-                    done += count;
-                    continue;
-                }
-                let partial = partial_sheet_path(out, g, sheet);
-                let batches = sheet_batches(count, sheet == 0);
-                // Icons a cancelled or killed build finished (whole batches only).
-                let mut tiles = read_partial(&partial, manifest.icon_size, count, &batches);
-                done += tiles.len();
-                let stage = format!("icons {g}×{g}");
-                let mut lo = 0;
-                for len in batches {
-                    let range = lo..lo + len;
-                    lo += len;
-                    if range.end <= tiles.len() {
-                        continue;
-                    }
-                    let (a, b) = (first + range.start, first + range.end);
-                    let means = &level_means[gi][a * c..b * c];
-                    let mut dirs = Tensor::from_slice(means).view([len as i64, c as i64]);
-                    if let Some(s) = &whitening {
-                        dirs = whiten(&dirs, s);
-                    }
-                    // A sheet rendered as one batch keeps the seed it always had.
-                    let seed = ((g as u64) << 32 | sheet as u64) ^ ((range.start as u64) << 48);
-                    let Some(rendered) = render_batch(
-                        &model,
-                        li,
-                        &dirs.to_kind(Kind::Float),
-                        &config.render,
-                        seed,
-                        &mut |f| {
-                            let now = done as f32 + f * len as f32;
-                            reporter.progress(&stage, now as u64, total as u64)
-                        },
-                        &|| cancel.is_cancelled(),
-                    )?
-                    else {
-                        return Ok(None);
-                    };
-                    tiles.extend(rendered.images);
-                    icons_rendered += len;
-                    done += len;
-                    if tiles.len() < count {
-                        write_partial_sheet(&partial, &tiles, count)?;
-                    } else {
-                        write_sheet(&path, &tiles)?;
-                        if partial.exists() {
-                            std::fs::remove_file(&partial)?;
-                        }
-                    }
-                    reporter.progress(&stage, done as u64, total as u64);
-                    reporter.partial(wrap(BuildEvent::SheetReady { grid: g, sheet }));
+            let cells = first + range.start..first + range.end;
+            let means = &levels.means[gi][cells.start * c..cells.end * c];
+            // A sheet rendered as one batch keeps the seed it always had.
+            let seed = ((g as u64) << 32 | sheet as u64) ^ ((range.start as u64) << 48);
+            let done = progress.done;
+            let Some(images) = render_cells(
+                ctx,
+                renderer,
+                level,
+                cells,
+                means,
+                seed,
+                &mut |f| {
+                    let now = done as f32 + f * len as f32;
+                    ctx.reporter
+                        .progress(&stage, now as u64, progress.total as u64)
+                },
+            )?
+            else {
+                return Ok(None);
+            };
+            tiles.extend(images);
+            progress.rendered += len;
+            progress.done += len;
+            if tiles.len() < count {
+                write_partial_sheet(&partial, &tiles, count)?;
+            } else {
+                write_sheet(&path, &tiles)?;
+                if partial.exists() {
+                    std::fs::remove_file(&partial)?;
                 }
             }
+            ctx.reporter
+                .progress(&stage, progress.done as u64, progress.total as u64);
+            ctx.reporter
+                .partial((ctx.wrap)(BuildEvent::SheetReady { grid: g, sheet }));
         }
     }
-    Ok(Some(BuildEvent::Finished {
-        manifest,
-        icons_rendered,
-        seconds: start.elapsed().as_secs_f64(),
-    }))
+    Ok(Some(()))
+}
+
+/// The icons of `cells` of a level (their mean activations `means`, row-major), with the
+/// configured method: from noise, or (accentuation) from each cell's exemplar patch.
+fn render_cells<E>(
+    ctx: &Stage<E>,
+    renderer: &IconRenderer,
+    level: &LevelRecord,
+    cells: std::ops::Range<usize>,
+    means: &[f32],
+    seed: u64,
+    progress: &mut dyn FnMut(f32),
+) -> Result<Option<Vec<RgbImage>>> {
+    let render = &renderer.settings;
+    let len = cells.len() as i64;
+    let mut dirs = Tensor::from_slice(means).view([len, -1]);
+    if let Some(s) = &renderer.whitening {
+        dirs = whiten(&dirs, s);
+    }
+    let dirs = dirs.to_kind(Kind::Float);
+    let cancel = || ctx.cancel.is_cancelled();
+    let rendered = if render.method.needs_seeds() {
+        let seeds = exemplar_seeds(ctx.out, level, render.size as u32, cells)?;
+        render_accented(
+            &renderer.model,
+            renderer.layer,
+            &dirs,
+            &seeds,
+            render,
+            seed,
+            progress,
+            &cancel,
+        )?
+    } else {
+        render_batch(
+            &renderer.model,
+            renderer.layer,
+            &dirs,
+            render,
+            seed,
+            progress,
+            &cancel,
+        )?
+    };
+    Ok(rendered.map(|r| r.images))
+}
+
+/// The exemplar tiles of `cells` as `[B, 3, s, s]` in [0, 1]: feature accentuation's starting
+/// images. They are written by the exemplar stage, which runs first.
+fn exemplar_seeds(
+    root: &Path,
+    level: &LevelRecord,
+    icon_size: u32,
+    cells: std::ops::Range<usize>,
+) -> Result<Tensor> {
+    let mut bytes = Vec::with_capacity(cells.len() * (icon_size * icon_size * 3) as usize);
+    for cell in cells.clone() {
+        let tile = read_kind_icon(root, level, IconKind::Exemplar, icon_size, cell).context(
+            "accentuated icons start from each cell's exemplar: build with --icons both",
+        )?;
+        bytes.extend_from_slice(tile.as_raw());
+    }
+    let s = icon_size as i64;
+    Ok(Tensor::from_slice(&bytes)
+        .view([cells.len() as i64, s, s, 3])
+        .permute([0, 3, 1, 2])
+        .to_kind(Kind::Float)
+        / 255.0)
 }
 
 /// Rows to use: all, or `max` evenly strided ones (runs are ordered by image, so a prefix would
@@ -738,16 +1012,27 @@ pub(crate) fn write_sheet(path: &Path, icons: &[RgbImage]) -> Result<()> {
     atomic::write_bytes(path, &bytes)
 }
 
-/// Reads icon `index` of a level back from its sheet.
+/// Reads synthetic icon `index` of a level back from its sheet.
 pub fn read_icon(
     root: &Path,
     level: &LevelRecord,
     icon_size: u32,
     index: usize,
 ) -> Result<RgbImage> {
+    read_kind_icon(root, level, IconKind::Synthetic, icon_size, index)
+}
+
+/// Reads icon `index` of a level's sheets of `kind` back.
+pub fn read_kind_icon(
+    root: &Path,
+    level: &LevelRecord,
+    kind: IconKind,
+    icon_size: u32,
+    index: usize,
+) -> Result<RgbImage> {
     let sheet = index / level.icons_per_sheet;
     let tile = index % level.icons_per_sheet;
-    let path = sheet_path(root, level.grid, sheet);
+    let path = kind_sheet_path(root, level.grid, kind, sheet);
     let img = image::open(&path)
         .with_context(|| format!("cannot read {}", path.display()))?
         .to_rgb8();

@@ -79,6 +79,21 @@ impl ExemplarSource {
         })
     }
 
+    /// Up to `count` of the run's images (distinct, evenly spread over the rows), read with the
+    /// run's preprocessing and resized to `size × size`: what MACO's own spectrum is estimated
+    /// from. Unreadable images are skipped.
+    pub fn sample_images(&self, count: usize, size: u32) -> Vec<RgbImage> {
+        let mut paths: Vec<&Path> = self.rows.iter().map(|r| r.path.as_path()).collect();
+        paths.dedup();
+        let step = paths.len().div_ceil(count.max(1)).max(1);
+        paths
+            .par_iter()
+            .step_by(step)
+            .filter_map(|p| load_rgb(p, self.preprocess, self.model_input).ok())
+            .map(|img| resize_lanczos(&img, (size, size)))
+            .collect()
+    }
+
     /// The patch of atlas row `row` in `input` (the row's image, preprocessed), resized to
     /// `w × h` with Pillow's LANCZOS (unchanged when it already has that size).
     pub fn patch(&self, input: &RgbImage, row: usize, (w, h): (u32, u32)) -> RgbImage {

@@ -6,6 +6,8 @@
 //! * [`param`]: lucid's FFT + decorrelated-colour parameterisation, squashed by a sigmoid;
 //! * [`maco`]: MACO's phase-only parameterisation with a fixed magnitude spectrum and its
 //!   attribution alpha mask (the `maco` icon method);
+//! * feature accentuation (the `accent` method): lucid's parameterisation started from a cell's
+//!   exemplar patch and kept near it ([`optimize::render_accented`]);
 //! * [`transforms`]: lucid's random crop-jitter / scale / rotate stacks (REC default, NB option);
 //! * [`objective`]: `dot × cos⁴` in the notebook form or the clean form, plus whitening;
 //! * [`optimize`]: Adam 0.05 over many icons at once, several tries, keep the best per icon.
@@ -16,5 +18,8 @@ pub mod param;
 pub mod transforms;
 
 pub use objective::{whitening_matrix, CosineForm, Objective};
-pub use optimize::{render_batch, IconMethod, MacoSettings, RenderSettings, RenderedIcons};
+pub use optimize::{
+    render_accented, render_batch, AccentSettings, IconMethod, MacoSettings, RenderSettings,
+    RenderedIcons,
+};
 pub use transforms::TransformStack;

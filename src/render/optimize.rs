@@ -19,22 +19,34 @@ pub enum IconMethod {
     Lucid,
     /// MACO: fixed magnitude spectrum, trainable phase, random crops (see [`MacoSettings`]).
     Maco(MacoSettings),
+    /// Feature accentuation: lucid's FFT parameterisation started from a real patch (the cell's
+    /// exemplar) and kept near it (see [`AccentSettings`], [`render_accented`]).
+    Accent(AccentSettings),
 }
 
 impl IconMethod {
-    /// `lucid` (or `paper`) or `maco` (the tuned MACO defaults).
+    /// `lucid` (or `paper`), `maco` (the tuned MACO defaults) or `accent`.
     pub fn parse(s: &str) -> Result<Self> {
         match s {
             "lucid" | "paper" => Ok(IconMethod::Lucid),
             "maco" => Ok(IconMethod::Maco(MacoSettings::default())),
-            other => anyhow::bail!("icon method must be lucid (paper) or maco, not {other:?}"),
+            "accent" => Ok(IconMethod::Accent(AccentSettings::default())),
+            other => {
+                anyhow::bail!("icon method must be lucid (paper), maco or accent, not {other:?}")
+            }
         }
+    }
+
+    /// Whether icons start from each cell's exemplar patch (and so need them).
+    pub fn needs_seeds(&self) -> bool {
+        matches!(self, IconMethod::Accent(_))
     }
 
     pub fn name(&self) -> &'static str {
         match self {
             IconMethod::Lucid => "lucid",
             IconMethod::Maco(_) => "maco",
+            IconMethod::Accent(_) => "accent",
         }
     }
 
@@ -44,6 +56,7 @@ impl IconMethod {
             IconMethod::Lucid => "lucid".into(),
             IconMethod::Maco(m) => {
                 let spectrum = match &m.magnitude {
+                    None if m.own_spectrum => "own".to_string(),
                     None => "default".to_string(),
                     Some(s) => format!(
                         "own:{}x{}:{:.6e}",
@@ -57,6 +70,10 @@ impl IconMethod {
                     m.crops, m.gain, m.alpha_mask, m.all_positions
                 )
             }
+            IconMethod::Accent(a) => format!(
+                "accent crops={:?} distance_weight={} all_positions={}",
+                a.crops, a.distance_weight, a.all_positions
+            ),
         }
     }
 }
@@ -65,8 +82,12 @@ impl IconMethod {
 /// scripts/legibility.py, see docs/legibility.md).
 #[derive(Clone, Debug, PartialEq)]
 pub struct MacoSettings {
-    /// The fixed magnitude; `None`: the built-in ImageNet-like spectrum at the icon size.
+    /// The fixed magnitude; `None`: the built-in ImageNet-like spectrum at the icon size, or,
+    /// with `own_spectrum`, the one `atlas build` estimates from the run's images.
     pub magnitude: Option<Magnitude>,
+    /// Estimate the magnitude from the user's own images (MACO's "own spectrum") where a build
+    /// has them, instead of the built-in ImageNet one.
+    pub own_spectrum: bool,
     pub crops: Crops,
     /// Contrast of the standardised image before the sigmoid.
     pub gain: f64,
@@ -81,6 +102,7 @@ impl Default for MacoSettings {
     fn default() -> Self {
         MacoSettings {
             magnitude: None,
+            own_spectrum: false,
             crops: Crops {
                 crops: 2,
                 min_side: 0.6,
@@ -90,6 +112,27 @@ impl Default for MacoSettings {
             },
             gain: 1.0,
             alpha_mask: false,
+            all_positions: true,
+        }
+    }
+}
+
+/// Feature accentuation's knobs (spec feature-visualisation-modern.md §5): the icon starts as
+/// the cell's exemplar patch, and each step maximises the objective relative to the patch's own
+/// value minus `distance_weight` × the mean squared pixel change in units of 0.1² (a 10% RMS
+/// change costs as much as doubling the objective). It uses MACO's crops, not lucid's stack.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccentSettings {
+    pub crops: Crops,
+    pub distance_weight: f64,
+    pub all_positions: bool,
+}
+
+impl Default for AccentSettings {
+    fn default() -> Self {
+        AccentSettings {
+            crops: MacoSettings::default().crops,
+            distance_weight: 1.0,
             all_positions: true,
         }
     }
@@ -169,12 +212,34 @@ impl RenderSettings {
         }
     }
 
+    /// Feature accentuation of each cell's exemplar with MACO's objective (clean cosine, raw
+    /// direction, all positions), lucid's learning rate, the preview's step budget.
+    pub fn accent() -> Self {
+        RenderSettings {
+            method: IconMethod::Accent(AccentSettings::default()),
+            ..Self::maco()
+        }
+        .with_learning_rate(0.05)
+    }
+
+    fn with_learning_rate(mut self, lr: f64) -> Self {
+        self.learning_rate = lr;
+        self
+    }
+
+    /// The names [`RenderSettings::preset`] takes.
+    pub const PRESETS: [&'static str; 4] = ["preview", "paper", "maco", "accent"];
+
     pub fn preset(name: &str) -> Result<Self> {
         match name {
             "preview" => Ok(Self::preview()),
             "paper" => Ok(Self::paper()),
             "maco" => Ok(Self::maco()),
-            other => anyhow::bail!("icon preset must be preview, paper or maco, not {other:?}"),
+            "accent" => Ok(Self::accent()),
+            other => anyhow::bail!(
+                "icon preset must be one of {}, not {other:?}",
+                Self::PRESETS.join(", ")
+            ),
         }
     }
 }
@@ -230,12 +295,42 @@ pub fn maco_objective_and_gradient(
     rng: &mut Rng,
 ) -> Result<(Tensor, Tensor, Tensor)> {
     let rgb = image.rgb();
+    let obj = crops_objective(
+        model,
+        layer,
+        &rgb,
+        directions,
+        objective,
+        crops,
+        all_positions,
+        rng,
+    )?;
+    let loss = -obj.sum(Kind::Float);
+    let mut grads = Tensor::f_run_backward(&[&loss], &[&image.phase, &rgb], false, false)?;
+    let pixels = -grads.remove(1);
+    Ok((obj.detach(), -grads.remove(0), pixels))
+}
+
+/// The objective `[B]` of images `rgb` `[B,3,h,w]` seen through one draw of `crops` (mean over
+/// each icon's copies), at the layer output's centre or averaged over all its positions.
+/// Differentiable with respect to `rgb`.
+#[allow(clippy::too_many_arguments)]
+pub fn crops_objective(
+    model: &AtlasModel,
+    layer: usize,
+    rgb: &Tensor,
+    directions: &Tensor,
+    objective: &Objective,
+    crops: &Crops,
+    all_positions: bool,
+    rng: &mut Rng,
+) -> Result<Tensor> {
     let b = rgb.size()[0];
     let k = crops.crops.max(1) as i64;
     let x = if crops.crops == 0 {
         rgb.shallow_clone()
     } else {
-        crops.apply(&rgb, rng, image.height)
+        crops.apply(rgb, rng, rgb.size()[2])
     };
     let out = model.forward(&x)?;
     let dirs = directions.repeat([k, 1]);
@@ -252,14 +347,50 @@ pub fn maco_objective_and_gradient(
     } else {
         objective.per_icon(&centre_vectors(&out.layers[layer]), &dirs)
     };
-    let obj = per_copy
+    Ok(per_copy
         .view([k, b])
-        .mean_dim([0i64].as_slice(), false, Kind::Float);
-    let loss = -obj.sum(Kind::Float);
-    let mut grads = Tensor::f_run_backward(&[&loss], &[&image.phase, &rgb], false, false)?;
-    let pixels = -grads.remove(1);
-    Ok((obj.detach(), -grads.remove(0), pixels))
+        .mean_dim([0i64].as_slice(), false, Kind::Float))
 }
+
+/// Feature accentuation's score `[B]` and its gradient with respect to the coefficients: the
+/// objective relative to `reference` (the seed's own objective, `[B]`, positive) minus the
+/// weighted mean squared pixel change from `seed`, in units of 0.1². Also returns the raw
+/// objective `[B]` (for the kept score).
+#[allow(clippy::too_many_arguments)]
+pub fn accent_score_and_gradient(
+    model: &AtlasModel,
+    layer: usize,
+    image: &FftImage,
+    seed: &Tensor,
+    reference: &Tensor,
+    directions: &Tensor,
+    objective: &Objective,
+    accent: &AccentSettings,
+    rng: &mut Rng,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let rgb = image.rgb();
+    let obj = crops_objective(
+        model,
+        layer,
+        &rgb,
+        directions,
+        objective,
+        &accent.crops,
+        accent.all_positions,
+        rng,
+    )?;
+    let change = (&rgb - seed)
+        .square()
+        .mean_dim([1i64, 2, 3].as_slice(), false, Kind::Float)
+        / ACCENT_PIXEL_SCALE.powi(2);
+    let score = &obj / reference - change * accent.distance_weight;
+    let loss = -score.sum(Kind::Float);
+    let mut grads = Tensor::f_run_backward(&[&loss], &[&image.spectrum], false, false)?;
+    Ok((score.detach(), -grads.remove(0), obj.detach()))
+}
+
+/// The pixel change (RMS, in [0,1] units) that accentuation's distance term counts as 1.
+pub const ACCENT_PIXEL_SCALE: f64 = 0.1;
 
 /// Adam as TensorFlow implements it (lucid's optimiser): bias correction folded into the step.
 struct Adam {
@@ -322,10 +453,16 @@ pub fn render_batch(
     );
     let b = directions.size()[0];
     let dirs = directions.to_device(model.device).to_kind(Kind::Float);
-    if let IconMethod::Maco(maco) = &settings.method {
-        return render_maco(
-            model, layer, &dirs, settings, maco, batch_seed, progress, cancel,
-        );
+    match &settings.method {
+        IconMethod::Maco(maco) => {
+            return render_maco(
+                model, layer, &dirs, settings, maco, batch_seed, progress, cancel,
+            )
+        }
+        IconMethod::Accent(_) => anyhow::bail!(
+            "accentuation starts from each cell's exemplar patch: call render_accented with them"
+        ),
+        IconMethod::Lucid => {}
     }
     let size = settings.size;
     let mut best = BestOfTries::new(b);
@@ -427,6 +564,81 @@ fn render_maco(
         }
         best.offer(rgb, &score)?;
     }
+    best.finish().map(Some)
+}
+
+/// Feature accentuation (spec feature-visualisation-modern.md §5): one icon per row of
+/// `directions` `[B,C]`, each started from its row of `seeds` `[B,3,s,s]` (RGB in [0,1], the
+/// icon size) and optimised with Adam on lucid's coefficients. One try: the start is fixed.
+/// `progress(fraction)` after every step; `Ok(None)` when `cancel` says so.
+#[allow(clippy::too_many_arguments)]
+pub fn render_accented(
+    model: &AtlasModel,
+    layer: usize,
+    directions: &Tensor,
+    seeds: &Tensor,
+    settings: &RenderSettings,
+    batch_seed: u64,
+    progress: &mut dyn FnMut(f32),
+    cancel: &dyn Fn() -> bool,
+) -> Result<Option<RenderedIcons>> {
+    let IconMethod::Accent(accent) = &settings.method else {
+        anyhow::bail!("render_accented needs the accent icon method");
+    };
+    ensure!(settings.steps > 0, "need at least one step");
+    let b = directions.size()[0];
+    ensure!(
+        seeds.size() == [b, 3, settings.size, settings.size],
+        "seeds must be [{b}, 3, {s}, {s}], not {:?}",
+        seeds.size(),
+        s = settings.size
+    );
+    let dirs = directions.to_device(model.device).to_kind(Kind::Float);
+    let seeds = seeds.to_device(model.device).to_kind(Kind::Float);
+    let mut rng = Rng::derived(batch_seed ^ settings.seed, 0xACCE, 0);
+    let mut image = FftImage::from_rgb(&seeds);
+    // The seed as the parameterisation reproduces it (pixels clamped away from 0 and 1).
+    let start = tch::no_grad(|| image.rgb());
+    let reference = tch::no_grad(|| {
+        crops_objective(
+            model,
+            layer,
+            &start,
+            &dirs,
+            &settings.objective,
+            &accent.crops,
+            accent.all_positions,
+            &mut rng,
+        )
+    })?
+    .abs()
+    .clamp_min(1e-12);
+    let mut adam = Adam::new(settings.learning_rate, &image.spectrum);
+    let window = settings.score_window.clamp(1, settings.steps);
+    let mut score = Tensor::zeros([b], (Kind::Float, model.device));
+    for step in 0..settings.steps {
+        if cancel() {
+            return Ok(None);
+        }
+        let (_, ascent, obj) = accent_score_and_gradient(
+            model,
+            layer,
+            &image,
+            &start,
+            &reference,
+            &dirs,
+            &settings.objective,
+            accent,
+            &mut rng,
+        )?;
+        if step >= settings.steps - window {
+            score += obj / window as f64;
+        }
+        adam.step(&mut image.spectrum, &ascent);
+        progress((step + 1) as f32 / settings.steps as f32);
+    }
+    let mut best = BestOfTries::new(b);
+    best.offer(tch::no_grad(|| image.rgb()), &score)?;
     best.finish().map(Some)
 }
 

@@ -1,7 +1,7 @@
 //! Lucid's image parameterisation `param.image(size, fft=True, decorrelate=True, sigmoid)`
 //! (spec §4.3): trainable Fourier coefficients, scaled by 1/frequency, inverse real FFT (ortho),
 //! divided by 4, mapped from a decorrelated colour space to RGB and squashed by a sigmoid.
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use crate::layout::rng::Rng;
 
@@ -82,6 +82,27 @@ impl FftImage {
         FftImage::new(spectrum, height, width)
     }
 
+    /// The coefficients whose image is `seed` `[B, 3, h, w]` in [0, 1] (feature accentuation
+    /// starts from a real patch, Faccent's seeded `param.fourier`): the exact inverse of
+    /// [`FftImage::rgb`] for even widths, after clamping pixels to `[1e-3, 1 − 1e-3]` so the
+    /// logit stays finite. Trainable.
+    pub fn from_rgb(seed: &Tensor) -> Self {
+        let s = seed.size();
+        let (h, w) = (s[2], s[3]);
+        let device = seed.device();
+        let x = seed.to_kind(Kind::Float).clamp(1e-3, 1.0 - 1e-3);
+        let one_minus: Tensor = -&x + 1.0;
+        let logit = (&x / one_minus).log();
+        let inverse = colour_matrix(device).inverse();
+        let spatial = Tensor::einsum("ij,bjyx->biyx", &[&inverse, &logit], None::<i64>) * 4.0;
+        let spectrum = spatial
+            .fft_rfft2(None::<&[i64]>, [-2i64, -1].as_slice(), "ortho")
+            .view_as_real()
+            / spectrum_scale(h, w, device);
+        let spectrum = spectrum.narrow(3, 0, spectrum_width(w)).contiguous();
+        FftImage::new(spectrum.set_requires_grad(true), h, w)
+    }
+
     /// The RGB images in [0, 1], `[B, 3, h, w]`, differentiable with respect to `spectrum`.
     pub fn rgb(&self) -> Tensor {
         let (h, w) = (self.height, self.width);
@@ -101,7 +122,6 @@ impl FftImage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::Kind;
 
     #[test]
     fn frequencies_follow_numpy_fftfreq() {
@@ -127,6 +147,18 @@ mod tests {
         let rgb = img.rgb();
         assert_eq!(rgb.size(), [2, 3, 16, 15]);
         assert!(rgb.min().double_value(&[]) > 0.0 && rgb.max().double_value(&[]) < 1.0);
+    }
+
+    #[test]
+    fn seeded_coefficients_reproduce_the_seed() {
+        // Step 0 of feature accentuation must show the patch it starts from.
+        let seed = Tensor::rand([2, 3, 16, 12], (Kind::Float, Device::Cpu)) * 0.9 + 0.05;
+        let img = FftImage::from_rgb(&seed);
+        assert_eq!(img.spectrum.size(), [2, 3, 16, 7, 2]);
+        assert!(img.spectrum.requires_grad());
+        let back = img.rgb();
+        let err = (back - &seed).abs().max().double_value(&[]);
+        assert!(err < 1e-4, "{err}");
     }
 
     #[test]

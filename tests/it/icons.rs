@@ -6,7 +6,10 @@ use atlas::layout::rng::Rng;
 use atlas::model::AtlasModel;
 use atlas::render::maco::{random_phase, MacoImage, Magnitude};
 use atlas::render::objective::{centre_vectors, whiten};
-use atlas::render::optimize::{maco_objective_and_gradient, objective_and_gradient, render_batch};
+use atlas::render::optimize::{
+    accent_score_and_gradient, maco_objective_and_gradient, objective_and_gradient, render_batch,
+    AccentSettings,
+};
 use atlas::render::param::{random_spectrum, spectrum_width, FftImage};
 use atlas::render::transforms::Crops;
 use atlas::render::{whitening_matrix, CosineForm, Objective, RenderSettings, TransformStack};
@@ -370,4 +373,127 @@ fn whitening_changes_the_icons_and_each_wins_its_own_objective() {
         assert!(w_on_w[i] > r_on_w[i], "icon {i}: whitened objective");
         assert!(r_on_r[i] > w_on_r[i], "icon {i}: raw objective");
     }
+}
+
+/// Feature accentuation's score (objective relative to the seed's, minus the weighted squared
+/// pixel change from the seed) and its gradient through lucid's parameterisation, against the
+/// PyTorch reference; and its start: coefficients made from a photo reproduce the photo.
+#[test]
+fn accent_score_and_gradient_match_pytorch() {
+    let model = AtlasModel::load(&common::model(), atlas::model::default_device()).unwrap();
+    let tol = reference_tolerance(model.device);
+    let dir = common::scratch("icons_accent_objective");
+    let size = 80i64;
+    let photos: Vec<u8> = common::image_files(&common::assets())
+        .iter()
+        .take(3)
+        .flat_map(|f| {
+            image::open(f)
+                .unwrap()
+                .resize_exact(80, 80, image::imageops::FilterType::Triangle)
+                .to_rgb8()
+                .into_raw()
+        })
+        .collect();
+    let b = 3i64;
+    let seeds = (Tensor::from_slice(&photos)
+        .view([b, size, size, 3])
+        .permute([0, 3, 1, 2])
+        .to_kind(Kind::Float)
+        / 255.0)
+        .clamp(1e-3, 1.0 - 1e-3)
+        .to_device(model.device);
+    let start = FftImage::from_rgb(&seeds);
+    let back = tch::no_grad(|| start.rgb());
+    let err = (&back - &seeds).abs().max().double_value(&[]);
+    assert!(err < 1e-3, "the seeded image differs from the photo by {err}");
+    // A few steps away from the seed, so that the distance term has a gradient.
+    let spectrum = start.spectrum.detach() + random_spectrum(b, size, size, 3, model.device) * 30.0;
+    let image = FftImage::new(spectrum.set_requires_grad(true), size, size);
+    let layer_name = "head";
+    let layer = model.info.layer_index(layer_name).unwrap();
+    let c = model.info.layers[layer].channels;
+    let dirs = bundled_activations(&model, layer, 2).narrow(0, 3, b).abs() + 0.05;
+    let reference = Tensor::from_slice(&[0.5f32, 2.0, 0.01]).to_device(model.device);
+    let accent = AccentSettings {
+        crops: Crops {
+            crops: 0,
+            min_side: 1.0,
+            max_side: 1.0,
+            centre_sd: 0.0,
+            noise: 0.0,
+        },
+        distance_weight: 0.5,
+        all_positions: true,
+    };
+    let objective = Objective {
+        form: CosineForm::Clean,
+        cossim_power: 4.0,
+    };
+    let (score, grad, _) = accent_score_and_gradient(
+        &model,
+        layer,
+        &image,
+        &seeds,
+        &reference,
+        &dirs,
+        &objective,
+        &accent,
+        &mut Rng::new(0),
+    )
+    .unwrap();
+    let wf = spectrum_width(size) as usize;
+    let write = |name: &str, t: &Tensor, shape: &[usize]| {
+        npy::write_nd(&dir.join(name), &to_vec(t), shape, npy::Dtype::F32).unwrap()
+    };
+    write(
+        "spec.npy",
+        &image.spectrum.detach(),
+        &[b as usize, 3, size as usize, wf, 2],
+    );
+    write("seed.npy", &seeds, &[b as usize, 3, size as usize, size as usize]);
+    write("ref.npy", &reference, &[b as usize]);
+    write("dirs.npy", &dirs, &[b as usize, c as usize]);
+    let path = |f: &str| dir.join(f).into_os_string();
+    common::run_reference(
+        "fv_ref.py",
+        &[
+            "objective".as_ref(),
+            "--model".as_ref(),
+            common::model().as_os_str(),
+            "--layer".as_ref(),
+            layer_name.as_ref(),
+            "--form".as_ref(),
+            "clean".as_ref(),
+            "--where".as_ref(),
+            "all".as_ref(),
+            "--spectrum".as_ref(),
+            &path("spec.npy"),
+            "--seed-rgb".as_ref(),
+            &path("seed.npy"),
+            "--reference".as_ref(),
+            &path("ref.npy"),
+            "--distance-weight".as_ref(),
+            "0.5".as_ref(),
+            "--directions".as_ref(),
+            &path("dirs.npy"),
+            "--out-obj".as_ref(),
+            &path("obj.npy"),
+            "--out-grad".as_ref(),
+            &path("grad.npy"),
+        ],
+    );
+    let ref_score = npy::read(&dir.join("obj.npy")).unwrap().data;
+    let ref_grad = npy::read(&dir.join("grad.npy")).unwrap().data;
+    let ours = to_vec(&score);
+    let score_err = common::max_row_relative_error(&ours, &ref_score, ours.len());
+    let grad_err = common::max_row_relative_error(&to_vec(&grad), &ref_grad, ref_grad.len() / 3);
+    println!("accent: score {ref_score:?}, rel. error score {score_err:.2e}, gradient {grad_err:.2e}");
+    // Both terms matter: the pixel change is far from zero and so is the relative objective.
+    assert!(
+        ref_score.iter().all(|v| v.abs() > 1e-3),
+        "degenerate score {ref_score:?}"
+    );
+    assert!(score_err < tol, "score differs: {score_err}");
+    assert!(grad_err < tol, "gradient differs: {grad_err}");
 }

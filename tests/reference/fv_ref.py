@@ -168,6 +168,9 @@ def main():
                    help="objective at the centre position or averaged over all positions")
     p.add_argument("--boundary", type=float, default=0.0,
                    help="subtract this multiple of the boundary penalty")
+    p.add_argument("--seed-rgb", help="feature accentuation: the seed images [B,3,h,w] in [0,1]")
+    p.add_argument("--reference", help="feature accentuation: the seed's objective [B]")
+    p.add_argument("--distance-weight", type=float, default=1.0)
     p.add_argument("--directions")
     p.add_argument("--out-obj")
     p.add_argument("--out-grad")
@@ -209,6 +212,13 @@ def main():
             obj = objective(centre(acts[li]), v, a.form, a.power)
         if a.boundary > 0:
             obj = obj - a.boundary * boundary_penalty(rgb)
+        if a.seed_rgb:
+            # Feature accentuation's score: the objective relative to the seed's, minus the
+            # weighted mean squared pixel change in units of 0.1^2.
+            seed = torch.from_numpy(np.load(a.seed_rgb).astype(np.float32))
+            ref = torch.from_numpy(np.load(a.reference).astype(np.float32))
+            change = ((rgb - seed) ** 2).mean(dim=(1, 2, 3)) / 0.1 ** 2
+            obj = obj / ref - a.distance_weight * change
         (grad,) = torch.autograd.grad(obj.sum(), param)
         np.save(a.out_obj, obj.detach().numpy().astype(np.float32))
         np.save(a.out_grad, grad.reshape(grad.shape[0], -1).numpy().astype(np.float32))
