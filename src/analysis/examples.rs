@@ -11,8 +11,6 @@
 //! re-collected after the atlas was built, loading also re-derives one level's per-cell means
 //! from the mapped rows and refuses the atlas when they do not reproduce `mean_acts.npy`.
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -21,11 +19,11 @@ use image::RgbImage;
 
 use crate::atlas::build::pick_rows;
 use crate::atlas::manifest::{level_dir, read_cells, AtlasManifest};
-use crate::collect::run_folder::{parse_csv_line, RunFolder};
+use crate::collect::run_folder::{RunFolder, RunManifest};
 use crate::data::{load_rgb, Preprocess};
 use crate::grid::cell_index;
 use crate::model::sidecar::Sidecar;
-use crate::store::npy;
+use crate::store::{csv_io, npy};
 
 /// One dataset example of a cell: an atlas row, the image it was sampled from and where.
 #[derive(Clone, Debug, PartialEq)]
@@ -108,121 +106,14 @@ impl DatasetIndex {
     /// Reads the atlas at `atlas_root` and the parts of its run that describe the atlas's rows.
     pub fn load(atlas_root: &Path) -> Result<DatasetIndex> {
         let manifest = AtlasManifest::load(atlas_root)?;
-        let mpath = AtlasManifest::path(atlas_root);
         let run = RunFolder::new(&manifest.run);
-        let run_manifest = run.read_manifest()?.with_context(|| {
-            format!(
-                "the atlas's run {} (named in {}) has no run.json",
-                manifest.run.display(),
-                mpath.display()
-            )
-        })?;
-        let layer = run_manifest
-            .layers
-            .iter()
-            .find(|l| l.name == manifest.layer)
-            .with_context(|| {
-                format!(
-                    "{} has no layer {:?}, the layer of the atlas {}",
-                    run.manifest_path().display(),
-                    manifest.layer,
-                    atlas_root.display()
-                )
-            })?;
-
-        // Activations and the row mapping.
-        let acts_path = manifest.run.join(&layer.dir).join("acts.npy");
-        let acts = npy::read(&acts_path)?;
-        let total = acts.rows;
-        ensure!(
-            acts.cols == manifest.channels,
-            "{} has {} channels, the atlas manifest {} says {}",
-            acts_path.display(),
-            acts.cols,
-            mpath.display(),
-            manifest.channels
-        );
-        if let Some(r) = manifest.run_rows {
-            ensure!(
-                r == total,
-                "{} now has {total} rows, the atlas {} was built from {r}: the run changed, \
-                 rebuild the atlas",
-                acts_path.display(),
-                atlas_root.display()
-            );
-        }
-        ensure!(
-            manifest.points <= total,
-            "the atlas manifest {} has {} points but {} has only {total} rows",
-            mpath.display(),
-            manifest.points,
-            acts_path.display()
-        );
-        let source = pick_rows(total, Some(manifest.points));
-        let c = acts.cols;
-        let gathered: Vec<f32> = if source.len() == total {
-            acts.data
-        } else {
-            source
-                .iter()
-                .flat_map(|&r| acts.data[r * c..(r + 1) * c].iter().copied())
-                .collect()
-        };
-
-        // Layout.
-        let layout_path = atlas_root.join("layout_normalized.npy");
-        let layout = npy::read(&layout_path)?;
-        ensure!(
-            layout.cols == 2 && layout.rows == manifest.points,
-            "{} is [{}, {}], expected [{}, 2] (the manifest's point count)",
-            layout_path.display(),
-            layout.rows,
-            layout.cols,
-            manifest.points
-        );
-        let points: Vec<[f32; 2]> = layout.data.chunks_exact(2).map(|p| [p[0], p[1]]).collect();
-
-        // Provenance of the layer's run rows, and the image list.
-        let images = run
-            .read_image_list()
-            .with_context(|| format!("reading {}", run.root.join("images.csv").display()))?;
-        let all = read_provenance(&run.root.join("provenance.csv"), &manifest.layer, total)?;
-        let mut rows = Vec::with_capacity(source.len());
-        for &r in &source {
-            let info = all[r].clone();
-            let (path, label, _) = images.get(info.image_index).with_context(|| {
-                format!(
-                    "{}: row {r} names image {} but images.csv has {} images",
-                    run.root.join("provenance.csv").display(),
-                    info.image_index,
-                    images.len()
-                )
-            })?;
-            ensure!(
-                *path == info.path,
-                "{} and images.csv disagree on image {}: {} vs {}",
-                run.root.join("provenance.csv").display(),
-                info.image_index,
-                info.path.display(),
-                path.display()
-            );
-            rows.push(ProvenanceRow {
-                label: label.clone(),
-                ..info
-            });
-        }
-
-        // Layer geometry and model input from the model's sidecar.
-        let sidecar = Sidecar::load(&manifest.model_file)
-            .or_else(|e| Sidecar::load(&run_manifest.settings.model_file).map_err(|_| e))
-            .with_context(|| {
-                format!(
-                    "the layer's grid size comes from the model sidecar, and neither the atlas's \
-                     model {} nor the run's {} has one",
-                    manifest.model_file.display(),
-                    run_manifest.settings.model_file.display()
-                )
-            })?;
+        let (run_manifest, layer_dir) = run_layer(&manifest, &run, atlas_root)?;
+        let acts_path = manifest.run.join(layer_dir).join("acts.npy");
+        let acts = AtlasActs::read(&manifest, atlas_root, &acts_path)?;
+        let c = manifest.channels;
+        let points = read_layout(&manifest, atlas_root)?;
+        let rows = atlas_provenance(&run, &manifest.layer, &acts)?;
+        let sidecar = layer_sidecar(&manifest, &run_manifest)?;
         let li = sidecar.layer_index(&manifest.layer).with_context(|| {
             format!(
                 "the model sidecar for {} has no layer {:?}",
@@ -252,11 +143,11 @@ impl DatasetIndex {
         let preprocess = parse_preprocess(&run_manifest.settings.preprocess)
             .with_context(|| format!("in {}", run.manifest_path().display()))?;
 
-        let norms = row_norms(&gathered, c);
+        let norms = row_norms(&acts.gathered, c);
         let index = DatasetIndex {
             root: atlas_root.to_path_buf(),
             points,
-            acts: gathered,
+            acts: acts.gathered,
             norms,
             c,
             rows,
@@ -504,6 +395,159 @@ pub fn rank_by_similarity(
     ranked
 }
 
+/// The atlas's run manifest and the folder (relative to the run) of the atlas's layer.
+fn run_layer(
+    manifest: &AtlasManifest,
+    run: &RunFolder,
+    atlas_root: &Path,
+) -> Result<(RunManifest, String)> {
+    let run_manifest = run.read_manifest()?.with_context(|| {
+        format!(
+            "the atlas's run {} (named in {}) has no run.json",
+            manifest.run.display(),
+            AtlasManifest::path(atlas_root).display()
+        )
+    })?;
+    let layer = run_manifest
+        .layers
+        .iter()
+        .find(|l| l.name == manifest.layer)
+        .with_context(|| {
+            format!(
+                "{} has no layer {:?}, the layer of the atlas {}",
+                run.manifest_path().display(),
+                manifest.layer,
+                atlas_root.display()
+            )
+        })?;
+    let dir = layer.dir.clone();
+    Ok((run_manifest, dir))
+}
+
+/// The activations of the atlas rows and the run rows they are.
+struct AtlasActs {
+    /// The run's row count of the layer.
+    run_rows: usize,
+    /// The run row of every atlas row.
+    source: Vec<usize>,
+    /// `[N, C]` activations of the atlas rows.
+    gathered: Vec<f32>,
+}
+
+impl AtlasActs {
+    /// Reads the layer's `acts.npy` and keeps the atlas's rows, after checking that the run
+    /// still has the rows the atlas was built from.
+    fn read(manifest: &AtlasManifest, atlas_root: &Path, acts_path: &Path) -> Result<AtlasActs> {
+        let mpath = AtlasManifest::path(atlas_root);
+        let acts = npy::read(acts_path)?;
+        let total = acts.rows;
+        ensure!(
+            acts.cols == manifest.channels,
+            "{} has {} channels, the atlas manifest {} says {}",
+            acts_path.display(),
+            acts.cols,
+            mpath.display(),
+            manifest.channels
+        );
+        if let Some(r) = manifest.run_rows {
+            ensure!(
+                r == total,
+                "{} now has {total} rows, the atlas {} was built from {r}: the run changed, \
+                 rebuild the atlas",
+                acts_path.display(),
+                atlas_root.display()
+            );
+        }
+        ensure!(
+            manifest.points <= total,
+            "the atlas manifest {} has {} points but {} has only {total} rows",
+            mpath.display(),
+            manifest.points,
+            acts_path.display()
+        );
+        let source = pick_rows(total, Some(manifest.points));
+        let c = acts.cols;
+        let gathered: Vec<f32> = if source.len() == total {
+            acts.data
+        } else {
+            source
+                .iter()
+                .flat_map(|&r| acts.data[r * c..(r + 1) * c].iter().copied())
+                .collect()
+        };
+        Ok(AtlasActs {
+            run_rows: total,
+            source,
+            gathered,
+        })
+    }
+}
+
+/// The atlas's normalised layout, one point per atlas row.
+fn read_layout(manifest: &AtlasManifest, atlas_root: &Path) -> Result<Vec<[f32; 2]>> {
+    let layout_path = atlas_root.join("layout_normalized.npy");
+    let layout = npy::read(&layout_path)?;
+    ensure!(
+        layout.cols == 2 && layout.rows == manifest.points,
+        "{} is [{}, {}], expected [{}, 2] (the manifest's point count)",
+        layout_path.display(),
+        layout.rows,
+        layout.cols,
+        manifest.points
+    );
+    Ok(layout.data.chunks_exact(2).map(|p| [p[0], p[1]]).collect())
+}
+
+/// The provenance of every atlas row, with the image's label from `images.csv` (whose path must
+/// agree with `provenance.csv`'s).
+fn atlas_provenance(run: &RunFolder, layer: &str, acts: &AtlasActs) -> Result<Vec<ProvenanceRow>> {
+    let prov_path = run.root.join("provenance.csv");
+    let images = run
+        .read_image_list()
+        .with_context(|| format!("reading {}", run.root.join("images.csv").display()))?;
+    let all = read_provenance(&prov_path, layer, acts.run_rows)?;
+    let mut rows = Vec::with_capacity(acts.source.len());
+    for &r in &acts.source {
+        let info = all[r].clone();
+        let (path, label, _) = images.get(info.image_index).with_context(|| {
+            format!(
+                "{}: row {r} names image {} but images.csv has {} images",
+                prov_path.display(),
+                info.image_index,
+                images.len()
+            )
+        })?;
+        ensure!(
+            *path == info.path,
+            "{} and images.csv disagree on image {}: {} vs {}",
+            prov_path.display(),
+            info.image_index,
+            info.path.display(),
+            path.display()
+        );
+        rows.push(ProvenanceRow {
+            label: label.clone(),
+            ..info
+        });
+    }
+    Ok(rows)
+}
+
+/// The model sidecar that gives the layer's grid size and the model input: the atlas's model's,
+/// else the run's.
+fn layer_sidecar(manifest: &AtlasManifest, run_manifest: &RunManifest) -> Result<Sidecar> {
+    Sidecar::load(&manifest.model_file)
+        .or_else(|e| Sidecar::load(&run_manifest.settings.model_file).map_err(|_| e))
+        .with_context(|| {
+            format!(
+                "the layer's grid size comes from the model sidecar, and neither the atlas's \
+                 model {} nor the run's {} has one",
+                manifest.model_file.display(),
+                run_manifest.settings.model_file.display()
+            )
+        })
+}
+
 /// The rows of `layer` in the run's `provenance.csv` (`run_root/provenance.csv`), indexed by the
 /// layer's run row; exactly `rows` of them (the row count of the layer's `acts.npy`).
 pub fn read_layer_provenance(
@@ -516,38 +560,40 @@ pub fn read_layer_provenance(
 
 /// The provenance rows of `layer`, indexed by the layer's run row; exactly `rows` of them.
 fn read_provenance(path: &Path, layer: &str, rows: usize) -> Result<Vec<ProvenanceRow>> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut lines = BufReader::new(file).lines();
-    let header = lines
+    let mut records = csv_io::open(path)?.into_records();
+    let read_error = || format!("reading {}", path.display());
+    let header = records
         .next()
-        .transpose()?
+        .transpose()
+        .with_context(read_error)?
         .with_context(|| format!("{} is empty", path.display()))?;
     ensure!(
-        header == "row,layer,image_index,path,label,y,x,draw",
+        header
+            .iter()
+            .eq("row,layer,image_index,path,label,y,x,draw".split(',')),
         "{} has an unknown header {header:?}",
         path.display()
     );
     let mut out = Vec::with_capacity(rows);
-    for (n, line) in lines.enumerate() {
-        let line = line.with_context(|| format!("reading {}", path.display()))?;
-        let f = parse_csv_line(&line);
-        let bad = || format!("{}: malformed line {}: {line:?}", path.display(), n + 2);
+    for f in records {
+        let f = f.with_context(read_error)?;
+        let line = csv_io::line_of(&f);
+        let bad = || format!("{}: malformed line {line}: {f:?}", path.display());
         ensure!(f.len() == 8, bad());
-        if f[1] != layer {
+        if &f[1] != layer {
             continue;
         }
         let row: usize = f[0].parse().with_context(bad)?;
         ensure!(
             row == out.len(),
-            "{}: rows of layer {layer:?} are not numbered 0, 1, 2, … (line {} has row {row})",
+            "{}: rows of layer {layer:?} are not numbered 0, 1, 2, … (line {line} has row {row})",
             path.display(),
-            n + 2
         );
         out.push(ProvenanceRow {
             run_row: row,
             image_index: f[2].parse().with_context(bad)?,
             path: PathBuf::from(&f[3]),
-            label: (!f[4].is_empty()).then(|| f[4].clone()),
+            label: (!f[4].is_empty()).then(|| f[4].to_string()),
             y: f[5].parse().with_context(bad)?,
             x: f[6].parse().with_context(bad)?,
         });

@@ -206,6 +206,24 @@ struct Sums {
     p_dynamic: f64,
 }
 
+impl Sums {
+    /// Adds one image: `probs` are the patch's composites at every setting, the static one
+    /// first.
+    fn add(&mut self, probs: &[Vec<f32>], target: usize) {
+        let flips = |p: &Vec<f32>| probe::top1(p).0 == target;
+        self.flipped_static += usize::from(flips(&probs[0]));
+        self.flipped_dynamic += usize::from(probs.iter().any(flips));
+        self.p_static += f64::from(probs[0][target]);
+        self.p_dynamic += probs
+            .iter()
+            .map(|p| f64::from(p[target]))
+            .fold(0.0, f64::max);
+    }
+}
+
+/// A patch ready to paste: its row name, its kind and its pixels.
+type Patch = (String, RowKind, RgbImage);
+
 /// Runs the whole evaluation on this thread. Fails on a bad model, patch file or class; skips
 /// (and reports) unreadable images; returns `Err(Cancelled)` when `cancel()` turns true.
 pub fn run_batch(
@@ -216,7 +234,59 @@ pub fn run_batch(
     let started = Instant::now();
     let model = AtlasModel::load(&config.model, default_device())?;
     let side = model_side(&model)?;
-    let k = model.num_classes();
+    check_config(config, model.num_classes())?;
+    // Patches first: a bad patch file should fail before minutes of classification.
+    let patches = load_patches(config, side)?;
+    let mut paths = list_images(&config.images, events)?;
+    if let Some(n) = config.limit {
+        paths.truncate(n);
+    }
+    ensure!(!paths.is_empty(), "no images to attack");
+    events(BatchEvent::Progress {
+        stage: STAGE_PATCHES,
+        done: 0,
+        total: patches.len(),
+    });
+    let attack = Attack::new(config, &model, side, patches)?;
+    let mut table = attack.empty_table(paths.len());
+
+    // Stage 1: every image without a patch; keep the backgrounds of the correct ones.
+    let correct = attack.classify_backgrounds(&paths, &mut table, cancel, events)?;
+    events(BatchEvent::Log(format!(
+        "{} of {} images read are {} without a patch",
+        correct.len(),
+        table.images_read,
+        table.original.name
+    )));
+
+    // Stage 2: the composites of the correct images.
+    let p_before: Vec<f32> = correct.iter().map(|(_, p)| *p).collect();
+    let mut sums = vec![Sums::default(); attack.patches.len()];
+    for (done, (bg, _)) in correct.iter().enumerate() {
+        let probs = attack.classify_composites(bg, cancel)?;
+        table.composites += probs.len();
+        for (s, mine) in sums.iter_mut().zip(probs.chunks(attack.settings.len())) {
+            s.add(mine, config.target);
+        }
+        table.images_done = done + 1;
+        table.rows = attack.rows(&sums, &p_before[..done + 1], table.images_read);
+        table.elapsed_s = started.elapsed().as_secs_f64();
+        events(BatchEvent::Progress {
+            stage: STAGE_ATTACK,
+            done: done + 1,
+            total: correct.len(),
+        });
+        events(BatchEvent::Partial(table.clone()));
+    }
+    table.images_done = table.images_read;
+    table.rows = attack.rows(&sums, &p_before, table.images_read);
+    table.elapsed_s = started.elapsed().as_secs_f64();
+    Ok(table)
+}
+
+/// Fails on classes out of range or equal, ratios outside (0, 1], or nothing to paste.
+fn check_config(config: &BatchConfig, classes: usize) -> Result<()> {
+    let k = classes;
     for (what, c) in [("original", config.original), ("target", config.target)] {
         ensure!(
             c < k,
@@ -243,38 +313,24 @@ pub fn run_batch(
         !config.patches.is_empty() || config.noise_seed.is_some(),
         "no patches given"
     );
+    Ok(())
+}
 
-    // Patches first: a bad patch file should fail before minutes of classification.
-    let mut patches: Vec<(String, RowKind, RgbImage)> = Vec::new();
+/// The photo patches in the given order, then the noise control when asked for.
+fn load_patches(config: &BatchConfig, side: u32) -> Result<Vec<Patch>> {
+    let mut patches: Vec<Patch> = Vec::new();
     for p in &config.patches {
         patches.push((p.name(), RowKind::Patch, p.load()?));
     }
     if let Some(seed) = config.noise_seed {
         patches.push(("noise".into(), RowKind::Noise, noise_patch(seed, side)));
     }
+    Ok(patches)
+}
 
-    let mut paths = list_images(&config.images, events)?;
-    if let Some(n) = config.limit {
-        paths.truncate(n);
-    }
-    ensure!(!paths.is_empty(), "no images to attack");
-
-    let class = |i: usize| ClassName {
-        index: i,
-        name: model.info.classes[i].name.clone(),
-    };
-    events(BatchEvent::Progress {
-        stage: STAGE_PATCHES,
-        done: 0,
-        total: patches.len(),
-    });
-    let alone: Vec<RgbImage> = patches
-        .iter()
-        .map(|(_, _, img)| resize_patch(img, side))
-        .collect();
-    let alone = probe::probabilities(&model, &alone)?;
-
-    // The settings every patch is pasted at: the static one first, then the dynamic grid.
+/// The (corner, patch side) settings every patch is pasted at: the static one first, then each
+/// distinct dynamic one.
+fn paste_settings(config: &BatchConfig, side: u32) -> Vec<(Corner, u32)> {
     let static_setting = (config.static_corner, patch_side(config.static_ratio, side));
     let mut settings = vec![static_setting];
     for &c in &config.dynamic_corners {
@@ -285,93 +341,179 @@ pub fn run_batch(
             }
         }
     }
-    // Every patch resized once per side length.
-    let mut resized: HashMap<(usize, u32), RgbImage> = HashMap::new();
-    for (pi, (_, _, img)) in patches.iter().enumerate() {
-        for &(_, w) in &settings {
-            resized
-                .entry((pi, w))
-                .or_insert_with(|| resize_patch(img, w));
+    settings
+}
+
+/// The model, the patches and everything about them that does not depend on the image.
+struct Attack<'a> {
+    config: &'a BatchConfig,
+    model: &'a AtlasModel,
+    /// The model's (square) input side.
+    side: u32,
+    patches: Vec<Patch>,
+    /// Probabilities of each patch alone, resized to the input size.
+    alone: Vec<Vec<f32>>,
+    settings: Vec<(Corner, u32)>,
+    /// Every patch resized once per side length: (patch index, side) → pixels.
+    resized: HashMap<(usize, u32), RgbImage>,
+}
+
+impl<'a> Attack<'a> {
+    /// Classifies the patches alone and resizes them for every setting.
+    fn new(
+        config: &'a BatchConfig,
+        model: &'a AtlasModel,
+        side: u32,
+        patches: Vec<Patch>,
+    ) -> Result<Self> {
+        let alone: Vec<RgbImage> = patches
+            .iter()
+            .map(|(_, _, img)| resize_patch(img, side))
+            .collect();
+        let alone = probe::probabilities(model, &alone)?;
+        let settings = paste_settings(config, side);
+        let mut resized: HashMap<(usize, u32), RgbImage> = HashMap::new();
+        for (pi, (_, _, img)) in patches.iter().enumerate() {
+            for &(_, w) in &settings {
+                resized
+                    .entry((pi, w))
+                    .or_insert_with(|| resize_patch(img, w));
+            }
+        }
+        Ok(Attack {
+            config,
+            model,
+            side,
+            patches,
+            alone,
+            settings,
+            resized,
+        })
+    }
+
+    fn class(&self, index: usize) -> ClassName {
+        ClassName {
+            index,
+            name: self.model.info.classes[index].name.clone(),
         }
     }
 
-    let mut table = AttackTable {
-        model: model.info.name.clone(),
-        original: class(config.original),
-        target: class(config.target),
-        static_ratio: config.static_ratio,
-        static_corner: config.static_corner,
-        dynamic_ratios: config.dynamic_ratios.clone(),
-        dynamic_corners: config.dynamic_corners.clone(),
-        images_listed: paths.len(),
-        images_read: 0,
-        images_done: 0,
-        rows: Vec::new(),
-        problems: Vec::new(),
-        composites: patches.len(),
-        elapsed_s: 0.0,
-    };
-
-    // Stage 1: every image without a patch; keep the backgrounds of the correct ones.
-    let mut correct: Vec<(RgbImage, f32)> = Vec::new();
-    for (ci, chunk) in paths.chunks(CHUNK).enumerate() {
-        if cancel() {
-            bail!(Cancelled);
+    /// The table before any image: the settings, `listed` images and no rows.
+    fn empty_table(&self, listed: usize) -> AttackTable {
+        let config = self.config;
+        AttackTable {
+            model: self.model.info.name.clone(),
+            original: self.class(config.original),
+            target: self.class(config.target),
+            static_ratio: config.static_ratio,
+            static_corner: config.static_corner,
+            dynamic_ratios: config.dynamic_ratios.clone(),
+            dynamic_corners: config.dynamic_corners.clone(),
+            images_listed: listed,
+            images_read: 0,
+            images_done: 0,
+            rows: Vec::new(),
+            problems: Vec::new(),
+            composites: self.patches.len(),
+            elapsed_s: 0.0,
         }
-        let decoded: Vec<Result<RgbImage, String>> = chunk
-            .par_iter()
-            .map(|p| load_original(p).map(|img| prepare_background(&img, side)))
-            .collect();
-        let mut backgrounds = Vec::new();
-        for (path, d) in chunk.iter().zip(decoded) {
-            match d {
-                Ok(img) => backgrounds.push(img),
-                Err(reason) => {
-                    let problem = Problem {
-                        path: path.clone(),
-                        reason,
-                    };
-                    table.problems.push(problem.clone());
-                    events(BatchEvent::Problem(problem));
+    }
+
+    /// Stage 1: decodes and classifies the images without a patch, chunk by chunk; unreadable
+    /// ones become problems. Returns the backgrounds whose top-1 is the original class, with
+    /// their P(target).
+    fn classify_backgrounds(
+        &self,
+        paths: &[PathBuf],
+        table: &mut AttackTable,
+        cancel: &dyn Fn() -> bool,
+        events: &mut dyn FnMut(BatchEvent),
+    ) -> Result<Vec<(RgbImage, f32)>> {
+        let (original, target) = (self.config.original, self.config.target);
+        let mut correct = Vec::new();
+        for (ci, chunk) in paths.chunks(CHUNK).enumerate() {
+            if cancel() {
+                bail!(Cancelled);
+            }
+            let decoded: Vec<Result<RgbImage, String>> = chunk
+                .par_iter()
+                .map(|p| load_original(p).map(|img| prepare_background(&img, self.side)))
+                .collect();
+            let mut backgrounds = Vec::new();
+            for (path, d) in chunk.iter().zip(decoded) {
+                match d {
+                    Ok(img) => backgrounds.push(img),
+                    Err(reason) => {
+                        let problem = Problem {
+                            path: path.clone(),
+                            reason,
+                        };
+                        table.problems.push(problem.clone());
+                        events(BatchEvent::Problem(problem));
+                    }
                 }
             }
-        }
-        let probs = probe::probabilities(&model, &backgrounds)?;
-        table.images_read += backgrounds.len();
-        table.composites += backgrounds.len();
-        for (bg, p) in backgrounds.into_iter().zip(probs) {
-            if probe::top1(&p).0 == config.original {
-                correct.push((bg, p[config.target]));
+            let probs = probe::probabilities(self.model, &backgrounds)?;
+            table.images_read += backgrounds.len();
+            table.composites += backgrounds.len();
+            for (bg, p) in backgrounds.into_iter().zip(probs) {
+                if probe::top1(&p).0 == original {
+                    correct.push((bg, p[target]));
+                }
             }
+            events(BatchEvent::Progress {
+                stage: STAGE_BEFORE,
+                done: (ci * CHUNK + chunk.len()).min(paths.len()),
+                total: paths.len(),
+            });
         }
-        events(BatchEvent::Progress {
-            stage: STAGE_BEFORE,
-            done: (ci * CHUNK + chunk.len()).min(paths.len()),
-            total: paths.len(),
-        });
+        Ok(correct)
     }
-    events(BatchEvent::Log(format!(
-        "{} of {} images read are {} without a patch",
-        correct.len(),
-        table.images_read,
-        table.original.name
-    )));
 
-    // Stage 2: the composites of the correct images.
-    let mut sums = vec![Sums::default(); patches.len()];
-    let rows = |sums: &[Sums], n: usize, images_read: usize| -> Vec<PatchRow> {
+    /// Stage 2 for one background: every patch at every setting, in batches (cancellation is
+    /// checked between them). Probabilities by patch, then setting.
+    fn classify_composites(
+        &self,
+        bg: &RgbImage,
+        cancel: &dyn Fn() -> bool,
+    ) -> Result<Vec<Vec<f32>>> {
+        let jobs: Vec<(usize, usize)> = (0..self.patches.len())
+            .flat_map(|pi| (0..self.settings.len()).map(move |si| (pi, si)))
+            .collect();
+        let mut probs: Vec<Vec<f32>> = Vec::with_capacity(jobs.len());
+        for batch in jobs.chunks(probe::BATCH) {
+            if cancel() {
+                bail!(Cancelled);
+            }
+            let images: Vec<RgbImage> = batch
+                .iter()
+                .map(|&(pi, si)| {
+                    let (corner, w) = self.settings[si];
+                    let (x, y) = corner_origin(corner, self.side, w);
+                    paste(bg, &self.resized[&(pi, w)], i64::from(x), i64::from(y))
+                })
+                .collect();
+            probs.extend(probe::probabilities(self.model, &images)?);
+        }
+        Ok(probs)
+    }
+
+    /// The patch rows over the first `p_before.len()` correct images (`p_before`: their
+    /// P(target) without a patch).
+    fn rows(&self, sums: &[Sums], p_before: &[f32], images_read: usize) -> Vec<PatchRow> {
+        let n = p_before.len();
         let mean = |x: f64| if n == 0 { 0.0 } else { x / n as f64 };
-        let p_before_sum: f64 = correct[..n].iter().map(|(_, p)| f64::from(*p)).sum();
-        patches
+        let p_before_sum: f64 = p_before.iter().map(|p| f64::from(*p)).sum();
+        self.patches
             .iter()
             .zip(sums)
-            .zip(&alone)
+            .zip(&self.alone)
             .map(|(((name, kind, _), s), a)| {
                 let (c, p) = probe::top1(a);
                 PatchRow {
                     kind: *kind,
                     patch: name.clone(),
-                    patch_class: Some(class(c)),
+                    patch_class: Some(self.class(c)),
                     patch_prob: p,
                     images_read,
                     correct_before: n,
@@ -383,52 +525,7 @@ pub fn run_batch(
                 }
             })
             .collect()
-    };
-    let jobs: Vec<(usize, usize)> = (0..patches.len())
-        .flat_map(|pi| (0..settings.len()).map(move |si| (pi, si)))
-        .collect();
-    for (done, (bg, _)) in correct.iter().enumerate() {
-        let mut probs: Vec<Vec<f32>> = Vec::with_capacity(jobs.len());
-        for batch in jobs.chunks(probe::BATCH) {
-            if cancel() {
-                bail!(Cancelled);
-            }
-            let images: Vec<RgbImage> = batch
-                .iter()
-                .map(|&(pi, si)| {
-                    let (corner, w) = settings[si];
-                    let (x, y) = corner_origin(corner, side, w);
-                    paste(bg, &resized[&(pi, w)], i64::from(x), i64::from(y))
-                })
-                .collect();
-            probs.extend(probe::probabilities(&model, &images)?);
-        }
-        table.composites += probs.len();
-        for (pi, s) in sums.iter_mut().enumerate() {
-            let mine = &probs[pi * settings.len()..(pi + 1) * settings.len()];
-            let flips = |p: &Vec<f32>| probe::top1(p).0 == config.target;
-            s.flipped_static += usize::from(flips(&mine[0]));
-            s.flipped_dynamic += usize::from(mine.iter().any(flips));
-            s.p_static += f64::from(mine[0][config.target]);
-            s.p_dynamic += mine
-                .iter()
-                .map(|p| f64::from(p[config.target]))
-                .fold(0.0, f64::max);
-        }
-        table.images_done = done + 1;
-        table.rows = rows(&sums, done + 1, table.images_read);
-        table.elapsed_s = started.elapsed().as_secs_f64();
-        events(BatchEvent::Progress {
-            stage: STAGE_ATTACK,
-            done: done + 1,
-            total: correct.len(),
-        });
-        events(BatchEvent::Partial(table.clone()));
     }
-    table.images_done = table.images_read;
-    table.rows = rows(&sums, correct.len(), table.images_read);
-    table.elapsed_s = started.elapsed().as_secs_f64();
-    Ok(table)
 }
 
 fn list_images(input: &ImageInput, events: &mut dyn FnMut(BatchEvent)) -> Result<Vec<PathBuf>> {

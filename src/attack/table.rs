@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Corner;
 use crate::data::Problem;
-use crate::store::atomic;
+use crate::store::{atomic, csv_io};
 
 /// A class by logit index and name.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -141,52 +141,50 @@ impl AttackTable {
         format!("{} {}", short(self.static_ratio), self.static_corner)
     }
 
-    /// Rows then the total row, with a header. Fields that contain commas or quotes are quoted.
+    /// Rows then the total row, with a header, by the rules of [`csv_io`] (a field holding a
+    /// comma, a quote or a line break is quoted).
     pub fn to_csv(&self) -> String {
-        let mut out = String::from(CSV_HEADER);
-        out.push('\n');
-        for row in self.rows.iter().cloned().chain(self.total()) {
-            let (class, class_name) = match &row.patch_class {
-                Some(c) => (c.index.to_string(), c.name.clone()),
-                None => (String::new(), String::new()),
-            };
-            let fields = [
-                row.kind.label().to_string(),
-                row.patch.clone(),
-                class,
-                class_name,
-                format!("{:.6}", row.patch_prob),
-                self.original.name.clone(),
-                self.target.name.clone(),
-                self.static_setting(),
-                row.images_read.to_string(),
-                row.correct_before.to_string(),
-                row.flipped_static.to_string(),
-                row.flipped_dynamic.to_string(),
-                format!("{:.6}", row.success_static()),
-                format!("{:.6}", row.success_dynamic()),
-                format!("{:.6}", row.p_target_before),
-                format!("{:.6}", row.p_target_static),
-                format!("{:.6}", row.p_target_dynamic),
-            ];
-            let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-            out.push_str(&line.join(","));
-            out.push('\n');
-        }
-        out
+        let total = self.total();
+        let header = CSV_HEADER.split(',').map(String::from).collect();
+        let rows = self
+            .rows
+            .iter()
+            .chain(&total)
+            .map(|row| self.csv_record(row));
+        let records: Vec<Vec<String>> = std::iter::once(header).chain(rows).collect();
+        csv_io::to_string(records).expect("CSV of strings into memory cannot fail")
+    }
+
+    /// One row's fields, in the order of [`CSV_HEADER`].
+    fn csv_record(&self, row: &PatchRow) -> Vec<String> {
+        let (class, class_name) = match &row.patch_class {
+            Some(c) => (c.index.to_string(), c.name.clone()),
+            None => (String::new(), String::new()),
+        };
+        vec![
+            row.kind.label().to_string(),
+            row.patch.clone(),
+            class,
+            class_name,
+            format!("{:.6}", row.patch_prob),
+            self.original.name.clone(),
+            self.target.name.clone(),
+            self.static_setting(),
+            row.images_read.to_string(),
+            row.correct_before.to_string(),
+            row.flipped_static.to_string(),
+            row.flipped_dynamic.to_string(),
+            format!("{:.6}", row.success_static()),
+            format!("{:.6}", row.success_dynamic()),
+            format!("{:.6}", row.p_target_before),
+            format!("{:.6}", row.p_target_static),
+            format!("{:.6}", row.p_target_dynamic),
+        ]
     }
 
     /// Writes [`Self::to_csv`] atomically (temporary sibling, then rename).
     pub fn write_csv(&self, path: &Path) -> Result<()> {
         atomic::write_bytes(path, self.to_csv().as_bytes())
-    }
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
     }
 }
 
@@ -337,5 +335,50 @@ mod tests {
         assert!(lines[4].starts_with("total,all 2 patches,,,"));
         let cols = CSV_HEADER.split(',').count();
         assert_eq!(lines[4].split(',').count(), cols);
+    }
+
+    /// A table as the hand-written writer made it before the `csv` crate (the first two lines
+    /// of screenshots/attack-snorkel-scuba.csv, by `atlas attack-batch`); the format is kept.
+    #[test]
+    fn csv_format_is_unchanged() {
+        let mut t = table();
+        t.rows = vec![PatchRow {
+            kind: RowKind::Patch,
+            patch: "exemplar-50".into(),
+            patch_class: Some(ClassName {
+                index: 5,
+                name: "electric ray".into(),
+            }),
+            patch_prob: 0.142292,
+            images_read: 1,
+            correct_before: 1,
+            flipped_static: 0,
+            flipped_dynamic: 0,
+            p_target_before: 0.015990,
+            p_target_static: 0.023792,
+            p_target_dynamic: 0.028444,
+        }];
+        let csv = t.to_csv();
+        let old = "kind,patch,patch_class,patch_class_name,patch_prob,original,target,\
+                   static_setting,images_read,correct_before,flipped_static,flipped_dynamic,\
+                   success_static,success_dynamic,p_target_before,p_target_static,\
+                   p_target_dynamic\n\
+                   patch,exemplar-50,5,electric ray,0.142292,snorkel,scuba diver,0.4 top-left,\
+                   1,1,0,0,0.000000,0.000000,0.015990,0.023792,0.028444\n";
+        assert!(csv.starts_with(old), "{csv}");
+    }
+
+    #[test]
+    fn awkward_patch_names_round_trip() {
+        let mut t = table();
+        let name = "a,b \"c\"\r\nd";
+        t.rows[0].patch = name.into();
+        let records: Vec<csv_io::StringRecord> = csv_io::reader(t.to_csv().as_bytes())
+            .records()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(records.len(), 1 + 3 + 1);
+        assert_eq!(&records[1][1], name);
+        assert!(records.iter().all(|r| r.len() == 17));
     }
 }

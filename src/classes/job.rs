@@ -3,8 +3,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
-use serde::{Deserialize, Serialize};
 
+use super::info::{
+    CellBin, ClassAtlasInfo, ClassRef, ComparisonInfo, CLASS_ATLAS_FORMAT, COMPARISON_FORMAT,
+};
 use super::select::{
     class_rows, comparison_rows, comparison_x, magnitude_rows, resolve_class, winner_rows,
     ClassFilter, Selection,
@@ -20,9 +22,6 @@ use crate::layout::{normalize_layout, tsne, LayoutMethod, TsneParams, UmapParams
 use crate::render::{whitening_matrix, RenderSettings};
 use crate::store::atomic;
 use crate::store::npy::{self, Dtype, Matrix};
-
-pub const CLASS_ATLAS_FORMAT: &str = "activation-atlas-class/1";
-pub const COMPARISON_FORMAT: &str = "activation-atlas-compare/1";
 
 /// Where the icons' whitening matrix comes from (spec §6: the full layer, not the subset).
 #[derive(Clone, Debug, PartialEq)]
@@ -153,85 +152,6 @@ impl CompareConfig {
             poster: true,
         }
     }
-}
-
-/// A class: index into the run's `class_names` and its name.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ClassRef {
-    pub index: usize,
-    pub name: String,
-}
-
-/// `class_atlas.json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ClassAtlasInfo {
-    pub format: String,
-    pub source_run: PathBuf,
-    pub layer: String,
-    pub class: ClassRef,
-    pub filter: ClassFilter,
-    pub n: usize,
-    pub selection: Selection,
-    /// Rows the winner filter gives, and the magnitude filter (after dropping ≤ 0).
-    pub winner_count: usize,
-    pub magnitude_count: usize,
-    /// The source run's row of every atlas row (atlas row i = `rows[i]`).
-    pub rows: Vec<usize>,
-    pub grid: usize,
-    pub min_count: usize,
-    /// The manifest's layout text.
-    pub layout: String,
-    pub whitening: String,
-}
-
-/// One kept cell of the comparison grid.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CellBin {
-    /// Index in `cells.csv` (and icon index).
-    pub index: usize,
-    /// Column (x bin, 0 = most A) and row from the bottom (y bin).
-    pub col: usize,
-    pub row: usize,
-    pub count: usize,
-    /// x ∈ [lo, hi) and y ∈ [lo, hi) of the cell (the last bin is closed).
-    pub x_range: [f32; 2],
-    pub y_range: [f32; 2],
-    /// Up to 5 (class, mean attribution), largest first; `top[0]` labels the cell.
-    pub top: Vec<(usize, f32)>,
-    pub label: String,
-}
-
-/// `comparison.json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ComparisonInfo {
-    pub format: String,
-    pub source_run: PathBuf,
-    pub layer: String,
-    pub a: ClassRef,
-    pub b: ClassRef,
-    pub filter: ClassFilter,
-    pub n: usize,
-    pub selection: Selection,
-    /// Rows per class under the filter (before combining).
-    pub a_count: usize,
-    pub b_count: usize,
-    /// The source run's row of every sample (= atlas row).
-    pub rows: Vec<usize>,
-    /// Per sample: x ∈ [−1, 1] (positive = more B) and y ∈ [0, 1] (normalised 1-D t-SNE).
-    pub x: Vec<f32>,
-    pub y: Vec<f32>,
-    /// The raw 1-D t-SNE coordinate.
-    pub y_raw: Vec<f32>,
-    /// The percentile of |attr_B − attr_A| used (99) and its value (the divisor).
-    pub percentile: f64,
-    pub scale: f64,
-    pub grid: usize,
-    pub min_count: usize,
-    pub tsne: String,
-    pub whitening: String,
-    pub cells: Vec<CellBin>,
-    /// Class atlas folders built with the comparison.
-    pub class_atlases: Vec<PathBuf>,
 }
 
 #[derive(Clone, Debug)]
@@ -572,6 +492,77 @@ pub fn compare(
     };
     reporter.progress("reading the run", 0, 1);
     let data = load_layer(&config.run, &config.layer)?;
+    let pair = select_pair(config, &data, reporter)?;
+    let out = &config.out;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    // Class atlases first when asked (they share the loaded layer).
+    let Some(class_atlases) = pair_class_atlases(config, &data, &pair, reporter, cancel)? else {
+        return Ok(None);
+    };
+    let Some(axes) = comparison_axes(config, &data, &pair, reporter, cancel)? else {
+        return Ok(None);
+    };
+    let whitening = whitening_for(&config.whitening, &config.run, &config.layer, &data, out)?;
+    let built = build_comparison_folder(config, &data, &pair, &axes, &whitening, reporter, cancel)?;
+    let Some(BuildEvent::Finished {
+        manifest,
+        icons_rendered,
+        ..
+    }) = built
+    else {
+        return Ok(None);
+    };
+    let cells = comparison_cells(out, config.grid, &data.manifest.class_names)?;
+    let class_atlas_dirs = class_atlases.iter().map(|r| r.out.clone()).collect();
+    let info = ComparisonInfo {
+        whitening: whitening.1,
+        cells,
+        class_atlases: class_atlas_dirs,
+        ..comparison_info(config, &data.manifest.class_names, pair, axes)
+    };
+    atomic::write_bytes(
+        &out.join("comparison.json"),
+        serde_json::to_string(&info)?.as_bytes(),
+    )?;
+    let poster = if config.poster && manifest.level(config.grid).is_some_and(|l| l.cells > 0) {
+        let img = super::plot::comparison_png(out, config.grid, &info)?;
+        let path = out.join("comparison.png");
+        write_png(&img, &path)?;
+        Some(path)
+    } else {
+        None
+    };
+    Ok(Some(ComparisonResult {
+        out: out.clone(),
+        info,
+        manifest,
+        icons_rendered,
+        poster,
+        class_atlases,
+        seconds: start.elapsed().as_secs_f64(),
+    }))
+}
+
+/// The two classes of a comparison and its samples.
+struct PairSelection {
+    a: usize,
+    b: usize,
+    /// Rows per class under the filter (before combining).
+    a_count: usize,
+    b_count: usize,
+    /// The source run's row of every sample.
+    rows: Vec<usize>,
+    /// The cache key of the samples ([`selection_key`]).
+    key: String,
+}
+
+/// Resolves the two classes and chooses the samples (class A's rows, then class B's); fails
+/// when they are the same class or give fewer than 3 samples.
+fn select_pair(
+    config: &CompareConfig,
+    data: &LayerData,
+    reporter: &Reporter<ClassEvent>,
+) -> Result<PairSelection> {
     let names = &data.manifest.class_names;
     let a = resolve_class(names, &config.a)?;
     let b = resolve_class(names, &config.b)?;
@@ -580,7 +571,7 @@ pub fn compare(
         "compare two different classes (both are {:?})",
         names[a]
     );
-    let (k, c) = (data.attr.cols, data.acts.cols);
+    let k = data.attr.cols;
     let attr = &data.attr.data;
     let a_count = class_rows(attr, k, a, config.filter, config.n, config.selection).len();
     let b_count = class_rows(attr, k, b, config.filter, config.n, config.selection).len();
@@ -607,47 +598,87 @@ pub fn compare(
         names[b],
         config.filter.name()
     );
-    let out = &config.out;
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-
-    // Class atlases first when asked (they share the loaded layer).
-    let mut class_atlases = vec![];
-    if config.with_class_atlases {
-        for (label, class, dir) in [("A", a, "class_a"), ("B", b, "class_b")] {
-            let cfg = ClassAtlasConfig {
-                filter: config.filter,
-                n: config.n,
-                selection: config.selection,
-                render: config.render.clone(),
-                whitening: config.whitening.clone(),
-                model: config.model.clone(),
-                poster: config.poster,
-                ..ClassAtlasConfig::new(
-                    &config.run,
-                    &config.layer,
-                    &class.to_string(),
-                    out.join(dir),
-                )
-            };
-            let part = format!("class atlas {label}");
-            let Some(r) = class_atlas_on(&cfg, &data, &part, reporter, cancel)? else {
-                return Ok(None);
-            };
-            reporter.partial(ClassEvent::ClassAtlasDone(Box::new(r.clone())));
-            class_atlases.push(r);
-        }
-    }
-
-    // x: attribution difference.
-    let (x, scale) = comparison_x(attr, k, &rows, a, b, config.percentile);
-    // y: 1-D t-SNE of the selected activations (cached).
     let key = selection_key(&config.run, &config.layer, data.acts.rows, &rows);
+    Ok(PairSelection {
+        a,
+        b,
+        a_count,
+        b_count,
+        rows,
+        key,
+    })
+}
+
+/// With `with_class_atlases`, the class atlases of A and B (`OUT/class_a`, `OUT/class_b`), each
+/// also sent as a partial; otherwise none. `Ok(None)` when cancelled.
+fn pair_class_atlases(
+    config: &CompareConfig,
+    data: &LayerData,
+    pair: &PairSelection,
+    reporter: &Reporter<ClassEvent>,
+    cancel: &CancelToken,
+) -> Result<Option<Vec<ClassAtlasResult>>> {
+    let mut class_atlases = vec![];
+    if !config.with_class_atlases {
+        return Ok(Some(class_atlases));
+    }
+    for (label, class, dir) in [("A", pair.a, "class_a"), ("B", pair.b, "class_b")] {
+        let cfg = ClassAtlasConfig {
+            filter: config.filter,
+            n: config.n,
+            selection: config.selection,
+            render: config.render.clone(),
+            whitening: config.whitening.clone(),
+            model: config.model.clone(),
+            poster: config.poster,
+            ..ClassAtlasConfig::new(
+                &config.run,
+                &config.layer,
+                &class.to_string(),
+                config.out.join(dir),
+            )
+        };
+        let part = format!("class atlas {label}");
+        let Some(r) = class_atlas_on(&cfg, data, &part, reporter, cancel)? else {
+            return Ok(None);
+        };
+        reporter.partial(ClassEvent::ClassAtlasDone(Box::new(r.clone())));
+        class_atlases.push(r);
+    }
+    Ok(Some(class_atlases))
+}
+
+/// The comparison's coordinates of every sample.
+struct Axes {
+    /// x ∈ [−1, 1] (positive = more B) and the percentile value it was divided by.
+    x: Vec<f32>,
+    scale: f64,
+    /// The 1-D t-SNE coordinate, raw and normalised to [0, 1].
+    y_raw: Vec<f32>,
+    y: Vec<f32>,
+    /// The t-SNE's settings (`dims` = 1) and their text.
+    tsne: TsneParams,
+    tsne_desc: String,
+}
+
+/// x: the attribution difference; y: the 1-D t-SNE of the samples' activations (cached in
+/// `OUT/tsne_y.npy` under the samples' key and the t-SNE settings). `Ok(None)` when cancelled.
+fn comparison_axes(
+    config: &CompareConfig,
+    data: &LayerData,
+    pair: &PairSelection,
+    reporter: &Reporter<ClassEvent>,
+    cancel: &CancelToken,
+) -> Result<Option<Axes>> {
+    let (k, c) = (data.attr.cols, data.acts.cols);
+    let rows = &pair.rows;
+    let (x, scale) = comparison_x(&data.attr.data, k, rows, pair.a, pair.b, config.percentile);
     let mut tsne_params = config.tsne.clone();
     tsne_params.dims = 1;
     let tsne_desc = describe_tsne(&tsne_params);
-    let tsne_key = format!("{key} {tsne_desc}");
-    let y_path = out.join("tsne_y.npy");
-    let y_key = out.join("tsne_y.key");
+    let tsne_key = format!("{} {tsne_desc}", pair.key);
+    let y_path = config.out.join("tsne_y.npy");
+    let y_key = config.out.join("tsne_y.key");
     let n = rows.len();
     let cached = std::fs::read_to_string(&y_key)
         .ok()
@@ -682,9 +713,30 @@ pub fn compare(
     let mut ys: Vec<[f32; 2]> = y_raw.iter().map(|&v| [0.0, v]).collect();
     normalize_layout(&mut ys);
     let y: Vec<f32> = ys.iter().map(|p| p[1]).collect();
+    Ok(Some(Axes {
+        x,
+        scale,
+        y_raw,
+        y,
+        tsne: tsne_params,
+        tsne_desc,
+    }))
+}
 
-    // The atlas folder, with the comparison's axes as its layout.
-    let whitening = whitening_for(&config.whitening, &config.run, &config.layer, &data, out)?;
+/// The comparison's atlas folder: a subset run of the samples and one level of `grid` with the
+/// comparison's axes as its layout (x mapped to [0, 1]). `Ok(None)` when cancelled.
+fn build_comparison_folder(
+    config: &CompareConfig,
+    data: &LayerData,
+    pair: &PairSelection,
+    axes: &Axes,
+    whitening: &(Vec<f32>, String),
+    reporter: &Reporter<ClassEvent>,
+    cancel: &CancelToken,
+) -> Result<Option<BuildEvent>> {
+    let out = &config.out;
+    let names = &data.manifest.class_names;
+    let (a, b) = (pair.a, pair.b);
     let sub = out.join("run");
     write_subset_run(
         &config.run,
@@ -692,20 +744,26 @@ pub fn compare(
         &config.layer,
         &data.acts,
         &data.attr,
-        &rows,
+        &pair.rows,
         &sub,
-        &key,
+        &pair.key,
     )?;
     let description = format!(
         "comparison x=(attr[{b}]-attr[{a}])/p{}(|d|) clipped to [-1,1] (A={a} {:?}, B={b} {:?}), \
-         y={tsne_desc}",
-        config.percentile, names[a], names[b]
+         y={}",
+        config.percentile, names[a], names[b], axes.tsne_desc
     );
     let given = GivenLayout {
-        raw: x.iter().zip(&y_raw).flat_map(|(&x, &y)| [x, y]).collect(),
-        normalized: x
+        raw: axes
+            .x
             .iter()
-            .zip(&y)
+            .zip(&axes.y_raw)
+            .flat_map(|(&x, &y)| [x, y])
+            .collect(),
+        normalized: axes
+            .x
+            .iter()
+            .zip(&axes.y)
             .map(|(&x, &y)| [(x + 1.0) / 2.0, y])
             .collect(),
         description,
@@ -715,7 +773,7 @@ pub fn compare(
         layer: config.layer.clone(),
         out: out.clone(),
         model: config.model.clone(),
-        layout: LayoutMethod::Tsne(tsne_params.clone()),
+        layout: LayoutMethod::Tsne(axes.tsne.clone()),
         grids: vec![config.grid],
         min_count: config.min_count,
         render: config.render.clone(),
@@ -724,7 +782,7 @@ pub fn compare(
         overview_levels: false,
     };
     let inputs = BuildInputs {
-        source_key: key,
+        source_key: pair.key.clone(),
         layout: Some(given),
         whitening: Some(whitening.clone()),
     };
@@ -732,19 +790,14 @@ pub fn compare(
         part: "comparison".into(),
         event,
     };
-    let Some(BuildEvent::Finished {
-        manifest,
-        icons_rendered,
-        ..
-    }) = build_with(&build_config, &inputs, reporter, &wrap, cancel)?
-    else {
-        return Ok(None);
-    };
+    build_with(&build_config, &inputs, reporter, &wrap, cancel)
+}
 
-    let g = config.grid;
-    let cells = read_cells(&level_dir(out, g).join("cells.csv"))?;
-    let step = 1.0 / g as f32;
-    let cells: Vec<CellBin> = cells
+/// The kept cells of the comparison's level `grid` with their x and y ranges and labels.
+fn comparison_cells(out: &Path, grid: usize, names: &[String]) -> Result<Vec<CellBin>> {
+    let cells = read_cells(&level_dir(out, grid).join("cells.csv"))?;
+    let step = 1.0 / grid as f32;
+    Ok(cells
         .into_iter()
         .enumerate()
         .map(|(index, cell)| CellBin {
@@ -765,56 +818,43 @@ pub fn compare(
                 .unwrap_or_default(),
             top: cell.top,
         })
-        .collect();
-    let info = ComparisonInfo {
+        .collect())
+}
+
+/// `comparison.json` from the settings, the samples and their axes; the whitening, cells and
+/// class atlases are left empty for the caller to fill.
+fn comparison_info(
+    config: &CompareConfig,
+    names: &[String],
+    pair: PairSelection,
+    axes: Axes,
+) -> ComparisonInfo {
+    let class = |index: usize| ClassRef {
+        index,
+        name: names[index].clone(),
+    };
+    ComparisonInfo {
         format: COMPARISON_FORMAT.into(),
         source_run: config.run.clone(),
         layer: config.layer.clone(),
-        a: ClassRef {
-            index: a,
-            name: names[a].clone(),
-        },
-        b: ClassRef {
-            index: b,
-            name: names[b].clone(),
-        },
+        a: class(pair.a),
+        b: class(pair.b),
         filter: config.filter,
         n: config.n,
         selection: config.selection,
-        a_count,
-        b_count,
-        rows,
-        x,
-        y,
-        y_raw,
+        a_count: pair.a_count,
+        b_count: pair.b_count,
+        rows: pair.rows,
+        x: axes.x,
+        y: axes.y,
+        y_raw: axes.y_raw,
         percentile: config.percentile,
-        scale,
-        grid: g,
+        scale: axes.scale,
+        grid: config.grid,
         min_count: config.min_count,
-        tsne: tsne_desc,
-        whitening: whitening.1,
-        cells,
-        class_atlases: class_atlases.iter().map(|r| r.out.clone()).collect(),
-    };
-    atomic::write_bytes(
-        &out.join("comparison.json"),
-        serde_json::to_string(&info)?.as_bytes(),
-    )?;
-    let poster = if config.poster && manifest.level(g).is_some_and(|l| l.cells > 0) {
-        let img = super::plot::comparison_png(out, g, &info)?;
-        let path = out.join("comparison.png");
-        write_png(&img, &path)?;
-        Some(path)
-    } else {
-        None
-    };
-    Ok(Some(ComparisonResult {
-        out: out.clone(),
-        info,
-        manifest,
-        icons_rendered,
-        poster,
-        class_atlases,
-        seconds: start.elapsed().as_secs_f64(),
-    }))
+        tsne: axes.tsne_desc,
+        whitening: String::new(),
+        cells: vec![],
+        class_atlases: vec![],
+    }
 }

@@ -86,16 +86,19 @@
 //! // spawn_compare(CompareConfig::new(run, "head", "a", "b", out)) ends with ComparisonDone;
 //! // with class atlases it first sends ClassAtlasDone partials for A and B.
 //! ```
+pub mod info;
 mod job;
 pub mod pairs;
 pub mod plot;
 pub mod select;
 pub mod subset;
 
+pub use info::{
+    CellBin, ClassAtlasInfo, ClassRef, ComparisonInfo, CLASS_ATLAS_FORMAT, COMPARISON_FORMAT,
+};
 pub use job::{
-    class_atlas, compare, spawn_class_atlas, spawn_compare, CellBin, ClassAtlasConfig,
-    ClassAtlasInfo, ClassAtlasResult, ClassEvent, ClassRef, CompareConfig, ComparisonInfo,
-    ComparisonResult, WhiteningSource, CLASS_ATLAS_FORMAT, COMPARISON_FORMAT,
+    class_atlas, compare, spawn_class_atlas, spawn_compare, ClassAtlasConfig, ClassAtlasResult,
+    ClassEvent, CompareConfig, ComparisonResult, WhiteningSource,
 };
 pub use pairs::{class_pairs, ClassPair, ClassPairs, PairClasses, PairWeighting};
 pub use select::{

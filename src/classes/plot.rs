@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Result;
 use image::{Rgb, RgbImage};
 
-use super::job::ComparisonInfo;
+use super::info::ComparisonInfo;
 use crate::atlas::manifest::{kind_sheet_path, IconKind};
 use crate::atlas::poster::{caption_width, draw_caption, render_poster_kind, PosterOptions};
 

@@ -1,13 +1,12 @@
 //! A run folder holding a selection of another run's rows of one layer, so that the atlas build
 //! and every atlas reader (viewer, dataset examples) work on a class atlas unchanged.
-use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{ensure, Context, Result};
 
 use crate::collect::run_folder::{RunFolder, RunManifest};
 use crate::store::npy::{self, Dtype};
-use crate::store::{atomic, npy::Matrix};
+use crate::store::{atomic, csv_io, npy::Matrix};
 
 /// FNV-1a over bytes: a stable content key for cache files (not cryptographic).
 pub fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
@@ -78,36 +77,7 @@ pub fn write_subset_run(
         Dtype::F32,
     )?;
 
-    // Provenance: the layer's lines of the source, in the selected order, renumbered.
-    let prov_path = source.join("provenance.csv");
-    let text = std::fs::read_to_string(&prov_path)
-        .with_context(|| format!("cannot read {}", prov_path.display()))?;
-    let mut lines = text.lines();
-    let header = lines.next().unwrap_or_default();
-    let mut layer_lines: Vec<&str> = Vec::with_capacity(acts.rows);
-    for line in lines {
-        let f = crate::collect::run_folder::parse_csv_line(line);
-        if f.get(1).map(String::as_str) == Some(layer) {
-            layer_lines.push(line);
-        }
-    }
-    ensure!(
-        layer_lines.len() == acts.rows,
-        "{} has {} rows of layer {layer:?}, its acts.npy has {}",
-        prov_path.display(),
-        layer_lines.len(),
-        acts.rows
-    );
-    let mut out = String::with_capacity(rows.len() * 80);
-    out.push_str(header);
-    out.push('\n');
-    for (i, &r) in rows.iter().enumerate() {
-        let (_, rest) = layer_lines[r]
-            .split_once(',')
-            .context("malformed provenance line")?;
-        let _ = writeln!(out, "{i},{rest}");
-    }
-    atomic::write_bytes(&dest.join("provenance.csv"), out.as_bytes())?;
+    write_subset_provenance(source, dest, layer, rows, acts.rows)?;
     for file in ["images.csv", "predictions.csv", "problems.csv"] {
         let p = source.join(file);
         if p.is_file() {
@@ -133,4 +103,46 @@ pub fn write_subset_run(
     m.status = "complete".into();
     dest_run.write_manifest(&m)?;
     atomic::write_bytes(&key_file, key.as_bytes())
+}
+
+/// The subset's `provenance.csv`: the source's records of `layer` in the order of `rows`,
+/// renumbered from 0. The source must hold `layer_rows` records of the layer (its `acts.npy`
+/// rows).
+fn write_subset_provenance(
+    source: &Path,
+    dest: &Path,
+    layer: &str,
+    rows: &[usize],
+    layer_rows: usize,
+) -> Result<()> {
+    let prov_path = source.join("provenance.csv");
+    let mut records = csv_io::open(&prov_path)?.into_records();
+    let read_error = || format!("reading {}", prov_path.display());
+    let header = records
+        .next()
+        .transpose()
+        .with_context(read_error)?
+        .with_context(|| format!("{} is empty", prov_path.display()))?;
+    let mut layer_records = Vec::with_capacity(layer_rows);
+    for record in records {
+        let record = record.with_context(read_error)?;
+        if record.get(1) == Some(layer) {
+            layer_records.push(record);
+        }
+    }
+    ensure!(
+        layer_records.len() == layer_rows,
+        "{} has {} rows of layer {layer:?}, its acts.npy has {layer_rows}",
+        prov_path.display(),
+        layer_records.len(),
+    );
+    csv_io::write_file(&dest.join("provenance.csv"), |w| {
+        w.write_record(&header)?;
+        for (i, &r) in rows.iter().enumerate() {
+            let number = i.to_string();
+            let rest = layer_records[r].iter().skip(1);
+            w.write_record(std::iter::once(number.as_str()).chain(rest))?;
+        }
+        Ok(())
+    })
 }

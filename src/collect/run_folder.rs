@@ -17,14 +17,14 @@
 //! rows equal those of an uninterrupted run.
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{ImageEntry, Problem};
-use crate::store::{atomic, npy, npy::Dtype};
+use crate::store::{atomic, csv_io, npy, npy::Dtype};
 
 /// `/2`: positions are drawn without replacement per image and layer. `/1` runs (drawn with
 /// replacement) still open for reading; they cannot be resumed, since the sampler changed.
@@ -117,33 +117,19 @@ pub fn layer_dir_name(layer: &str) -> String {
     }
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
+/// Splits one CSV record written by the run folder (the rules of [`csv_io`]); for callers that
+/// look at one line. Files are read record by record, as a quoted field may span lines.
+pub fn parse_csv_line(line: &str) -> Vec<String> {
+    csv_io::parse_record(line)
 }
 
-/// Splits one CSV line written by [`csv_field`].
-pub fn parse_csv_line(line: &str) -> Vec<String> {
-    let mut fields = vec![];
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => fields.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
-    }
-    fields.push(cur);
-    fields
+/// The `images.csv`, `provenance.csv` and `predictions.csv` fields of an image: path and label.
+fn path_and_label(image: &ImageRecord) -> [String; 2] {
+    let (path, label, _) = image;
+    [
+        path.to_string_lossy().into_owned(),
+        label.clone().unwrap_or_default(),
+    ]
 }
 
 impl RunFolder {
@@ -196,29 +182,20 @@ impl RunFolder {
         problems: &[Problem],
     ) -> Result<()> {
         fs::create_dir_all(&self.root)?;
-        atomic::write_with(&self.root.join("images.csv"), |out| {
-            writeln!(out, "index,path,label,class_index")?;
+        csv_io::write_file(&self.root.join("images.csv"), |w| {
+            w.write_record(["index", "path", "label", "class_index"])?;
             for (i, (img, class)) in images.iter().zip(classes).enumerate() {
                 let label = img.label.as_deref().unwrap_or("");
                 let class = class.map(|c| c.to_string()).unwrap_or_default();
-                writeln!(
-                    out,
-                    "{i},{},{},{class}",
-                    csv_field(&img.path.to_string_lossy()),
-                    csv_field(label)
-                )?;
+                let path = img.path.to_string_lossy();
+                w.write_record([i.to_string().as_str(), &path, label, &class])?;
             }
             Ok(())
         })?;
-        atomic::write_with(&self.root.join("scan-problems.csv"), |out| {
-            writeln!(out, "path,reason")?;
+        csv_io::write_file(&self.root.join("scan-problems.csv"), |w| {
+            w.write_record(["path", "reason"])?;
             for p in problems {
-                writeln!(
-                    out,
-                    "{},{}",
-                    csv_field(&p.path.to_string_lossy()),
-                    csv_field(&p.reason)
-                )?;
+                w.write_record([&*p.path.to_string_lossy(), &p.reason])?;
             }
             Ok(())
         })
@@ -226,15 +203,14 @@ impl RunFolder {
 
     /// Reads back the image list: (path, label, class index).
     pub fn read_image_list(&self) -> Result<Vec<ImageRecord>> {
-        let file =
-            fs::File::open(self.root.join("images.csv")).context("run folder has no images.csv")?;
+        let path = self.root.join("images.csv");
+        ensure!(path.is_file(), "run folder has no images.csv");
         let mut out = vec![];
-        for line in BufReader::new(file).lines().skip(1) {
-            let f = parse_csv_line(&line?);
+        for f in csv_io::read_records(&path)?.iter().skip(1) {
             if f.len() < 4 {
                 bail!("images.csv has a malformed line");
             }
-            let label = (!f[2].is_empty()).then(|| f[2].clone());
+            let label = (!f[2].is_empty()).then(|| f[2].to_string());
             out.push((PathBuf::from(&f[1]), label, f[3].parse().ok()));
         }
         Ok(out)
@@ -287,23 +263,25 @@ impl RunFolder {
                 k,
                 Dtype::F32,
             )?;
-            atomic::write_with(&tmp.join(format!("{l}.rows.csv")), |out| {
+            csv_io::write_file(&tmp.join(format!("{l}.rows.csv")), |w| {
                 for (img, y, x, d) in &data.rows {
-                    writeln!(out, "{img},{y},{x},{d}")?;
+                    w.write_record([img.to_string(), y.to_string(), x.to_string(), d.to_string()])?;
                 }
                 Ok(())
             })?;
         }
-        atomic::write_with(&tmp.join("predictions.csv"), |out| {
+        // Predictions as "class:probability" cells separated by spaces; names are added when
+        // the chunks are merged.
+        csv_io::write_file(&tmp.join("predictions.csv"), |w| {
             for (img, top) in &chunk.predictions {
                 let cells: Vec<String> = top.iter().map(|(c, p)| format!("{c}:{p:.6}")).collect();
-                writeln!(out, "{img},{}", cells.join(" "))?;
+                w.write_record([img.to_string(), cells.join(" ")])?;
             }
             Ok(())
         })?;
-        atomic::write_with(&tmp.join("problems.csv"), |out| {
+        csv_io::write_file(&tmp.join("problems.csv"), |w| {
             for (img, reason) in &chunk.problems {
-                writeln!(out, "{img},{}", csv_field(reason))?;
+                w.write_record([&img.to_string(), reason])?;
             }
             Ok(())
         })?;
@@ -317,132 +295,182 @@ impl RunFolder {
     pub fn finalize(&self, manifest: &mut RunManifest, channels: &[usize]) -> Result<()> {
         let chunks: Vec<usize> = self.finished_chunks()?.into_iter().collect();
         let images = self.read_image_list()?;
-        let names = &manifest.class_names;
-        let dtype = manifest.settings.acts_dtype;
         let mut summaries = vec![];
-        let mut provenance: Vec<String> = vec![];
+        let mut provenance = vec![];
         for (l, layer) in manifest.settings.layers.iter().enumerate() {
-            let dir = self.layer_dir(layer);
-            fs::create_dir_all(&dir)?;
-            let mut rows = 0usize;
-            for &c in &chunks {
-                rows += count_npy_rows(&self.chunk_dir(c).join(format!("{l}.acts.npy")))?;
-            }
-            concat_npy(
-                &chunks
-                    .iter()
-                    .map(|&c| self.chunk_dir(c).join(format!("{l}.acts.npy")))
-                    .collect::<Vec<_>>(),
-                &dir.join("acts.npy"),
-                rows,
-                channels[l],
-                dtype,
-            )?;
-            concat_npy(
-                &chunks
-                    .iter()
-                    .map(|&c| self.chunk_dir(c).join(format!("{l}.attr.npy")))
-                    .collect::<Vec<_>>(),
-                &dir.join("attr.npy"),
-                rows,
-                manifest.num_classes,
-                Dtype::F32,
-            )?;
-            let mut row_in_layer = 0usize;
-            for &c in &chunks {
-                let text = fs::read_to_string(self.chunk_dir(c).join(format!("{l}.rows.csv")))?;
-                for line in text.lines() {
-                    let f: Vec<&str> = line.split(',').collect();
-                    let img: usize = f[0].parse()?;
-                    let (path, label, _) = &images[img];
-                    provenance.push(format!(
-                        "{row_in_layer},{},{img},{},{},{},{},{}",
-                        csv_field(layer),
-                        csv_field(&path.to_string_lossy()),
-                        csv_field(label.as_deref().unwrap_or("")),
-                        f[1],
-                        f[2],
-                        f[3]
-                    ));
-                    row_in_layer += 1;
-                }
-            }
-            summaries.push(LayerSummary {
-                name: layer.clone(),
-                dir: format!("layers/{}", layer_dir_name(layer)),
-                channels: channels[l],
-                rows,
-            });
+            let summary = self.merge_layer_matrices(&chunks, l, layer, channels[l], manifest)?;
+            provenance.extend(self.layer_provenance(&chunks, l, layer, &images)?);
+            summaries.push(summary);
         }
-        atomic::write_with(&self.root.join("provenance.csv"), |out| {
-            writeln!(out, "row,layer,image_index,path,label,y,x,draw")?;
-            for line in &provenance {
-                writeln!(out, "{line}")?;
+        csv_io::write_file(&self.root.join("provenance.csv"), |w| {
+            w.write_record([
+                "row",
+                "layer",
+                "image_index",
+                "path",
+                "label",
+                "y",
+                "x",
+                "draw",
+            ])?;
+            for record in &provenance {
+                w.write_record(record)?;
             }
             Ok(())
         })?;
-        let mut predictions = vec![];
-        let mut problems = vec![];
-        for &c in &chunks {
-            let dir = self.chunk_dir(c);
-            for line in fs::read_to_string(dir.join("predictions.csv"))?.lines() {
-                let (img, top) = line.split_once(',').context("bad predictions line")?;
-                predictions.push((img.parse::<usize>()?, top.to_string()));
-            }
-            for line in fs::read_to_string(dir.join("problems.csv"))?.lines() {
-                let (img, reason) = line.split_once(',').context("bad problems line")?;
-                problems.push((img.parse::<usize>()?, reason.to_string()));
-            }
-        }
-        atomic::write_with(&self.root.join("predictions.csv"), |out| {
-            writeln!(
-                out,
-                "image_index,path,label,top1,p1,top2,p2,top3,p3,top4,p4,top5,p5"
-            )?;
-            for (img, top) in &predictions {
-                let (path, label, _) = &images[*img];
-                write!(
-                    out,
-                    "{img},{},{}",
-                    csv_field(&path.to_string_lossy()),
-                    csv_field(label.as_deref().unwrap_or(""))
-                )?;
-                for cell in top.split(' ').filter(|s| !s.is_empty()) {
-                    let (c, p) = cell.split_once(':').context("bad prediction cell")?;
-                    let name = names
-                        .get(c.parse::<usize>()?)
-                        .map(String::as_str)
-                        .unwrap_or("?");
-                    write!(out, ",{},{p}", csv_field(name))?;
-                }
-                writeln!(out)?;
-            }
-            Ok(())
-        })?;
-        let scan_problems =
-            fs::read_to_string(self.root.join("scan-problems.csv")).unwrap_or_default();
-        let scan_lines: Vec<&str> = scan_problems.lines().skip(1).collect();
-        atomic::write_with(&self.root.join("problems.csv"), |out| {
-            writeln!(out, "path,reason")?;
-            for line in &scan_lines {
-                writeln!(out, "{line}")?;
-            }
-            for (img, reason) in &problems {
-                writeln!(
-                    out,
-                    "{},{reason}",
-                    csv_field(&images[*img].0.to_string_lossy())
-                )?;
-            }
-            Ok(())
-        })?;
+        let (predictions, problems) = self.read_chunk_tables(&chunks)?;
+        self.write_predictions(&predictions, &images, &manifest.class_names)?;
+        let scan_problems = self.write_problems(&problems, &images)?;
         manifest.layers = summaries;
         manifest.images_done = predictions.len();
-        manifest.problems = scan_lines.len() + problems.len();
+        manifest.problems = scan_problems + problems.len();
         manifest.status = "complete".into();
         self.write_manifest(manifest)?;
         let _ = fs::remove_dir_all(self.parts_dir());
         Ok(())
+    }
+
+    /// Concatenates the chunks' `acts.npy` and `attr.npy` of layer number `l` into the layer's
+    /// folder.
+    fn merge_layer_matrices(
+        &self,
+        chunks: &[usize],
+        l: usize,
+        layer: &str,
+        channels: usize,
+        manifest: &RunManifest,
+    ) -> Result<LayerSummary> {
+        let dir = self.layer_dir(layer);
+        fs::create_dir_all(&dir)?;
+        let parts = |kind: &str| -> Vec<PathBuf> {
+            chunks
+                .iter()
+                .map(|&c| self.chunk_dir(c).join(format!("{l}.{kind}.npy")))
+                .collect()
+        };
+        let mut rows = 0usize;
+        for part in parts("acts") {
+            rows += count_npy_rows(&part)?;
+        }
+        let dtype = manifest.settings.acts_dtype;
+        concat_npy(&parts("acts"), &dir.join("acts.npy"), rows, channels, dtype)?;
+        let classes = manifest.num_classes;
+        concat_npy(
+            &parts("attr"),
+            &dir.join("attr.npy"),
+            rows,
+            classes,
+            Dtype::F32,
+        )?;
+        Ok(LayerSummary {
+            name: layer.to_string(),
+            dir: format!("layers/{}", layer_dir_name(layer)),
+            channels,
+            rows,
+        })
+    }
+
+    /// The `provenance.csv` records of layer number `l`: its chunks' rows (image index, y, x,
+    /// draw) numbered from 0, with the layer's name and the image's path and label.
+    fn layer_provenance(
+        &self,
+        chunks: &[usize],
+        l: usize,
+        layer: &str,
+        images: &[ImageRecord],
+    ) -> Result<Vec<[String; 8]>> {
+        let mut out = vec![];
+        for &c in chunks {
+            let path = self.chunk_dir(c).join(format!("{l}.rows.csv"));
+            for f in csv_io::read_records(&path)? {
+                ensure!(f.len() == 4, "{}: bad line {f:?}", path.display());
+                let img: usize = f[0].parse()?;
+                let image = images
+                    .get(img)
+                    .with_context(|| format!("{}: no image {img}", path.display()))?;
+                let [path, label] = path_and_label(image);
+                let row = out.len().to_string();
+                let (y, x, draw) = (f[1].into(), f[2].into(), f[3].into());
+                out.push([row, layer.into(), img.to_string(), path, label, y, x, draw]);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The chunks' predictions (image index, "class:probability …") and problems (image index,
+    /// reason), in chunk order.
+    #[allow(clippy::type_complexity)]
+    fn read_chunk_tables(
+        &self,
+        chunks: &[usize],
+    ) -> Result<(Vec<(usize, String)>, Vec<(usize, String)>)> {
+        let mut predictions = vec![];
+        let mut problems = vec![];
+        for &c in chunks {
+            let dir = self.chunk_dir(c);
+            for (file, list) in [
+                ("predictions.csv", &mut predictions),
+                ("problems.csv", &mut problems),
+            ] {
+                for f in csv_io::read_records(&dir.join(file))? {
+                    ensure!(f.len() == 2, "bad {file} line {f:?}");
+                    list.push((f[0].parse::<usize>()?, f[1].to_string()));
+                }
+            }
+        }
+        Ok((predictions, problems))
+    }
+
+    /// `predictions.csv`: per image its path, label and top classes by name with probability.
+    fn write_predictions(
+        &self,
+        predictions: &[(usize, String)],
+        images: &[ImageRecord],
+        names: &[String],
+    ) -> Result<()> {
+        csv_io::write_file(&self.root.join("predictions.csv"), |w| {
+            w.write_record(
+                "image_index,path,label,top1,p1,top2,p2,top3,p3,top4,p4,top5,p5".split(','),
+            )?;
+            for (img, top) in predictions {
+                let [path, label] = path_and_label(&images[*img]);
+                let mut record = vec![img.to_string(), path, label];
+                for cell in top.split(' ').filter(|s| !s.is_empty()) {
+                    let (c, p) = cell.split_once(':').context("bad prediction cell")?;
+                    let name = names.get(c.parse::<usize>()?).map_or("?", String::as_str);
+                    record.extend([name.to_string(), p.to_string()]);
+                }
+                w.write_record(&record)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// `problems.csv`: the scan's problems, then the images that failed while collecting.
+    /// Returns the number of the scan's.
+    fn write_problems(
+        &self,
+        problems: &[(usize, String)],
+        images: &[ImageRecord],
+    ) -> Result<usize> {
+        let scan_path = self.root.join("scan-problems.csv");
+        let scan = if scan_path.is_file() {
+            csv_io::read_records(&scan_path)?
+        } else {
+            vec![]
+        };
+        let scan = scan.get(1..).unwrap_or_default();
+        csv_io::write_file(&self.root.join("problems.csv"), |w| {
+            w.write_record(["path", "reason"])?;
+            for record in scan {
+                w.write_record(record)?;
+            }
+            for (img, reason) in problems {
+                w.write_record([&*images[*img].0.to_string_lossy(), reason])?;
+            }
+            Ok(())
+        })?;
+        Ok(scan.len())
     }
 }
 
@@ -485,11 +513,178 @@ fn concat_npy(
 mod tests {
     use super::*;
 
+    /// A two-chunk run over awkward names (commas, quotes, `\r`), written with the public API.
+    fn awkward_run(root: &Path) -> RunManifest {
+        let folder = RunFolder::new(root);
+        let images = [
+            ("/data/plain.jpg", Some("cat")),
+            ("/data/with,comma.jpg", Some("a,b")),
+            ("/data/say \"hi\"\r.jpg", None),
+        ]
+        .map(|(p, l)| ImageEntry {
+            path: PathBuf::from(p),
+            label: l.map(String::from),
+        });
+        let scan_problems = [Problem {
+            path: PathBuf::from("/data/bad,file.png"),
+            reason: "cannot decode: \"truncated\"".into(),
+        }];
+        folder
+            .write_image_list(&images, &[Some(0), Some(1), None], &scan_problems)
+            .unwrap();
+        let layers = vec!["head".to_string(), "odd,\"layer\"".to_string()];
+        let mut manifest = RunManifest {
+            format: FORMAT.into(),
+            settings: RunSettings {
+                model_file: PathBuf::from("m.pt"),
+                model_name: "m".into(),
+                model_bytes: 1,
+                images_root: PathBuf::from("/data"),
+                layers: layers.clone(),
+                samples_per_image: 2,
+                margin: 0,
+                seed: 1,
+                batch_size: 2,
+                chunk_images: 2,
+                acts_dtype: Dtype::F32,
+                preprocess: "squash".into(),
+            },
+            num_images: 3,
+            num_classes: 3,
+            class_names: vec!["cat".into(), "dog, big".into(), "say \"x\"".into()],
+            status: "collecting".into(),
+            layers: vec![],
+            images_done: 0,
+            problems: 0,
+        };
+        let layer = |rows: Vec<(usize, i64, i64, u32)>| ChunkLayer {
+            acts: (0..rows.len() * 2).map(|v| v as f32).collect(),
+            attr: (0..rows.len() * 3).map(|v| -(v as f32)).collect(),
+            rows,
+        };
+        let chunks = [
+            ChunkData {
+                index: 0,
+                layers: vec![
+                    layer(vec![(0, 1, 2, 0), (1, 3, 4, 0), (1, 0, 0, 1)]),
+                    layer(vec![(0, 0, 0, 0), (1, 0, 0, 0)]),
+                ],
+                predictions: vec![
+                    (0, vec![(0, 0.75), (1, 0.25)]),
+                    (1, vec![(1, 0.5), (2, 0.125), (0, 0.0625)]),
+                ],
+                problems: vec![],
+            },
+            ChunkData {
+                index: 1,
+                layers: vec![layer(vec![]), layer(vec![])],
+                predictions: vec![],
+                problems: vec![(2, "too small, 3×3 \"pixels\"".into())],
+            },
+        ];
+        for chunk in &chunks {
+            folder.save_chunk(chunk, Dtype::F32).unwrap();
+        }
+        folder.finalize(&mut manifest, &[2, 2]).unwrap();
+        manifest
+    }
+
+    /// The tables of [`awkward_run`] as the hand-written CSV code wrote them before the `csv`
+    /// crate (captured from that code): run folders written then must read back, and new ones
+    /// must not differ.
+    const GOLDEN: [(&str, &str); 5] = [
+        (
+            "images.csv",
+            "index,path,label,class_index\n\
+             0,/data/plain.jpg,cat,0\n\
+             1,\"/data/with,comma.jpg\",\"a,b\",1\n\
+             2,\"/data/say \"\"hi\"\"\r.jpg\",,\n",
+        ),
+        (
+            "scan-problems.csv",
+            "path,reason\n\
+             \"/data/bad,file.png\",\"cannot decode: \"\"truncated\"\"\"\n",
+        ),
+        (
+            "provenance.csv",
+            "row,layer,image_index,path,label,y,x,draw\n\
+             0,head,0,/data/plain.jpg,cat,1,2,0\n\
+             1,head,1,\"/data/with,comma.jpg\",\"a,b\",3,4,0\n\
+             2,head,1,\"/data/with,comma.jpg\",\"a,b\",0,0,1\n\
+             0,\"odd,\"\"layer\"\"\",0,/data/plain.jpg,cat,0,0,0\n\
+             1,\"odd,\"\"layer\"\"\",1,\"/data/with,comma.jpg\",\"a,b\",0,0,0\n",
+        ),
+        (
+            "predictions.csv",
+            "image_index,path,label,top1,p1,top2,p2,top3,p3,top4,p4,top5,p5\n\
+             0,/data/plain.jpg,cat,cat,0.750000,\"dog, big\",0.250000\n\
+             1,\"/data/with,comma.jpg\",\"a,b\",\"dog, big\",0.500000,\"say \"\"x\"\"\",0.125000,cat,0.062500\n",
+        ),
+        (
+            "problems.csv",
+            "path,reason\n\
+             \"/data/bad,file.png\",\"cannot decode: \"\"truncated\"\"\"\n\
+             \"/data/say \"\"hi\"\"\r.jpg\",\"too small, 3×3 \"\"pixels\"\"\"\n",
+        ),
+    ];
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("atlas-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
     #[test]
-    fn csv_roundtrip_with_commas_and_quotes() {
-        let fields = ["a,b", "say \"hi\"", "plain"];
-        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-        assert_eq!(parse_csv_line(&line.join(",")), fields);
+    fn tables_are_written_byte_for_byte_as_before() {
+        let root = temp_dir("run-golden");
+        let manifest = awkward_run(&root);
+        for (file, want) in GOLDEN {
+            let got = fs::read_to_string(root.join(file)).unwrap();
+            assert_eq!(got, want, "{file}");
+        }
+        assert_eq!((manifest.images_done, manifest.problems), (2, 2));
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn image_list_in_the_old_format_reads_back() {
+        let root = temp_dir("run-old-images");
+        fs::create_dir_all(&root).unwrap();
+        fs::write(root.join("images.csv"), GOLDEN[0].1).unwrap();
+        let images = RunFolder::new(&root).read_image_list().unwrap();
+        let want: Vec<ImageRecord> = vec![
+            ("/data/plain.jpg".into(), Some("cat".into()), Some(0)),
+            ("/data/with,comma.jpg".into(), Some("a,b".into()), Some(1)),
+            ("/data/say \"hi\"\r.jpg".into(), None, None),
+        ];
+        assert_eq!(images, want);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_line_break_in_a_path_survives_the_image_list() {
+        // The hand-written reader went line by line and split such a path in two.
+        let root = temp_dir("run-newline");
+        let folder = RunFolder::new(&root);
+        let odd = "/data/two\nlines, \"quoted\"\r\n.jpg";
+        let images = [ImageEntry {
+            path: PathBuf::from(odd),
+            label: Some("x\ny".into()),
+        }];
+        folder.write_image_list(&images, &[Some(0)], &[]).unwrap();
+        let list = folder.read_image_list().unwrap();
+        assert_eq!(
+            list,
+            vec![(PathBuf::from(odd), Some("x\ny".into()), Some(0))]
+        );
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn csv_roundtrip_with_commas_quotes_and_line_breaks() {
+        let fields = ["a,b", "say \"hi\"", "cr\r", "n\nl", "plain"];
+        let line = csv_io::to_string([fields]).unwrap();
+        assert_eq!(parse_csv_line(line.strip_suffix('\n').unwrap()), fields);
     }
 
     #[test]
