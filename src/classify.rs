@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use tch::Tensor;
 
-use crate::data::{spawn_loader, ImageEntry};
+use crate::data::{scan_folder, spawn_loader, ImageEntry, Problem};
 use crate::model::{torch_model::top_k, AtlasModel};
 
 /// The k most probable classes: (class index, probability), best first.
@@ -31,6 +31,28 @@ pub fn label_of(entry: &ImageEntry) -> Option<String> {
             && prefix[1..].bytes().all(|b| b.is_ascii_digit());
         is_synset.then(|| prefix.to_string())
     })
+}
+
+/// The images named by `inputs`: a file is taken as it is (unlabelled), a folder is scanned (its
+/// class subfolders give labels) and what its scan skips goes to `on_skip`.
+pub fn entries_of(
+    inputs: &[PathBuf],
+    mut on_skip: impl FnMut(&Problem),
+) -> Result<Vec<ImageEntry>> {
+    let mut entries = vec![];
+    for input in inputs {
+        if input.is_dir() {
+            let scan = scan_folder(input)?;
+            scan.problems.iter().for_each(&mut on_skip);
+            entries.extend(scan.images);
+        } else {
+            entries.push(ImageEntry {
+                path: input.clone(),
+                label: None,
+            });
+        }
+    }
+    Ok(entries)
 }
 
 /// Classifies `entries` with the model's classification preprocessing, in batches, decoding on
