@@ -34,6 +34,7 @@ use crate::classes::{
 };
 use crate::jobs::{self, JobEvent, JobHandle, JobOutcome};
 use crate::render::RenderSettings;
+use crate::store::names::slug;
 
 /// Class pairs listed under "Similar classes".
 const PAIRS: usize = 30;
@@ -267,15 +268,6 @@ impl ClassesPageState {
             ClassEvent::ComparisonDone(_) => {}
         }
     }
-}
-
-/// A name usable in a folder name.
-fn slug(s: &str) -> String {
-    let s: String = s
-        .chars()
-        .map(|c| if c.is_alphanumeric() { c } else { '_' })
-        .collect();
-    s.trim_matches('_').chars().take(60).collect()
 }
 
 /// The source atlas: (index, run, layer, class names, finest grid, folder).

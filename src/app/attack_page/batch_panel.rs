@@ -13,6 +13,7 @@ use crate::attack::batch::{image_input, spawn_batch, BatchConfig, PatchInput};
 use crate::attack::table::{AttackTable, PatchRow};
 use crate::attack::Corner;
 use crate::jobs::{JobEvent, JobHandle, JobOutcome, Progress};
+use crate::store::names::slug;
 
 pub struct BatchState {
     /// Folder (or image) of the original class; empty: the project's folder.
@@ -189,12 +190,6 @@ pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
             Err(e) => b.error = Some(format!("cannot write the CSV: {e:#}")),
         }
     }
-}
-
-fn slug(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_alphanumeric() { c } else { '-' })
-        .collect()
 }
 
 fn form(app: &mut AtlasApp, ui: &mut egui::Ui) {
