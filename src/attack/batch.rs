@@ -269,7 +269,7 @@ pub fn run_batch(
             s.add(mine, config.target);
         }
         table.images_done = done + 1;
-        table.rows = attack.rows(&sums, &p_before[..done + 1], table.images_read);
+        table.rows = attack.rows(&sums, &p_before[..=done], table.images_read);
         table.elapsed_s = started.elapsed().as_secs_f64();
         events(BatchEvent::Progress {
             stage: STAGE_ATTACK,
