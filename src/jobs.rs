@@ -67,15 +67,17 @@ impl StageEta {
     }
 }
 
+/// What a job sends: `P` is its partial results (by default the same type as its final result
+/// `T`; jobs that deliver everything as partials end with a different `T`, often `()`).
 #[derive(Clone, Debug)]
-pub enum JobEvent<T> {
+pub enum JobEvent<T, P = T> {
     Progress(Progress),
     /// An input that was skipped, with the reason (the job goes on).
     Problem(Problem),
     /// A line worth showing to the user.
     Log(String),
     /// A partial result, for jobs that deliver as they go (e.g. predictions batch by batch).
-    Partial(T),
+    Partial(P),
     /// The job ended: its result, `Err` with a readable message, or cancelled.
     Finished(JobOutcome<T>),
 }
@@ -103,18 +105,45 @@ impl CancelToken {
 /// The sending half a job uses; sending never fails the job (a closed receiver just means nobody
 /// is watching, e.g. the window was closed).
 #[derive(Clone)]
-pub struct Reporter<T> {
-    tx: Sender<JobEvent<T>>,
+pub struct Reporter<T, P = T> {
+    tx: Sender<JobEvent<T, P>>,
     started: Instant,
     eta: Arc<Mutex<StageEta>>,
+    /// Called after every event, so that a window sleeping until something happens wakes up.
+    waker: Option<Waker>,
 }
 
-impl<T> Reporter<T> {
-    pub fn new(tx: Sender<JobEvent<T>>) -> Self {
+/// Wakes whoever watches a job (the window's `request_repaint`).
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+thread_local! {
+    /// The waker that jobs spawned on this thread right now get; see [`spawn_waking`].
+    static SPAWN_WAKER: std::cell::RefCell<Option<Waker>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `spawn` (which starts jobs, e.g. a library `spawn_*` function) so that every job it
+/// starts on this thread calls `waker` whenever it reports. The library's job functions need no
+/// waker parameter for this.
+pub fn spawn_waking<R>(waker: Option<Waker>, spawn: impl FnOnce() -> R) -> R {
+    let previous = SPAWN_WAKER.with(|w| w.replace(waker));
+    let result = spawn();
+    SPAWN_WAKER.with(|w| *w.borrow_mut() = previous);
+    result
+}
+
+impl<T, P> Reporter<T, P> {
+    pub fn new(tx: Sender<JobEvent<T, P>>) -> Self {
         Reporter {
             tx,
             started: Instant::now(),
             eta: Arc::default(),
+            waker: SPAWN_WAKER.with(|w| w.borrow().clone()),
+        }
+    }
+    fn send(&self, event: JobEvent<T, P>) {
+        let _ = self.tx.send(event);
+        if let Some(wake) = &self.waker {
+            wake();
         }
     }
     pub fn progress(&self, stage: &str, done: u64, total: u64) {
@@ -123,7 +152,7 @@ impl<T> Reporter<T> {
             .eta
             .lock()
             .map_or(None, |mut eta| eta.observe(stage, done, total, elapsed_s));
-        let _ = self.tx.send(JobEvent::Progress(Progress {
+        self.send(JobEvent::Progress(Progress {
             stage: stage.into(),
             done,
             total,
@@ -132,43 +161,31 @@ impl<T> Reporter<T> {
         }));
     }
     pub fn problem(&self, problem: Problem) {
-        let _ = self.tx.send(JobEvent::Problem(problem));
+        self.send(JobEvent::Problem(problem));
     }
     pub fn log(&self, line: impl Into<String>) {
-        let _ = self.tx.send(JobEvent::Log(line.into()));
+        self.send(JobEvent::Log(line.into()));
     }
-    pub fn partial(&self, item: T) {
-        let _ = self.tx.send(JobEvent::Partial(item));
+    pub fn partial(&self, item: P) {
+        self.send(JobEvent::Partial(item));
     }
     pub fn finish(&self, outcome: JobOutcome<T>) {
-        let _ = self.tx.send(JobEvent::Finished(outcome));
+        self.send(JobEvent::Finished(outcome));
     }
 }
 
 /// A running job as seen by its owner.
-pub struct JobHandle<T> {
-    pub events: Receiver<JobEvent<T>>,
+pub struct JobHandle<T, P = T> {
+    pub events: Receiver<JobEvent<T, P>>,
     pub cancel: CancelToken,
     pub thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl<T> JobHandle<T> {
+impl<T, P> JobHandle<T, P> {
     /// Asks the job to stop and hands over its thread (once) for the caller to join.
     pub fn stop(&mut self) -> Option<std::thread::JoinHandle<()>> {
         self.cancel.cancel();
         self.thread.take()
-    }
-}
-
-/// Anything that owns a job thread, so that one loop can stop every job of the app on close.
-pub trait StopJob {
-    /// Cancels the job and hands over its thread (once).
-    fn stop_job(&mut self) -> Option<std::thread::JoinHandle<()>>;
-}
-
-impl<T> StopJob for JobHandle<T> {
-    fn stop_job(&mut self) -> Option<std::thread::JoinHandle<()>> {
-        self.stop()
     }
 }
 
@@ -189,24 +206,288 @@ pub fn join_until(threads: Vec<std::thread::JoinHandle<()>>, deadline: Instant) 
     still_running
 }
 
-/// Runs `work` on a new named thread; its `Result` becomes the `Finished` event.
-pub fn spawn<T, F>(name: &str, work: F) -> JobHandle<T>
+/// A running job with the last progress it reported (what a window shows about it).
+pub struct Tracked<T, P = T> {
+    pub handle: JobHandle<T, P>,
+    pub progress: Option<Progress>,
+}
+
+/// Everything a job sent since the last look.
+pub struct Drained<T, P = T> {
+    pub partials: Vec<P>,
+    pub problems: Vec<Problem>,
+    pub logs: Vec<String>,
+    /// `Some` once the job has ended (it is then gone from the registry).
+    pub outcome: Option<JobOutcome<T>>,
+}
+
+impl<T, P> Default for Drained<T, P> {
+    fn default() -> Self {
+        Drained {
+            partials: vec![],
+            problems: vec![],
+            logs: vec![],
+            outcome: None,
+        }
+    }
+}
+
+impl<T, P> Drained<T, P> {
+    /// Moves problems and log lines to the window's lists; returns the rest.
+    pub fn report_to(
+        self,
+        problems: &mut Vec<Problem>,
+        log: &mut Vec<String>,
+    ) -> (Vec<P>, Option<JobOutcome<T>>) {
+        problems.extend(self.problems);
+        log.extend(self.logs);
+        (self.partials, self.outcome)
+    }
+}
+
+impl<T, P> Tracked<T, P> {
+    /// Takes every pending event, keeping the latest progress.
+    fn drain(&mut self) -> Drained<T, P> {
+        let mut drained = Drained::default();
+        while let Ok(ev) = self.handle.events.try_recv() {
+            match ev {
+                JobEvent::Progress(p) => self.progress = Some(p),
+                JobEvent::Problem(p) => drained.problems.push(p),
+                JobEvent::Log(l) => drained.logs.push(l),
+                JobEvent::Partial(item) => drained.partials.push(item),
+                JobEvent::Finished(outcome) => {
+                    drained.outcome = Some(outcome);
+                    break;
+                }
+            }
+        }
+        drained
+    }
+}
+
+/// A registered job with its types erased, so that jobs of every kind sit in one list.
+trait RunningJob {
+    fn token(&self) -> &CancelToken;
+    fn cancel(&self);
+    fn stop(&mut self) -> Option<std::thread::JoinHandle<()>>;
+    fn progress(&self) -> Option<&Progress>;
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
+}
+
+impl<T: 'static, P: 'static> RunningJob for Tracked<T, P> {
+    fn token(&self) -> &CancelToken {
+        &self.handle.cancel
+    }
+    fn cancel(&self) {
+        self.handle.cancel.cancel();
+    }
+    fn stop(&mut self) -> Option<std::thread::JoinHandle<()>> {
+        self.handle.stop()
+    }
+    fn progress(&self) -> Option<&Progress> {
+        self.progress.as_ref()
+    }
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
+/// What stopping every job did (when the window closes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Job threads that were asked to stop.
+    pub stopped: usize,
+    /// Of those, how many had not ended by the deadline.
+    pub still_running: usize,
+}
+
+/// Every background job of a window, each under a key `K` that says what it is for (at most one
+/// job per key). The owner starts jobs here, polls each key once a frame whatever is on screen,
+/// and stops them all with [`JobRegistry::shutdown`].
+pub struct JobRegistry<K> {
+    running: Vec<(K, Box<dyn RunningJob>)>,
+    /// Threads of jobs that were replaced or cancelled and dropped: joined on shutdown.
+    retired: Vec<std::thread::JoinHandle<()>>,
+    waker: Option<Waker>,
+    next_id: u64,
+}
+
+impl<K> Default for JobRegistry<K> {
+    fn default() -> Self {
+        JobRegistry {
+            running: vec![],
+            retired: vec![],
+            waker: None,
+            next_id: 0,
+        }
+    }
+}
+
+impl<K: PartialEq + Clone> JobRegistry<K> {
+    /// Jobs started from now on call `waker` whenever they report.
+    pub fn set_waker(&mut self, waker: Waker) {
+        self.waker = Some(waker);
+    }
+
+    pub fn has_waker(&self) -> bool {
+        self.waker.is_some()
+    }
+
+    /// A number never handed out before, for keys of jobs that run side by side.
+    pub fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Starts the job `spawn` returns under `key`, with the registry's waker; a job already
+    /// under `key` is cancelled and dropped first (its thread is joined on shutdown).
+    pub fn start<T: 'static, P: 'static>(
+        &mut self,
+        key: K,
+        spawn: impl FnOnce() -> JobHandle<T, P>,
+    ) {
+        self.cancel_and_forget(&key);
+        let handle = spawn_waking(self.waker.clone(), spawn);
+        let tracked = Tracked {
+            handle,
+            progress: None,
+        };
+        self.running.push((key, Box::new(tracked)));
+    }
+
+    pub fn is_running(&self, key: &K) -> bool {
+        self.running.iter().any(|(k, _)| k == key)
+    }
+
+    /// Whether a job whose key matches `which` runs.
+    pub fn any(&self, which: impl Fn(&K) -> bool) -> bool {
+        self.running.iter().any(|(k, _)| which(k))
+    }
+
+    /// How many jobs run in all.
+    pub fn len(&self) -> usize {
+        self.running.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.running.is_empty()
+    }
+
+    /// The keys of running jobs that match `which`, oldest first.
+    pub fn keys(&self, which: impl Fn(&K) -> bool) -> Vec<K> {
+        self.running
+            .iter()
+            .filter(|(k, _)| which(k))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// The last progress the job under `key` reported.
+    pub fn progress(&self, key: &K) -> Option<&Progress> {
+        let (_, job) = self.running.iter().find(|(k, _)| k == key)?;
+        job.progress()
+    }
+
+    /// The cancel flag of the job under `key` (tests watch it).
+    pub fn cancel_token(&self, key: &K) -> Option<CancelToken> {
+        let (_, job) = self.running.iter().find(|(k, _)| k == key)?;
+        Some(job.token().clone())
+    }
+
+    /// Asks the job under `key` to stop; it stays registered until it reports how it ended.
+    pub fn cancel(&self, key: &K) {
+        for (_, job) in self.running.iter().filter(|(k, _)| k == key) {
+            job.cancel();
+        }
+    }
+
+    /// Cancels the job under `key` and forgets it at once (nothing it still sends is read).
+    pub fn cancel_and_forget(&mut self, key: &K) {
+        let mut kept = Vec::with_capacity(self.running.len());
+        for (k, mut job) in self.running.drain(..) {
+            if k == *key {
+                self.retired.extend(job.stop());
+            } else {
+                kept.push((k, job));
+            }
+        }
+        self.running = kept;
+        self.retired.retain(|t| !t.is_finished());
+    }
+
+    /// Takes what the job under `key` sent since the last poll; once it has ended, it leaves
+    /// the registry. Nothing runs under `key`, or it is of other types: an empty answer.
+    pub fn poll<T: 'static, P: 'static>(&mut self, key: &K) -> Drained<T, P> {
+        let Some(i) = self.running.iter().position(|(k, _)| k == key) else {
+            return Drained::default();
+        };
+        let Some(job) = self.running[i]
+            .1
+            .as_any_mut()
+            .downcast_mut::<Tracked<T, P>>()
+        else {
+            debug_assert!(false, "job polled with the wrong types");
+            return Drained::default();
+        };
+        let drained = job.drain();
+        if drained.outcome.is_some() {
+            let (_, mut job) = self.running.remove(i);
+            self.retired.extend(job.stop());
+        }
+        drained
+    }
+
+    /// Cancels every job and joins their threads, waiting at most until `deadline`.
+    pub fn shutdown(&mut self, deadline: Instant) -> ShutdownReport {
+        let mut threads: Vec<_> = self
+            .running
+            .drain(..)
+            .filter_map(|(_, mut job)| job.stop())
+            .collect();
+        threads.append(&mut self.retired);
+        let stopped = threads.len();
+        let still_running = join_until(threads, deadline);
+        ShutdownReport {
+            stopped,
+            still_running,
+        }
+    }
+}
+
+/// How a job's work ended when it did not fail: with its result, or stopped early because its
+/// [`CancelToken`] was set.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Finish<T> {
+    Done(T),
+    Cancelled,
+}
+
+/// Runs `work` on a new named thread; what it returns becomes the `Finished` event (`Err` is
+/// `Failed` with the error's chain as the message, a panic is `Failed` too). `work` may also
+/// deliver partial results of type `P` through its reporter as it goes. Started inside
+/// [`spawn_waking`], it calls that waker after every event.
+pub fn spawn_job<T, P, F>(name: &str, work: F) -> JobHandle<T, P>
 where
     T: Send + 'static,
-    F: FnOnce(&Reporter<T>, &CancelToken) -> anyhow::Result<Option<T>> + Send + 'static,
+    P: Send + 'static,
+    F: FnOnce(&Reporter<T, P>, &CancelToken) -> anyhow::Result<Finish<T>> + Send + 'static,
 {
     let (tx, rx) = crossbeam_channel::unbounded();
     let cancel = CancelToken::default();
     let token = cancel.clone();
+    let waker = SPAWN_WAKER.with(|w| w.borrow().clone());
     let thread = std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {
-            let reporter = Reporter::new(tx);
+            let reporter = Reporter {
+                waker,
+                ..Reporter::new(tx)
+            };
             let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 work(&reporter, &token)
             })) {
-                Ok(Ok(Some(value))) => JobOutcome::Done(value),
-                Ok(Ok(None)) => JobOutcome::Cancelled,
+                Ok(Ok(Finish::Done(value))) => JobOutcome::Done(value),
+                Ok(Ok(Finish::Cancelled)) => JobOutcome::Cancelled,
                 Ok(Err(e)) => JobOutcome::Failed(format!("{e:#}")),
                 Err(_) => JobOutcome::Failed(
                     "the job crashed (internal error); finished work is kept".into(),
@@ -220,6 +501,30 @@ where
         cancel,
         thread: Some(thread),
     }
+}
+
+/// [`spawn_job`] for work that reports nothing before its result (a file dialog, one read).
+pub fn spawn_task<T, F>(name: &str, work: F) -> JobHandle<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&CancelToken) -> anyhow::Result<Finish<T>> + Send + 'static,
+{
+    spawn_job(name, move |_: &Reporter<T>, cancel| work(cancel))
+}
+
+/// [`spawn_job`] for work written with `Option` for "cancelled" (`Ok(None)`), as the library's
+/// long jobs (collect, build, class tools, batch attack) are.
+pub fn spawn<T, F>(name: &str, work: F) -> JobHandle<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&Reporter<T>, &CancelToken) -> anyhow::Result<Option<T>> + Send + 'static,
+{
+    spawn_job(name, move |reporter, cancel| {
+        Ok(match work(reporter, cancel)? {
+            Some(value) => Finish::Done(value),
+            None => Finish::Cancelled,
+        })
+    })
 }
 
 #[cfg(test)]

@@ -16,5 +16,6 @@ pub mod grid;
 pub mod jobs;
 pub mod layout;
 pub mod model;
+pub mod pipeline;
 pub mod render;
 pub mod store;

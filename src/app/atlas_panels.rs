@@ -3,8 +3,9 @@
 use eframe::egui::{self, RichText};
 
 use super::atlas_view::{canvas, ClassFocus, LevelChoice};
-use super::panels::progress_row;
-use super::AtlasApp;
+use super::page::Action;
+use super::widgets::progress_row;
+use super::{AtlasApp, JobId};
 
 /// At most this many matches are listed under the class search box.
 const CLASS_LIST: usize = 200;
@@ -63,8 +64,8 @@ fn build_section(app: &mut AtlasApp, ui: &mut egui::Ui) {
             }
         }
     });
-    if let Some(job) = &app.build_job {
-        match &job.progress {
+    if app.jobs.is_running(&JobId::Build) {
+        match app.jobs.progress(&JobId::Build) {
             Some(p) => progress_row(ui, p),
             None => {
                 ui.spinner();
@@ -226,7 +227,7 @@ pub fn details(app: &mut AtlasApp, ui: &mut egui::Ui) {
         return;
     };
     let Some((grid, index)) = view.selected else {
-        app.examples.clear();
+        app.examples.clear(&mut app.jobs);
         return;
     };
     let Some(level) = view.level(grid) else {
@@ -237,15 +238,21 @@ pub fn details(app: &mut AtlasApp, ui: &mut egui::Ui) {
         return;
     };
     let names = view.manifest.class_names.clone();
-    app.examples
-        .request(view.root.clone(), grid, index, cell.x, cell.y);
+    app.examples.request(
+        &mut app.jobs,
+        view.root.clone(),
+        grid,
+        index,
+        cell.x,
+        cell.y,
+    );
     let examples = &app.examples;
     let mut close = false;
-    let mut example_action = None;
+    let mut actions = vec![];
     let mut use_icon = false;
     let mut icon_rect = None;
     let top = cell.top_name(&names);
-    let icon_source = crate::app::attack_page::source::icon_source(
+    let icon_source = crate::attack::patch_source::icon_source(
         &view.root,
         grid,
         index,
@@ -299,16 +306,18 @@ pub fn details(app: &mut AtlasApp, ui: &mut egui::Ui) {
             ui.separator();
             egui::ScrollArea::vertical()
                 .id_salt("examples")
-                .show(ui, |ui| example_action = examples.show(ui));
+                .show(ui, |ui| actions = examples.show(ui));
         });
     if close {
         view.selected = None;
     }
     app.details_icon_rect = icon_rect;
     if use_icon {
-        crate::app::attack_page::add_patch(app, icon_source, None);
+        actions.push(Action::UseAsPatch(icon_source));
     }
-    crate::app::attack_page::example_action(app, example_action);
+    for action in actions {
+        app.apply(action);
+    }
 }
 
 pub fn canvas(app: &mut AtlasApp, ui: &mut egui::Ui) {
@@ -316,7 +325,7 @@ pub fn canvas(app: &mut AtlasApp, ui: &mut egui::Ui) {
         let focus = app.focus.clone();
         if app.atlases.get(app.current_atlas).is_none() {
             ui.centered_and_justified(|ui| {
-                ui.label(if app.build_job.is_some() {
+                ui.label(if app.jobs.is_running(&JobId::Build) {
                     "the atlas appears here as soon as its layout is done…"
                 } else if app.auto_build {
                     "loading the model and the images: the atlas builds by itself, then appears here…"

@@ -15,7 +15,6 @@
 mod batch_panel;
 mod cutter;
 pub mod probe;
-pub mod source;
 mod sweep_panel;
 mod tray;
 mod workbench;
@@ -26,11 +25,13 @@ use std::sync::Arc;
 use eframe::egui::{self, RichText, TextureHandle};
 use image::RgbImage;
 
+use super::page::{Page, PageCx};
 use super::widgets::class_picker;
-use super::{AtlasApp, Tab};
-use crate::jobs::{self, JobEvent, JobHandle, JobOutcome};
+use super::{JobId, Jobs};
+use crate::attack::patch_source as source;
+pub use crate::attack::patch_source::PatchSource;
+use crate::jobs::{self, Finish, JobHandle, JobOutcome};
 use probe::{Placement, ProbeAnswer, ProbeEvent, ProbeInput, ProbeKind, ProbeWorker};
-pub use source::PatchSource;
 
 /// The page's three tools.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,8 +94,6 @@ pub struct AttackPageState {
     pub probe: ProbeWorker,
     /// The composite request in flight: (patch, rectangle) of its last ask.
     asked: Option<(u64, (i64, i64, u32))>,
-    /// Patches and targets being read.
-    loads: Vec<JobHandle<Loaded>>,
     pub sweep: sweep_panel::SweepState,
     pub batch: batch_panel::BatchState,
     pub cutter: Option<cutter::Cutter>,
@@ -125,7 +124,6 @@ impl Default for AttackPageState {
             errors: vec![],
             probe: ProbeWorker::default(),
             asked: None,
-            loads: vec![],
             sweep: Default::default(),
             batch: Default::default(),
             cutter: None,
@@ -150,7 +148,7 @@ enum Loaded {
 
 /// The native file dialog for an image, off the UI thread.
 fn spawn_pick(for_patch: bool) -> JobHandle<Loaded> {
-    jobs::spawn("attack-pick", move |_, _| {
+    jobs::spawn_task("attack-pick", move |_| {
         let path = rfd::FileDialog::new()
             .set_title(if for_patch {
                 "Add a patch"
@@ -162,13 +160,21 @@ fn spawn_pick(for_patch: bool) -> JobHandle<Loaded> {
                 &["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"],
             )
             .pick_file();
-        Ok(path.map(|path| Loaded::Picked { path, for_patch }))
+        Ok(path.map_or(Finish::Cancelled, |path| {
+            Finish::Done(Loaded::Picked { path, for_patch })
+        }))
     })
 }
 
+/// Starts a read (or a file dialog) of the page; several may run side by side.
+fn start_load(jobs: &mut Jobs, spawn: impl FnOnce() -> JobHandle<Loaded>) {
+    let key = JobId::AttackLoad(jobs.next_id());
+    jobs.start(key, spawn);
+}
+
 /// Asks for a patch file with the native dialog.
-pub fn pick_patch(app: &mut AtlasApp) {
-    app.attack_page.loads.push(spawn_pick(true));
+pub fn pick_patch(jobs: &mut Jobs) {
+    start_load(jobs, || spawn_pick(true));
 }
 
 impl AttackPageState {
@@ -198,71 +204,62 @@ impl AttackPageState {
             self.placed = p;
         }
     }
-
-    /// Stops the live classifier and every job; returns their threads.
-    pub fn shutdown(&mut self) -> Vec<std::thread::JoinHandle<()>> {
-        let mut threads: Vec<_> = self.probe.stop().into_iter().collect();
-        for job in &mut self.loads {
-            job.cancel.cancel();
-            threads.extend(job.thread.take());
-        }
-        threads.extend(self.sweep.stop());
-        threads.extend(self.batch.stop());
-        threads
-    }
 }
 
 /// Opens `path` as the image to attack (read on a worker).
-pub fn open_target(app: &mut AtlasApp, path: PathBuf) {
+pub fn open_target(page: &mut AttackPageState, cx: &mut PageCx, path: PathBuf) {
     // The sidecar gives the input size even before the model itself has loaded.
-    let side = match &app.model {
+    let side = match &cx.model {
         Some(m) => m.size().0,
-        None => match crate::model::Sidecar::load(&app.model_path) {
+        None => match crate::model::Sidecar::load(cx.model_path) {
             Ok(s) => s.size().0,
             Err(e) => {
-                app.attack_page.errors.push(format!("{e:#}"));
+                page.errors.push(format!("{e:#}"));
                 return;
             }
         },
     };
-    app.attack_page
-        .loads
-        .push(jobs::spawn("attack-target", move |_, _| {
+    start_load(cx.jobs, || {
+        jobs::spawn_task("attack-target", move |_| {
             let img = crate::attack::load_image(&path)?;
             let bg = crate::attack::composite::prepare_background(&img, side);
-            Ok(Some(Loaded::Target(path, bg)))
-        }));
+            Ok(Finish::Done(Loaded::Target(path, bg)))
+        })
+    });
 }
 
 /// Adds a patch to the tray (read on a worker); `drop_at` places it on the image at that
 /// relative position once it is read.
-pub fn add_patch(app: &mut AtlasApp, source: PatchSource, drop_at: Option<egui::Pos2>) {
-    queue_patch(&mut app.attack_page, source, drop_at);
+pub fn add_patch(jobs: &mut Jobs, source: PatchSource, drop_at: Option<egui::Pos2>) {
+    start_load(jobs, || {
+        crate::jobs::spawn_task("attack-patch", move |_| {
+            let (name, img) = source::resolve(&source)?;
+            Ok(Finish::Done(Loaded::Patch(name, img, drop_at)))
+        })
+    });
 }
 
-/// [`add_patch`] for callers that hold only the page's state (another page's poll).
-pub fn queue_patch(st: &mut AttackPageState, source: PatchSource, drop_at: Option<egui::Pos2>) {
-    st.loads.push(jobs::spawn("attack-patch", move |_, _| {
-        let (name, img) = source::resolve(&source)?;
-        Ok(Some(Loaded::Patch(name, img, drop_at)))
-    }));
+impl Page for AttackPageState {
+    fn logic(&mut self, ctx: &egui::Context, cx: &mut PageCx<'_>) {
+        logic(self, cx, ctx);
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
+        show(self, cx, ui);
+    }
 }
 
-/// Takes what the workers finished; called every frame from `AtlasApp::poll_jobs`.
-pub fn poll(app: &mut AtlasApp, ctx: &egui::Context) {
-    let model_path = app.model_path.clone();
-    let mut finished = vec![];
-    app.attack_page
-        .loads
-        .retain(|job| match job.events.try_recv() {
-            Ok(JobEvent::Finished(outcome)) => {
-                finished.push(outcome);
-                false
-            }
-            _ => true,
-        });
+/// Takes what the workers finished; runs every frame whatever page is on screen.
+fn logic(page: &mut AttackPageState, cx: &mut PageCx, ctx: &egui::Context) {
+    let model_path = cx.model_path.clone();
+    let finished: Vec<_> = cx
+        .jobs
+        .keys(JobId::is_attack_load)
+        .into_iter()
+        .filter_map(|key| cx.jobs.poll::<Loaded, Loaded>(&key).outcome)
+        .collect();
     for outcome in finished {
-        let st = &mut app.attack_page;
+        let st = &mut *page;
         match outcome {
             JobOutcome::Done(Loaded::Target(path, bg)) => {
                 set_target(st, ctx, &model_path, path, bg)
@@ -275,16 +272,16 @@ pub fn poll(app: &mut AtlasApp, ctx: &egui::Context) {
             }
             JobOutcome::Done(Loaded::Picked { path, for_patch }) => {
                 if for_patch {
-                    add_patch(app, PatchSource::File(path), None);
+                    add_patch(cx.jobs, PatchSource::File(path), None);
                 } else {
-                    open_target(app, path);
+                    open_target(page, cx, path);
                 }
             }
             JobOutcome::Failed(e) => st.errors.push(e),
             JobOutcome::Cancelled => {}
         }
     }
-    let st = &mut app.attack_page;
+    let st = &mut *page;
     // The live classifier's answers.
     while let Ok(ev) = st.probe.events.try_recv() {
         match ev {
@@ -293,9 +290,13 @@ pub fn poll(app: &mut AtlasApp, ctx: &egui::Context) {
         }
     }
     request_composite(st, &model_path);
-    sweep_panel::poll(st, ctx);
-    batch_panel::poll(st);
-    if !st.loads.is_empty() || st.asked.is_some() || st.sweep.busy() || st.batch.busy() {
+    sweep_panel::poll(st, cx.jobs);
+    batch_panel::poll(st, cx.jobs);
+    if let Some(c) = &mut st.cutter {
+        c.logic(ctx, cx.jobs);
+    }
+    // The live classifier does not wake the window: look again soon while it works.
+    if st.asked.is_some() {
         ctx.request_repaint_after(std::time::Duration::from_millis(50));
     }
 }
@@ -433,13 +434,13 @@ pub fn texture(ctx: &egui::Context, name: &str, img: &RgbImage) -> TextureHandle
 }
 
 /// The page.
-pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
+fn show(page: &mut AttackPageState, cx: &mut PageCx, ui: &mut egui::Ui) {
     let ctx = ui.ctx().clone();
-    take_dropped_files(app, &ctx);
-    controls(app, ui);
+    take_dropped_files(page, cx, &ctx);
+    controls(page, cx, ui);
     egui::CentralPanel::default().show(ui, |ui| {
         ui.horizontal(|ui| {
-            let st = &mut app.attack_page;
+            let st = &mut *page;
             ui.selectable_value(&mut st.mode, Mode::Workbench, "Workbench");
             ui.selectable_value(&mut st.mode, Mode::Sweep, "Size sweep");
             ui.selectable_value(&mut st.mode, Mode::Batch, "Batch evaluation");
@@ -449,7 +450,7 @@ pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
             }
         });
         let mut dismiss = None;
-        for (i, e) in app.attack_page.errors.iter().enumerate() {
+        for (i, e) in page.errors.iter().enumerate() {
             ui.horizontal(|ui| {
                 ui.colored_label(egui::Color32::from_rgb(200, 40, 40), e);
                 if ui.small_button("dismiss").clicked() {
@@ -458,21 +459,21 @@ pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
             });
         }
         if let Some(i) = dismiss {
-            app.attack_page.errors.remove(i);
+            page.errors.remove(i);
         }
         ui.separator();
-        match app.attack_page.mode {
-            Mode::Workbench => workbench::show(app, ui),
-            Mode::Sweep => sweep_panel::show(app, ui),
-            Mode::Batch => batch_panel::show(app, ui),
+        match page.mode {
+            Mode::Workbench => workbench::show(page, cx, ui),
+            Mode::Sweep => sweep_panel::show(page, cx, ui),
+            Mode::Batch => batch_panel::show(page, cx, ui),
         }
     });
-    if let Some(c) = &mut app.attack_page.cutter {
-        if let Some(action) = c.show(&ctx) {
+    if let Some(c) = &mut page.cutter {
+        if let Some(action) = c.show(&ctx, cx.jobs) {
             match action {
-                cutter::Action::Close => app.attack_page.cutter = None,
+                cutter::Action::Close => page.cutter = None,
                 cutter::Action::Add(name, img) => add_patch(
-                    app,
+                    cx.jobs,
                     PatchSource::Pixels {
                         name,
                         image: Arc::new(img),
@@ -487,7 +488,7 @@ pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
 /// Files dropped on this page: onto the image they become a patch placed where they fell (or
 /// the target when there is none yet); onto the tray, patches; anywhere else, the first file is
 /// the target when none is set, else a patch.
-fn take_dropped_files(app: &mut AtlasApp, ctx: &egui::Context) {
+fn take_dropped_files(page: &mut AttackPageState, cx: &mut PageCx, ctx: &egui::Context) {
     let (files, pos): (Vec<PathBuf>, Option<egui::Pos2>) = ctx.input(|i| {
         (
             i.raw
@@ -502,8 +503,7 @@ fn take_dropped_files(app: &mut AtlasApp, ctx: &egui::Context) {
     if files.is_empty() {
         return;
     }
-    let st = &app.attack_page;
-    let on_image = match (st.image_rect, pos) {
+    let on_image = match (page.image_rect, pos) {
         (Some(r), Some(p)) if r.contains(p) => Some(egui::pos2(
             (p.x - r.min.x) / r.width(),
             (p.y - r.min.y) / r.height(),
@@ -512,14 +512,14 @@ fn take_dropped_files(app: &mut AtlasApp, ctx: &egui::Context) {
     };
     let on_tray = matches!((tray::last_rect(ctx), pos), (Some(r), Some(p)) if r.contains(p));
     let mut files = files.into_iter();
-    if st.target.is_none() && !on_tray {
+    if page.target.is_none() && !on_tray {
         if let Some(first) = files.next() {
-            open_target(app, first);
+            open_target(page, cx, first);
         }
     }
     for f in files {
         add_patch(
-            app,
+            cx.jobs,
             PatchSource::File(f),
             if on_tray { None } else { on_image },
         );
@@ -527,23 +527,23 @@ fn take_dropped_files(app: &mut AtlasApp, ctx: &egui::Context) {
 }
 
 /// The left column: target image, classes, the patch tray.
-fn controls(app: &mut AtlasApp, ui: &mut egui::Ui) {
+fn controls(page: &mut AttackPageState, cx: &mut PageCx, ui: &mut egui::Ui) {
     egui::Panel::left("attack_controls")
         .default_size(290.0)
         .show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| {
-                target_section(app, ui);
+                target_section(page, cx, ui);
                 ui.separator();
-                classes_section(app, ui);
+                classes_section(page, cx, ui);
                 ui.separator();
-                tray::show(app, ui);
+                tray::show(page, cx, ui);
             });
         });
 }
 
-fn target_section(app: &mut AtlasApp, ui: &mut egui::Ui) {
+fn target_section(page: &mut AttackPageState, cx: &mut PageCx, ui: &mut egui::Ui) {
     ui.label(RichText::new("Image to attack").strong());
-    match &app.attack_page.target {
+    match &page.target {
         Some(t) => {
             ui.horizontal(|ui| {
                 if let Some(tex) = &t.texture {
@@ -559,20 +559,19 @@ fn target_section(app: &mut AtlasApp, ui: &mut egui::Ui) {
         }
     }
     if ui.button("Open image…").clicked() {
-        app.attack_page.loads.push(spawn_pick(false));
+        start_load(cx.jobs, || spawn_pick(false));
     }
     // The project's images, by name.
     ui.add(
-        egui::TextEdit::singleline(&mut app.attack_page.image_search)
-            .hint_text("search the project's images"),
+        egui::TextEdit::singleline(&mut page.image_search).hint_text("search the project's images"),
     );
-    let query = app.attack_page.image_search.to_lowercase();
+    let query = page.image_search.to_lowercase();
     let mut chosen = None;
     egui::ScrollArea::vertical()
         .id_salt("attack_images")
         .max_height(110.0)
         .show(ui, |ui| {
-            for row in app
+            for row in cx
                 .rows
                 .iter()
                 .filter(|r| {
@@ -596,13 +595,13 @@ fn target_section(app: &mut AtlasApp, ui: &mut egui::Ui) {
             }
         });
     if let Some(p) = chosen {
-        open_target(app, p);
+        open_target(page, cx, p);
     }
 }
 
-fn classes_section(app: &mut AtlasApp, ui: &mut egui::Ui) {
-    let names = app.class_names();
-    let st = &mut app.attack_page;
+fn classes_section(page: &mut AttackPageState, cx: &mut PageCx, ui: &mut egui::Ui) {
+    let names = cx.class_names();
+    let st = &mut *page;
     class_picker(
         ui,
         "attack_original",
@@ -619,60 +618,4 @@ fn classes_section(app: &mut AtlasApp, ui: &mut egui::Ui) {
         &mut st.target_class,
         &names,
     );
-}
-
-/// Carries out "Use as patch" / "Attack this image" of a dataset example's context menu.
-pub fn example_action(app: &mut AtlasApp, action: Option<super::examples::ExampleAction>) {
-    match action {
-        None => {}
-        Some(super::examples::ExampleAction::UseAsPatch(source)) => {
-            app.attack_page.status = format!("added to the tray: {}", source.name());
-            add_patch(app, source, None);
-        }
-        Some(super::examples::ExampleAction::Attack(path)) => {
-            open_target(app, path);
-            app.set_tab(Tab::Attack);
-        }
-    }
-}
-
-/// While a patch is dragged, its name follows the pointer (with where to drop it).
-pub fn drag_indicator(ctx: &egui::Context) {
-    let Some(payload) = egui::DragAndDrop::payload::<PatchSource>(ctx) else {
-        return;
-    };
-    let Some(pos) = ctx.pointer_latest_pos() else {
-        return;
-    };
-    egui::Area::new(egui::Id::unique("attack_drag_indicator"))
-        .order(egui::Order::Tooltip)
-        .fixed_pos(pos + egui::vec2(14.0, 14.0))
-        .interactable(false)
-        .show(ctx, |ui| {
-            egui::Frame::popup(ui.style()).show(ui, |ui| {
-                ui.label(format!("patch: {}", payload.name()));
-                ui.label(
-                    RichText::new("drop it on the Patch attack tab, then on the image")
-                        .small()
-                        .weak(),
-                );
-            });
-        });
-}
-
-/// True while an egui drag carries a patch (so the tab bar can open this page mid-drag).
-pub fn dragging_patch(ctx: &egui::Context) -> bool {
-    egui::DragAndDrop::has_payload_of_type::<PatchSource>(ctx)
-}
-
-/// Switches to the page when a patch is dragged over its tab. (Raw pointer geometry: the dragged
-/// picture itself floats under the pointer, so egui's hover tests would say the tab is covered.)
-pub fn tab_drag_hover(app: &mut AtlasApp, tab_response: &egui::Response) {
-    let ctx = &tab_response.ctx;
-    let over = ctx
-        .pointer_latest_pos()
-        .is_some_and(|p| tab_response.rect.contains(p));
-    if app.tab != Tab::Attack && over && dragging_patch(ctx) {
-        app.set_tab(Tab::Attack);
-    }
 }

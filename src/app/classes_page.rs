@@ -25,14 +25,15 @@ use eframe::egui::{self, RichText};
 
 use super::atlas_view::{canvas, AtlasView, LoadedAtlas};
 use super::examples::ExamplesState;
-use super::panels::progress_row;
+use super::page::{Action, Page, PageCx};
 use super::widgets::class_picker;
-use super::{workers, AtlasApp, Tracked};
+use super::widgets::progress_row;
+use super::{workers, ExamplesOf, JobId, Jobs};
 use crate::classes::{
     spawn_class_atlas, spawn_compare, ClassAtlasConfig, ClassAtlasInfo, ClassEvent, ClassFilter,
     ClassPairs, CompareConfig, ComparisonInfo, PairClasses, PairWeighting,
 };
-use crate::jobs::{self, JobEvent, JobHandle, JobOutcome};
+use crate::jobs::{self, Finish, JobOutcome};
 use crate::render::RenderSettings;
 use crate::store::names::slug;
 
@@ -57,7 +58,7 @@ pub struct Picked {
 /// What the page keeps between frames.
 pub struct ClassesPageState {
     pub mode: Mode,
-    /// Index into `app.atlases` of the atlas whose run and layer the tools use (`None`: the
+    /// Index into `cx.atlases` of the atlas whose run and layer the tools use (`None`: the
     /// Atlas page's current one).
     pub source: Option<usize>,
     /// Class atlas: search text and the chosen class (index into the run's class names).
@@ -72,7 +73,6 @@ pub struct ClassesPageState {
     pub min_count: usize,
     /// Icon settings that replace the app's preset (tests use a few steps).
     pub render_override: Option<RenderSettings>,
-    pub class_job: Option<Tracked<ClassEvent>>,
     /// The folder of the class atlas on screen (or being built).
     pub class_root: Option<PathBuf>,
     pub class_view: Option<AtlasView>,
@@ -87,7 +87,6 @@ pub struct ClassesPageState {
     pub search_b: String,
     pub class_a: Option<usize>,
     pub class_b: Option<usize>,
-    pub compare_job: Option<Tracked<ClassEvent>>,
     pub compare_root: Option<PathBuf>,
     /// The comparison's atlas folder (for its icon sheets and cell records).
     pub compare_view: Option<AtlasView>,
@@ -109,7 +108,6 @@ pub struct ClassesPageState {
     /// Similar class pairs of the source atlas's finest level.
     pub pairs: Option<ClassPairs>,
     pairs_for: Option<PathBuf>,
-    pairs_job: Option<JobHandle<ClassPairs>>,
     /// The cell whose details are shown.
     pub picked: Option<Picked>,
     /// Dataset examples of the picked cell.
@@ -118,22 +116,6 @@ pub struct ClassesPageState {
     /// a description, for the attack workbench.
     pub patch_for_attack: Option<(String, image::RgbImage)>,
     patch_texture: Option<egui::TextureHandle>,
-    patch_job: Option<JobHandle<(String, image::RgbImage)>>,
-    loads: Vec<Tracked<LoadedAtlas>>,
-}
-
-impl ClassesPageState {
-    /// Every job this page owns (class atlas, comparison, class pairs, patches, atlas loads).
-    pub fn jobs_mut(&mut self) -> Vec<&mut dyn crate::jobs::StopJob> {
-        let mut jobs: Vec<&mut dyn crate::jobs::StopJob> = vec![];
-        jobs.extend(self.class_job.as_mut().map(|j| j as _));
-        jobs.extend(self.compare_job.as_mut().map(|j| j as _));
-        jobs.extend(self.pairs_job.as_mut().map(|j| j as _));
-        jobs.extend(self.patch_job.as_mut().map(|j| j as _));
-        jobs.extend(self.examples.job.as_mut().map(|j| j as _));
-        jobs.extend(self.loads.iter_mut().map(|j| j as _));
-        jobs
-    }
 }
 
 impl Default for ClassesPageState {
@@ -148,7 +130,6 @@ impl Default for ClassesPageState {
             grid: 8,
             min_count: 5,
             render_override: None,
-            class_job: None,
             class_root: None,
             class_view: None,
             class_canvas_rect: None,
@@ -158,7 +139,6 @@ impl Default for ClassesPageState {
             search_b: String::new(),
             class_a: None,
             class_b: None,
-            compare_job: None,
             compare_root: None,
             compare_view: None,
             comparison: None,
@@ -172,23 +152,15 @@ impl Default for ClassesPageState {
             plot_rects: vec![],
             pairs: None,
             pairs_for: None,
-            pairs_job: None,
             picked: None,
-            examples: ExamplesState::default(),
+            examples: ExamplesState::new(ExamplesOf::Classes),
             patch_for_attack: None,
             patch_texture: None,
-            patch_job: None,
-            loads: vec![],
         }
     }
 }
 
 impl ClassesPageState {
-    /// Atlas folders still being read.
-    pub fn loads_pending(&self) -> usize {
-        self.loads.len()
-    }
-
     /// Every atlas view of the page with its folder.
     fn views_mut(&mut self) -> impl Iterator<Item = &mut AtlasView> {
         self.class_view
@@ -209,9 +181,9 @@ impl ClassesPageState {
         self.views_mut().find(|v| v.root == root)
     }
 
-    fn load(&mut self, dir: PathBuf) {
-        self.loads
-            .push(Tracked::new(workers::spawn_load_atlases(vec![dir])));
+    fn load(jobs: &mut Jobs, dir: PathBuf) {
+        let key = JobId::ClassesLoad(jobs.next_id());
+        jobs.start(key, || workers::spawn_load_atlases(vec![dir]));
     }
 
     /// A loaded atlas goes to the slot waiting for its folder (refreshing the view there).
@@ -245,7 +217,7 @@ impl ClassesPageState {
         }
     }
 
-    fn on_event(&mut self, event: ClassEvent) {
+    fn on_event(&mut self, jobs: &mut Jobs, event: ClassEvent) {
         match event {
             ClassEvent::Selected { what, rows } => self.class_selected = Some((what, rows)),
             ClassEvent::Build { part, event } => {
@@ -260,11 +232,11 @@ impl ClassesPageState {
                     }
                     // Levels written, or the build finished (sheets written while the view was
                     // still loading were not announced to it): read the folder again.
-                    _ => self.load(root),
+                    _ => Self::load(jobs, root),
                 }
             }
             // A side class atlas of a comparison.
-            ClassEvent::ClassAtlasDone(r) => self.load(r.out.clone()),
+            ClassEvent::ClassAtlasDone(r) => Self::load(jobs, r.out.clone()),
             ClassEvent::ComparisonDone(_) => {}
         }
     }
@@ -279,9 +251,9 @@ struct Source {
     root: PathBuf,
 }
 
-fn source(app: &AtlasApp) -> Option<Source> {
-    let i = app.classes_page.source.unwrap_or(app.current_atlas);
-    let v = app.atlases.get(i).or_else(|| app.atlases.first())?;
+fn source(page: &ClassesPageState, cx: &PageCx) -> Option<Source> {
+    let i = page.source.unwrap_or(cx.current_atlas);
+    let v = cx.atlases.get(i).or_else(|| cx.atlases.first())?;
     Some(Source {
         run: v.manifest.run.clone(),
         layer: v.manifest.layer.clone(),
@@ -291,15 +263,14 @@ fn source(app: &AtlasApp) -> Option<Source> {
     })
 }
 
-fn render_settings(app: &AtlasApp) -> Result<RenderSettings, String> {
-    match app
-        .classes_page
+fn render_settings(page: &ClassesPageState, cx: &PageCx) -> Result<RenderSettings, String> {
+    match page
         .render_override
         .clone()
-        .or_else(|| app.render_override.clone())
+        .or_else(|| cx.render_override.clone())
     {
         Some(r) => Ok(r),
-        None => RenderSettings::preset(&app.preset).map_err(|e| e.to_string()),
+        None => RenderSettings::preset(cx.preset).map_err(|e| e.to_string()),
     }
 }
 
@@ -308,20 +279,20 @@ fn absolute(p: PathBuf) -> PathBuf {
 }
 
 /// Starts (or reopens: the backend caches) the class atlas of the chosen class.
-pub fn start_class_atlas(app: &mut AtlasApp) {
-    let Some(src) = source(app) else { return };
-    let Some(class) = app.classes_page.class else {
-        app.errors.push("choose a class first".into());
+pub fn start_class_atlas(page: &mut ClassesPageState, cx: &mut PageCx) {
+    let Some(src) = source(page, cx) else { return };
+    let Some(class) = page.class else {
+        cx.errors.push("choose a class first".into());
         return;
     };
-    let render = match render_settings(app) {
+    let render = match render_settings(page, cx) {
         Ok(r) => r,
         Err(e) => {
-            app.errors.push(e);
+            cx.errors.push(e);
             return;
         }
     };
-    let st = &mut app.classes_page;
+    let st = &mut *page;
     let name = src.names.get(class).cloned().unwrap_or_default();
     let mut folder = format!("{}-{}-{}", slug(&name), st.filter.name(), st.n);
     if st.grid != 8 {
@@ -337,9 +308,7 @@ pub fn start_class_atlas(app: &mut AtlasApp) {
     cfg.grid = st.grid;
     cfg.min_count = st.min_count;
     cfg.render = render;
-    if let Some(job) = st.class_job.take() {
-        job.handle.cancel.cancel();
-    }
+    cx.jobs.cancel_and_forget(&JobId::ClassAtlas);
     if st.class_root.as_ref() != Some(&out) {
         st.class_view = None;
         st.class_info = None;
@@ -347,32 +316,32 @@ pub fn start_class_atlas(app: &mut AtlasApp) {
     st.class_selected = None;
     st.class_root = Some(out.clone());
     if out.join("manifest.json").is_file() {
-        st.load(out.clone());
+        ClassesPageState::load(cx.jobs, out.clone());
     }
-    app.log
+    cx.log
         .push(format!("class atlas of {name} into {}", out.display()));
-    app.classes_page.class_job = Some(Tracked::new(spawn_class_atlas(cfg)));
+    cx.jobs.start(JobId::ClassAtlas, || spawn_class_atlas(cfg));
 }
 
 /// Starts (or reopens) the comparison of A and B, with both class atlases.
-pub fn start_compare(app: &mut AtlasApp) {
-    let Some(src) = source(app) else { return };
-    let (Some(a), Some(b)) = (app.classes_page.class_a, app.classes_page.class_b) else {
-        app.errors.push("choose classes A and B first".into());
+pub fn start_compare(page: &mut ClassesPageState, cx: &mut PageCx) {
+    let Some(src) = source(page, cx) else { return };
+    let (Some(a), Some(b)) = (page.class_a, page.class_b) else {
+        cx.errors.push("choose classes A and B first".into());
         return;
     };
     if a == b {
-        app.errors.push("choose two different classes".into());
+        cx.errors.push("choose two different classes".into());
         return;
     }
-    let render = match render_settings(app) {
+    let render = match render_settings(page, cx) {
         Ok(r) => r,
         Err(e) => {
-            app.errors.push(e);
+            cx.errors.push(e);
             return;
         }
     };
-    let st = &mut app.classes_page;
+    let st = &mut *page;
     let name = |c: usize| src.names.get(c).cloned().unwrap_or_default();
     let mut folder = format!(
         "{}-vs-{}-{}-{}",
@@ -397,9 +366,7 @@ pub fn start_compare(app: &mut AtlasApp) {
     cfg.min_count = st.min_count;
     cfg.render = render;
     cfg.with_class_atlases = true;
-    if let Some(job) = st.compare_job.take() {
-        job.handle.cancel.cancel();
-    }
+    cx.jobs.cancel_and_forget(&JobId::Compare);
     if st.compare_root.as_ref() != Some(&out) {
         st.compare_view = None;
         st.comparison = None;
@@ -410,198 +377,191 @@ pub fn start_compare(app: &mut AtlasApp) {
     st.x_label = format!("← more {} | more {} →", name(a), name(b));
     for dir in [out.clone(), out.join("class_a"), out.join("class_b")] {
         if dir.join("manifest.json").is_file() {
-            st.load(dir);
+            ClassesPageState::load(cx.jobs, dir);
         }
     }
     if let Ok(text) = std::fs::read_to_string(out.join("comparison.json")) {
         st.comparison = serde_json::from_str(&text).ok();
     }
-    app.log.push(format!(
+    cx.log.push(format!(
         "comparing {} and {} into {}",
         name(a),
         name(b),
         out.display()
     ));
-    app.classes_page.compare_job = Some(Tracked::new(spawn_compare(cfg)));
+    cx.jobs.start(JobId::Compare, || spawn_compare(cfg));
 }
 
-/// Drains the page's jobs; called by [`show`] every frame.
-pub fn poll(app: &mut AtlasApp, ctx: &egui::Context) {
-    let AtlasApp {
-        classes_page: st,
-        attack_page,
-        problems,
-        log,
-        errors,
-        ..
-    } = app;
-    let mut busy = false;
-    // Class atlas and comparison jobs.
-    for which in 0..2 {
-        let slot = if which == 0 {
-            &mut st.class_job
-        } else {
-            &mut st.compare_job
-        };
-        let Some(job) = slot else { continue };
-        busy = true;
-        let (partials, outcome) = job.drain(problems, log);
-        if outcome.is_some() {
-            *slot = None;
-        }
+impl Page for ClassesPageState {
+    fn logic(&mut self, ctx: &egui::Context, cx: &mut PageCx<'_>) {
+        logic(self, cx, ctx);
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
+        show(self, cx, ui);
+    }
+}
+
+/// Takes what the page's jobs reported; runs every frame whatever page is on screen.
+fn logic(page: &mut ClassesPageState, cx: &mut PageCx, ctx: &egui::Context) {
+    poll_builds(page, cx);
+    poll_loads(page, cx);
+    poll_pairs(page, cx);
+    poll_patch(page, cx, ctx);
+    page.examples.poll(cx.jobs, ctx);
+}
+
+/// The class atlas and comparison jobs.
+fn poll_builds(page: &mut ClassesPageState, cx: &mut PageCx) {
+    for key in [JobId::ClassAtlas, JobId::Compare] {
+        let (partials, outcome) = cx
+            .jobs
+            .poll::<ClassEvent, ClassEvent>(&key)
+            .report_to(cx.problems, cx.log);
         for ev in partials {
-            st.on_event(ev);
+            page.on_event(cx.jobs, ev);
         }
+        let class_atlas = key == JobId::ClassAtlas;
         match outcome {
             None => {}
-            Some(JobOutcome::Done(ClassEvent::ClassAtlasDone(r))) => {
-                log.push(format!(
-                    "class atlas of {} ({}): {} samples, {} icons rendered, {:.1} s",
-                    r.info.class.name,
-                    r.info.filter.name(),
-                    r.info.rows.len(),
-                    r.icons_rendered,
-                    r.seconds
-                ));
-                st.class_info = Some(r.info.clone());
-                st.class_root = Some(r.out.clone());
-                st.load(r.out.clone());
-            }
-            Some(JobOutcome::Done(ClassEvent::ComparisonDone(r))) => {
-                log.push(format!(
-                    "comparison of {} and {}: {} samples, {} cells, {:.1} s",
-                    r.info.a.name,
-                    r.info.b.name,
-                    r.info.rows.len(),
-                    r.info.cells.len(),
-                    r.seconds
-                ));
-                st.x_label = format!("← more {} | more {} →", r.info.a.name, r.info.b.name);
-                st.comparison = Some(r.info.clone());
-                st.compare_root = Some(r.out.clone());
-                st.load(r.out.clone());
-                for (i, side) in r.class_atlases.iter().enumerate().take(2) {
-                    st.side_roots[i] = Some(side.out.clone());
-                    st.load(side.out.clone());
-                }
-            }
-            Some(JobOutcome::Done(_)) => {}
-            Some(JobOutcome::Cancelled) => log.push(if which == 0 {
+            Some(JobOutcome::Done(event)) => on_build_done(page, cx, event),
+            Some(JobOutcome::Cancelled) => cx.log.push(if class_atlas {
                 "class atlas cancelled; finished stages are saved and Build class atlas resumes"
                     .into()
             } else {
                 "comparison cancelled; finished stages are saved and Compare resumes".into()
             }),
-            Some(JobOutcome::Failed(e)) => errors.push(if which == 0 {
+            Some(JobOutcome::Failed(e)) => cx.errors.push(if class_atlas {
                 format!("class atlas failed: {e}")
             } else {
                 format!("comparison failed: {e}")
             }),
         }
     }
-    // Atlas folders being read.
-    let mut loads = std::mem::take(&mut st.loads);
-    loads.retain_mut(|job| {
-        let (partials, outcome) = job.drain(problems, log);
-        for loaded in partials {
-            st.place(loaded);
+}
+
+/// A finished class atlas or comparison: keep its description and read its folders.
+fn on_build_done(page: &mut ClassesPageState, cx: &mut PageCx, event: ClassEvent) {
+    let (st, jobs, log) = (page, &mut *cx.jobs, &mut *cx.log);
+    match event {
+        ClassEvent::ClassAtlasDone(r) => {
+            log.push(format!(
+                "class atlas of {} ({}): {} samples, {} icons rendered, {:.1} s",
+                r.info.class.name,
+                r.info.filter.name(),
+                r.info.rows.len(),
+                r.icons_rendered,
+                r.seconds
+            ));
+            st.class_info = Some(r.info.clone());
+            st.class_root = Some(r.out.clone());
+            ClassesPageState::load(jobs, r.out.clone());
         }
-        match outcome {
-            None => true,
-            Some(JobOutcome::Failed(e)) => {
-                errors.push(e);
-                false
-            }
-            Some(_) => false,
-        }
-    });
-    st.loads.extend(loads);
-    busy |= !st.loads.is_empty();
-    // Similar class pairs.
-    if let Some(job) = &st.pairs_job {
-        busy = true;
-        while let Ok(ev) = job.events.try_recv() {
-            if let JobEvent::Finished(outcome) = ev {
-                match outcome {
-                    JobOutcome::Done(p) => st.pairs = Some(p),
-                    JobOutcome::Failed(e) => errors.push(format!("class pairs: {e}")),
-                    JobOutcome::Cancelled => {}
-                }
-                st.pairs_job = None;
-                break;
-            }
-        }
-    }
-    // A patch being cut.
-    if let Some(job) = &st.patch_job {
-        busy = true;
-        while let Ok(ev) = job.events.try_recv() {
-            if let JobEvent::Finished(outcome) = ev {
-                match outcome {
-                    JobOutcome::Done((what, img)) => {
-                        let color = egui::ColorImage::from_rgb(
-                            [img.width() as usize, img.height() as usize],
-                            img.as_raw(),
-                        );
-                        st.patch_texture = Some(ctx.load_texture(
-                            "attack-patch",
-                            color,
-                            egui::TextureOptions::LINEAR,
-                        ));
-                        log.push(format!("patch ready for the attack workbench: {what}"));
-                        let source = crate::app::attack_page::PatchSource::Pixels {
-                            name: what.clone(),
-                            image: std::sync::Arc::new(img.clone()),
-                        };
-                        crate::app::attack_page::queue_patch(attack_page, source, None);
-                        st.patch_for_attack = Some((what, img));
-                    }
-                    JobOutcome::Failed(e) => errors.push(format!("cannot cut the patch: {e}")),
-                    JobOutcome::Cancelled => {}
-                }
-                st.patch_job = None;
-                break;
+        ClassEvent::ComparisonDone(r) => {
+            log.push(format!(
+                "comparison of {} and {}: {} samples, {} cells, {:.1} s",
+                r.info.a.name,
+                r.info.b.name,
+                r.info.rows.len(),
+                r.info.cells.len(),
+                r.seconds
+            ));
+            st.x_label = format!("← more {} | more {} →", r.info.a.name, r.info.b.name);
+            st.comparison = Some(r.info.clone());
+            st.compare_root = Some(r.out.clone());
+            ClassesPageState::load(jobs, r.out.clone());
+            for (i, side) in r.class_atlases.iter().enumerate().take(2) {
+                st.side_roots[i] = Some(side.out.clone());
+                ClassesPageState::load(jobs, side.out.clone());
             }
         }
+        _ => {}
     }
-    st.examples.poll(ctx);
-    // The comparison's icons are drawn by the plot, not by a canvas: upload them here.
-    if let Some(v) = &mut st.compare_view {
-        if v.icons.poll(ctx) {
-            ctx.request_repaint();
+}
+
+/// Atlas folders being read.
+fn poll_loads(page: &mut ClassesPageState, cx: &mut PageCx) {
+    for key in cx.jobs.keys(JobId::is_classes_load) {
+        let (loaded, outcome) = cx
+            .jobs
+            .poll::<(), LoadedAtlas>(&key)
+            .report_to(cx.problems, cx.log);
+        for atlas in loaded {
+            page.place(atlas);
         }
-        busy |= v.icons.is_loading();
+        if let Some(JobOutcome::Failed(e)) = outcome {
+            cx.errors.push(e);
+        }
     }
-    if busy {
-        ctx.request_repaint_after(std::time::Duration::from_millis(100));
+}
+
+/// Similar class pairs.
+fn poll_pairs(page: &mut ClassesPageState, cx: &mut PageCx) {
+    match cx
+        .jobs
+        .poll::<ClassPairs, ClassPairs>(&JobId::ClassPairs)
+        .outcome
+    {
+        Some(JobOutcome::Done(p)) => page.pairs = Some(p),
+        Some(JobOutcome::Failed(e)) => cx.errors.push(format!("class pairs: {e}")),
+        Some(JobOutcome::Cancelled) | None => {}
+    }
+}
+
+/// A patch being cut for the attack workbench.
+fn poll_patch(page: &mut ClassesPageState, cx: &mut PageCx, ctx: &egui::Context) {
+    let cut = cx
+        .jobs
+        .poll::<(String, image::RgbImage), (String, image::RgbImage)>(&JobId::CutPatch);
+    match cut.outcome {
+        Some(JobOutcome::Done((what, img))) => {
+            let st = &mut *page;
+            let color = egui::ColorImage::from_rgb(
+                [img.width() as usize, img.height() as usize],
+                img.as_raw(),
+            );
+            st.patch_texture =
+                Some(ctx.load_texture("attack-patch", color, egui::TextureOptions::LINEAR));
+            cx.log
+                .push(format!("patch ready for the attack workbench: {what}"));
+            let source = crate::attack::patch_source::PatchSource::Pixels {
+                name: what.clone(),
+                image: std::sync::Arc::new(img.clone()),
+            };
+            st.patch_for_attack = Some((what, img));
+            cx.act(Action::UseAsPatch(source));
+        }
+        Some(JobOutcome::Failed(e)) => cx.errors.push(format!("cannot cut the patch: {e}")),
+        Some(JobOutcome::Cancelled) | None => {}
     }
 }
 
 /// Starts the class-pair job for the source atlas unless its pairs are known or coming.
-fn ensure_pairs(app: &mut AtlasApp) {
-    let Some(src) = source(app) else { return };
-    let st = &mut app.classes_page;
+fn ensure_pairs(page: &mut ClassesPageState, cx: &mut PageCx) {
+    let Some(src) = source(page, cx) else { return };
+    let st = &mut *page;
     if st.pairs_for.as_ref() == Some(&src.root) || src.finest == 0 {
         return;
     }
     st.pairs_for = Some(src.root.clone());
     st.pairs = None;
     let (root, grid) = (src.root, src.finest);
-    st.pairs_job = Some(jobs::spawn("class-pairs", move |_, _| {
-        Ok(Some(crate::classes::class_pairs(
-            &root,
-            grid,
-            PAIRS,
-            PairClasses::Labelled,
-            PairWeighting::Mass,
-        )?))
-    }));
+    cx.jobs.start(JobId::ClassPairs, || {
+        jobs::spawn_task("class-pairs", move |_| {
+            Ok(Finish::Done(crate::classes::class_pairs(
+                &root,
+                grid,
+                PAIRS,
+                PairClasses::Labelled,
+                PairWeighting::Mass,
+            )?))
+        })
+    });
 }
 
-pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
-    let ctx = ui.ctx().clone();
-    poll(app, &ctx);
-    if app.atlases.is_empty() {
+fn show(page: &mut ClassesPageState, cx: &mut PageCx, ui: &mut egui::Ui) {
+    upload_comparison_icons(page, ui.ctx());
+    if cx.atlases.is_empty() {
         egui::CentralPanel::default().show(ui, |ui| {
             ui.heading("Class tools");
             ui.label(
@@ -611,15 +571,28 @@ pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
         });
         return;
     }
-    if app.classes_page.mode == Mode::Compare {
-        ensure_pairs(app);
+    if page.mode == Mode::Compare {
+        ensure_pairs(page, cx);
     }
-    controls(app, ui);
-    details::panel(app, ui);
-    egui::CentralPanel::default().show(ui, |ui| match app.classes_page.mode {
-        Mode::ClassAtlas => class_atlas_area(app, ui),
-        Mode::Compare => compare_plot::area(app, ui),
+    controls(page, cx, ui);
+    details::panel(page, cx, ui);
+    egui::CentralPanel::default().show(ui, |ui| match page.mode {
+        Mode::ClassAtlas => class_atlas_area(page, cx, ui),
+        Mode::Compare => compare_plot::area(page, cx, ui),
     });
+}
+
+/// The comparison's icons are drawn by the plot, not by a canvas: upload them here, and look
+/// again soon while some are still decoding (the decoder does not wake the window).
+fn upload_comparison_icons(page: &mut ClassesPageState, ctx: &egui::Context) {
+    if let Some(v) = &mut page.compare_view {
+        if v.icons.poll(ctx) {
+            ctx.request_repaint();
+        }
+        if v.icons.is_loading() {
+            ctx.request_repaint_after(std::time::Duration::from_millis(100));
+        }
+    }
 }
 
 fn filter_row(ui: &mut egui::Ui, filter: &mut ClassFilter, n: &mut usize) {
@@ -650,31 +623,31 @@ fn filter_row(ui: &mut egui::Ui, filter: &mut ClassFilter, n: &mut usize) {
     });
 }
 
-fn controls(app: &mut AtlasApp, ui: &mut egui::Ui) {
+fn controls(page: &mut ClassesPageState, cx: &mut PageCx, ui: &mut egui::Ui) {
     egui::Panel::left("classes_controls")
         .default_size(280.0)
         .show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| {
                 ui.horizontal(|ui| {
-                    let st = &mut app.classes_page;
+                    let st = &mut *page;
                     ui.selectable_value(&mut st.mode, Mode::ClassAtlas, "Class atlas");
                     ui.selectable_value(&mut st.mode, Mode::Compare, "Compare two classes");
                 });
                 ui.separator();
-                source_row(app, ui);
-                match app.classes_page.mode {
-                    Mode::ClassAtlas => class_atlas_controls(app, ui),
-                    Mode::Compare => compare_controls(app, ui),
+                source_row(page, cx, ui);
+                match page.mode {
+                    Mode::ClassAtlas => class_atlas_controls(page, cx, ui),
+                    Mode::Compare => compare_controls(page, cx, ui),
                 }
                 ui.separator();
-                if let Some(line) = app.log.last() {
+                if let Some(line) = cx.log.last() {
                     ui.label(RichText::new(line).italics().small());
                 }
-                if let Some(tex) = &app.classes_page.patch_texture {
+                if let Some(tex) = &page.patch_texture {
                     ui.separator();
                     ui.label(RichText::new("Patch for the attack workbench").strong());
                     ui.image((tex.id(), egui::vec2(96.0, 96.0)));
-                    if let Some((what, _)) = &app.classes_page.patch_for_attack {
+                    if let Some((what, _)) = &page.patch_for_attack {
                         ui.label(RichText::new(what).small());
                     }
                 }
@@ -683,22 +656,21 @@ fn controls(app: &mut AtlasApp, ui: &mut egui::Ui) {
 }
 
 /// The atlas (layer) the tools work on.
-fn source_row(app: &mut AtlasApp, ui: &mut egui::Ui) {
-    let current = app
-        .classes_page
+fn source_row(page: &mut ClassesPageState, cx: &mut PageCx, ui: &mut egui::Ui) {
+    let current = page
         .source
-        .unwrap_or(app.current_atlas)
-        .min(app.atlases.len() - 1);
+        .unwrap_or(cx.current_atlas)
+        .min(cx.atlases.len() - 1);
     ui.horizontal_wrapped(|ui| {
         ui.label("layer:");
-        for i in 0..app.atlases.len() {
-            let name = app.atlases[i].manifest.layer.clone();
+        for i in 0..cx.atlases.len() {
+            let name = cx.atlases[i].manifest.layer.clone();
             if ui.selectable_label(current == i, name).clicked() {
-                app.classes_page.source = Some(i);
+                page.source = Some(i);
             }
         }
     });
-    if let Some(v) = app.atlases.get(current) {
+    if let Some(v) = cx.atlases.get(current) {
         ui.label(
             RichText::new(format!(
                 "run {} ({} points)",
@@ -711,10 +683,10 @@ fn source_row(app: &mut AtlasApp, ui: &mut egui::Ui) {
     }
 }
 
-fn class_atlas_controls(app: &mut AtlasApp, ui: &mut egui::Ui) {
-    let Some(src) = source(app) else { return };
+fn class_atlas_controls(page: &mut ClassesPageState, cx: &mut PageCx, ui: &mut egui::Ui) {
+    let Some(src) = source(page, cx) else { return };
     ui.heading("Class activation atlas");
-    let st = &mut app.classes_page;
+    let st = &mut *page;
     class_picker(
         ui,
         "class_atlas_list",
@@ -730,28 +702,20 @@ fn class_atlas_controls(app: &mut AtlasApp, ui: &mut egui::Ui) {
         ui.label("min points:");
         ui.add(egui::DragValue::new(&mut st.min_count).range(1..=100));
     });
-    if let Some(job) = &st.class_job {
-        match &job.progress {
-            Some(p) => progress_row(ui, p),
-            None => {
-                ui.spinner();
-            }
-        }
-        if ui.button("Cancel class atlas").clicked() {
-            job.handle.cancel.cancel();
-        }
+    if cx.jobs.is_running(&JobId::ClassAtlas) {
+        job_row(ui, cx.jobs, JobId::ClassAtlas, "Cancel class atlas");
     } else if ui
         .add_enabled(st.class.is_some(), egui::Button::new("Build class atlas"))
         .clicked()
     {
-        start_class_atlas(app);
+        start_class_atlas(page, cx);
     }
 }
 
-fn compare_controls(app: &mut AtlasApp, ui: &mut egui::Ui) {
-    let Some(src) = source(app) else { return };
+fn compare_controls(page: &mut ClassesPageState, cx: &mut PageCx, ui: &mut egui::Ui) {
+    let Some(src) = source(page, cx) else { return };
     ui.heading("Compare two classes");
-    let st = &mut app.classes_page;
+    let st = &mut *page;
     class_picker(
         ui,
         "class_a_list",
@@ -773,35 +737,40 @@ fn compare_controls(app: &mut AtlasApp, ui: &mut egui::Ui) {
         ui.label("min points per cell:");
         ui.add(egui::DragValue::new(&mut st.min_count).range(1..=100));
     });
-    if let Some(job) = &st.compare_job {
-        match &job.progress {
-            Some(p) => progress_row(ui, p),
-            None => {
-                ui.spinner();
-            }
-        }
-        if ui.button("Cancel comparison").clicked() {
-            job.handle.cancel.cancel();
-        }
+    if cx.jobs.is_running(&JobId::Compare) {
+        job_row(ui, cx.jobs, JobId::Compare, "Cancel comparison");
     } else {
         let ready = st.class_a.is_some() && st.class_b.is_some() && st.class_a != st.class_b;
         if ui
             .add_enabled(ready, egui::Button::new("Compare"))
             .clicked()
         {
-            start_compare(app);
+            start_compare(page, cx);
         }
     }
     ui.separator();
-    pairs_list(app, ui, &src);
+    pairs_list(page, cx, ui, &src);
+}
+
+/// A running job's progress (a spinner until it reports) and its cancel button.
+fn job_row(ui: &mut egui::Ui, jobs: &Jobs, key: JobId, cancel: &str) {
+    match jobs.progress(&key) {
+        Some(p) => progress_row(ui, p),
+        None => {
+            ui.spinner();
+        }
+    }
+    if ui.button(cancel).clicked() {
+        jobs.cancel(&key);
+    }
 }
 
 /// The most similar class pairs; a click fills A and B.
-fn pairs_list(app: &mut AtlasApp, ui: &mut egui::Ui, src: &Source) {
+fn pairs_list(page: &mut ClassesPageState, cx: &mut PageCx, ui: &mut egui::Ui, src: &Source) {
     ui.label(RichText::new("Similar classes").strong());
-    let st = &mut app.classes_page;
+    let st = &mut *page;
     let Some(pairs) = &st.pairs else {
-        if st.pairs_job.is_some() {
+        if cx.jobs.is_running(&JobId::ClassPairs) {
             ui.horizontal(|ui| {
                 ui.spinner();
                 ui.label("comparing class distributions…");
@@ -848,8 +817,8 @@ fn pairs_list(app: &mut AtlasApp, ui: &mut egui::Ui, src: &Source) {
 }
 
 /// The class atlas's summary line and canvas.
-fn class_atlas_area(app: &mut AtlasApp, ui: &mut egui::Ui) {
-    let st = &mut app.classes_page;
+fn class_atlas_area(page: &mut ClassesPageState, cx: &mut PageCx, ui: &mut egui::Ui) {
+    let st = &mut *page;
     if let Some(info) = &st.class_info {
         ui.label(
             RichText::new(format!(
@@ -868,7 +837,7 @@ fn class_atlas_area(app: &mut AtlasApp, ui: &mut egui::Ui) {
     }
     let Some(view) = &mut st.class_view else {
         ui.centered_and_justified(|ui| {
-            ui.label(if st.class_job.is_some() {
+            ui.label(if cx.jobs.is_running(&JobId::ClassAtlas) {
                 "the class atlas appears here as soon as its layout is done…"
             } else {
                 "choose a class and press Build class atlas"

@@ -7,13 +7,16 @@ use std::sync::Arc;
 
 use eframe::egui::{self, ColorImage, TextureHandle};
 
+use super::page::Action;
+use super::{ExamplesOf, JobId, Jobs, Tab};
 use crate::analysis::examples::{example_patch, DatasetIndex, Example};
-use crate::jobs::{self, JobHandle, JobOutcome};
+use crate::jobs::{self, Finish, JobHandle, JobOutcome};
 
 /// Patches shown per cell.
 pub const EXAMPLES: usize = 12;
 const PATCH_PX: u32 = 96;
 
+/// What the examples job delivers as it goes (it ends with `Done(())`).
 pub enum ExampleUpdate {
     Index(Arc<DatasetIndex>),
     /// How many rows the cell holds in all.
@@ -21,60 +24,97 @@ pub enum ExampleUpdate {
     Patch(Example, ColorImage),
 }
 
-/// The examples on screen and the job cutting them.
-#[derive(Default)]
+/// The examples on screen; the job cutting them runs in the app's registry.
 pub struct ExamplesState {
+    /// Which page's examples these are (their job's key).
+    of: ExamplesOf,
     /// (atlas folder, grid, cell index) the examples belong to.
     pub key: Option<(PathBuf, usize, usize)>,
     pub items: Vec<(Example, TextureHandle)>,
     pub total: usize,
     pub error: Option<String>,
-    pub job: Option<JobHandle<ExampleUpdate>>,
+    /// The patches are still being cut (the spinner).
+    pub cutting: bool,
     indexes: HashMap<PathBuf, Arc<DatasetIndex>>,
 }
 
+/// Cuts the examples of cell (`x`, `y`) of `grid`, reading the atlas's index unless `cached`.
+fn spawn_examples(
+    atlas: PathBuf,
+    cached: Option<Arc<DatasetIndex>>,
+    grid: usize,
+    x: usize,
+    y: usize,
+) -> JobHandle<(), ExampleUpdate> {
+    jobs::spawn_job("examples", move |reporter, cancel| {
+        let index = match cached {
+            Some(i) => i,
+            None => {
+                reporter.progress("reading the dataset index", 0, 1);
+                let i = Arc::new(DatasetIndex::load(&atlas)?);
+                reporter.partial(ExampleUpdate::Index(i.clone()));
+                i
+            }
+        };
+        reporter.partial(ExampleUpdate::Count(index.cell_members(grid, x, y).len()));
+        let examples = index.cell_examples(grid, x, y, EXAMPLES);
+        let input = index.model_input();
+        for (n, ex) in examples.into_iter().enumerate() {
+            if cancel.is_cancelled() {
+                return Ok(Finish::Cancelled);
+            }
+            reporter.progress("cutting patches", n as u64, EXAMPLES as u64);
+            let patch = example_patch(&ex, input, PATCH_PX)?;
+            let img = ColorImage::from_rgb(
+                [patch.width() as usize, patch.height() as usize],
+                patch.as_raw(),
+            );
+            reporter.partial(ExampleUpdate::Patch(ex, img));
+        }
+        Ok(Finish::Done(()))
+    })
+}
+
 impl ExamplesState {
+    pub fn new(of: ExamplesOf) -> Self {
+        ExamplesState {
+            of,
+            key: None,
+            items: vec![],
+            total: 0,
+            error: None,
+            cutting: false,
+            indexes: HashMap::new(),
+        }
+    }
+
+    fn job_id(&self) -> JobId {
+        JobId::Examples(self.of)
+    }
+
     /// Starts cutting the examples of cell (`x`, `y`) of `grid` unless they are already shown.
-    pub fn request(&mut self, atlas: PathBuf, grid: usize, index: usize, x: usize, y: usize) {
+    #[allow(clippy::too_many_arguments)]
+    pub fn request(
+        &mut self,
+        jobs: &mut Jobs,
+        atlas: PathBuf,
+        grid: usize,
+        index: usize,
+        x: usize,
+        y: usize,
+    ) {
         let key = (atlas.clone(), grid, index);
         if self.key.as_ref() == Some(&key) {
             return;
         }
-        if let Some(job) = self.job.take() {
-            job.cancel.cancel();
-        }
+        jobs.cancel_and_forget(&self.job_id());
         self.key = Some(key);
         self.items.clear();
         self.total = 0;
         self.error = None;
+        self.cutting = true;
         let cached = self.indexes.get(&atlas).cloned();
-        self.job = Some(jobs::spawn("examples", move |reporter, cancel| {
-            let index = match cached {
-                Some(i) => i,
-                None => {
-                    reporter.progress("reading the dataset index", 0, 1);
-                    let i = Arc::new(DatasetIndex::load(&atlas)?);
-                    reporter.partial(ExampleUpdate::Index(i.clone()));
-                    i
-                }
-            };
-            reporter.partial(ExampleUpdate::Count(index.cell_members(grid, x, y).len()));
-            let examples = index.cell_examples(grid, x, y, EXAMPLES);
-            let input = index.model_input();
-            for (n, ex) in examples.into_iter().enumerate() {
-                if cancel.is_cancelled() {
-                    return Ok(None);
-                }
-                reporter.progress("cutting patches", n as u64, EXAMPLES as u64);
-                let patch = example_patch(&ex, input, PATCH_PX)?;
-                let img = ColorImage::from_rgb(
-                    [patch.width() as usize, patch.height() as usize],
-                    patch.as_raw(),
-                );
-                reporter.partial(ExampleUpdate::Patch(ex, img));
-            }
-            Ok(Some(ExampleUpdate::Count(0)))
-        }));
+        jobs.start(self.job_id(), || spawn_examples(atlas, cached, grid, x, y));
     }
 
     /// The model input size of the shown examples' atlas (once its index is loaded).
@@ -83,58 +123,56 @@ impl ExamplesState {
         Some(self.indexes.get(root)?.model_input())
     }
 
-    pub fn clear(&mut self) {
-        if let Some(job) = self.job.take() {
-            job.cancel.cancel();
-        }
+    pub fn clear(&mut self, jobs: &mut Jobs) {
+        jobs.cancel_and_forget(&self.job_id());
+        self.cutting = false;
         self.key = None;
         self.items.clear();
     }
 
     /// Takes finished patches into textures; call once a frame.
-    pub fn poll(&mut self, ctx: &egui::Context) {
-        let Some(job) = &self.job else { return };
-        let mut finished = false;
-        while let Ok(ev) = job.events.try_recv() {
-            match ev {
-                crate::jobs::JobEvent::Partial(ExampleUpdate::Index(i)) => {
-                    if let Some((root, _, _)) = &self.key {
-                        self.indexes.insert(root.clone(), i);
-                    }
-                }
-                crate::jobs::JobEvent::Partial(ExampleUpdate::Count(n)) => self.total = n,
-                crate::jobs::JobEvent::Partial(ExampleUpdate::Patch(ex, img)) => {
-                    let name = format!("example-{}", ex.row);
-                    let tex = ctx.load_texture(name, img, egui::TextureOptions::LINEAR);
-                    self.items.push((ex, tex));
-                }
-                crate::jobs::JobEvent::Finished(outcome) => {
-                    if let JobOutcome::Failed(e) = outcome {
-                        self.error = Some(e);
-                    }
-                    finished = true;
-                }
-                _ => {}
-            }
+    pub fn poll(&mut self, jobs: &mut Jobs, ctx: &egui::Context) {
+        let drained = jobs.poll::<(), ExampleUpdate>(&self.job_id());
+        for update in drained.partials {
+            self.take(update, ctx);
         }
-        if finished {
-            self.job = None;
-        } else {
-            ctx.request_repaint_after(std::time::Duration::from_millis(50));
+        match drained.outcome {
+            None => {}
+            Some(JobOutcome::Failed(e)) => {
+                self.error = Some(e);
+                self.cutting = false;
+            }
+            Some(_) => self.cutting = false,
+        }
+    }
+
+    fn take(&mut self, update: ExampleUpdate, ctx: &egui::Context) {
+        match update {
+            ExampleUpdate::Index(i) => {
+                if let Some((root, _, _)) = &self.key {
+                    self.indexes.insert(root.clone(), i);
+                }
+            }
+            ExampleUpdate::Count(n) => self.total = n,
+            ExampleUpdate::Patch(ex, img) => {
+                let name = format!("example-{}", ex.row);
+                let tex = ctx.load_texture(name, img, egui::TextureOptions::LINEAR);
+                self.items.push((ex, tex));
+            }
         }
     }
 
     /// The patches as a wrapped grid with their image names on hover. Each is a drag source for
     /// the attack workbench; its context menu sends it there as a patch, or its image as the
-    /// image to attack.
-    pub fn show(&self, ui: &mut egui::Ui) -> Option<ExampleAction> {
+    /// image to attack (what the user asked for is returned).
+    pub fn show(&self, ui: &mut egui::Ui) -> Vec<Action> {
         ui.label(egui::RichText::new("Dataset examples").strong());
         if let Some(e) = &self.error {
             ui.colored_label(egui::Color32::from_rgb(200, 40, 40), e);
-            return None;
+            return vec![];
         }
         let input = self.model_input();
-        let mut action = None;
+        let mut actions = vec![];
         ui.label(
             egui::RichText::new(format!(
                 "{} of {} patches whose vectors fall in this cell, most typical first",
@@ -164,7 +202,7 @@ impl ExamplesState {
                         .unwrap_or_default()
                 );
                 let Some(input) = input else { continue };
-                let payload = crate::app::attack_page::source::example_source(ex, input);
+                let payload = crate::attack::patch_source::example_source(ex, input);
                 let id = egui::Id::unique(("example_drag", ex.row));
                 let resp = ui
                     .dnd_drag_source(id, payload.clone(), |ui| {
@@ -174,25 +212,18 @@ impl ExamplesState {
                     .on_hover_text(tip);
                 resp.context_menu(|ui| {
                     if ui.button("Use as patch").clicked() {
-                        action = Some(ExampleAction::UseAsPatch(payload.clone()));
+                        actions.push(Action::UseAsPatch(payload.clone()));
                     }
                     if ui.button("Attack this image").clicked() {
-                        action = Some(ExampleAction::Attack(ex.image_path.clone()));
+                        actions.push(Action::AttackImage(ex.image_path.clone()));
+                        actions.push(Action::ShowTab(Tab::Attack));
                     }
                 });
             }
-            if self.job.is_some() {
+            if self.cutting {
                 ui.spinner();
             }
         });
-        action
+        actions
     }
-}
-
-/// What the user asked of a dataset example.
-pub enum ExampleAction {
-    /// Put its patch in the attack workbench's tray.
-    UseAsPatch(crate::app::attack_page::PatchSource),
-    /// Open its whole image in the workbench as the image to attack.
-    Attack(PathBuf),
 }

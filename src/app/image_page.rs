@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use eframe::egui::{self, Color32, Pos2, Rect, Sense, Stroke, StrokeKind, TextureHandle, Vec2};
 
-use super::{panels::progress_row, AtlasApp, Tab, Tracked};
-use crate::jobs::{JobEvent, JobHandle, JobOutcome};
+use super::page::{Action, Page, PageCx};
+use super::{widgets::progress_row, JobId};
+use crate::jobs::JobOutcome;
 use work::{Analysis, AnalysisRequest, AtlasTarget, AttrMap, IconBatch, LandingCache, ModelCache};
 
 const ORANGE: Color32 = Color32::from_rgb(255, 130, 0);
@@ -31,18 +32,15 @@ pub struct ImagePageState {
     pub layer: Option<String>,
     /// The request of the running or last analysis.
     pub request: Option<AnalysisRequest>,
-    pub job: Option<Tracked<Analysis>>,
     pub result: Option<Analysis>,
     /// Why the last analysis failed, shown on the page.
     pub error: Option<String>,
     pub input_texture: Option<TextureHandle>,
     /// The class of the heat-map (default: the top-1 class).
     pub attr_class: Option<usize>,
-    pub attr_job: Option<Tracked<AttrMap>>,
     pub attribution: Option<AttrMap>,
     pub show_overlay: bool,
     pub class_search: String,
-    pub optimise_job: Option<Tracked<IconBatch>>,
     /// Feature-visualisation icons of the positions (row `y·w + x`), as they arrive.
     pub optimised: Vec<Option<TextureHandle>>,
     /// Draw the optimised icons instead of the landing cells' icons.
@@ -51,26 +49,12 @@ pub struct ImagePageState {
     pub drawn_positions: usize,
     /// The atlas whose view holds this image's markers.
     pub marked_atlas: Option<PathBuf>,
-    pub pick: Option<JobHandle<PathBuf>>,
     pub model_cache: ModelCache,
     pub landing_cache: LandingCache,
 }
 
-impl ImagePageState {
-    /// Every job this page owns (analysis, heat-map, icon optimisation, file dialog).
-    pub fn jobs_mut(&mut self) -> Vec<&mut dyn crate::jobs::StopJob> {
-        let mut jobs: Vec<&mut dyn crate::jobs::StopJob> = vec![];
-        jobs.extend(self.job.as_mut().map(|j| j as _));
-        jobs.extend(self.attr_job.as_mut().map(|j| j as _));
-        jobs.extend(self.optimise_job.as_mut().map(|j| j as _));
-        jobs.extend(self.pick.as_mut().map(|j| j as _));
-        jobs
-    }
-}
-
 /// An image was dropped on the window or picked: analyse it (in the background).
-pub fn open_image(app: &mut AtlasApp, path: PathBuf) {
-    let page = &mut app.image_page;
+pub fn open_image(page: &mut ImagePageState, cx: &mut PageCx, path: PathBuf) {
     page.image = Some(path);
     page.error = None;
     page.result = None;
@@ -79,27 +63,21 @@ pub fn open_image(app: &mut AtlasApp, path: PathBuf) {
     page.attr_class = None;
     page.class_search.clear();
     page.show_overlay = true;
-    cancel_job(&mut page.attr_job);
-    clear_optimised(page);
-    clear_markers(app);
-    start_analysis(app);
+    cx.jobs.cancel_and_forget(&JobId::Attribution);
+    clear_optimised(page, cx);
+    clear_markers(page, cx);
+    start_analysis(page, cx);
 }
 
-fn cancel_job<T>(job: &mut Option<Tracked<T>>) {
-    if let Some(j) = job.take() {
-        j.handle.cancel.cancel();
-    }
-}
-
-fn clear_optimised(page: &mut ImagePageState) {
-    cancel_job(&mut page.optimise_job);
+fn clear_optimised(page: &mut ImagePageState, cx: &mut PageCx) {
+    cx.jobs.cancel_and_forget(&JobId::OptimiseIcons);
     page.optimised.clear();
     page.show_optimised = false;
 }
 
-fn clear_markers(app: &mut AtlasApp) {
-    if let Some(root) = app.image_page.marked_atlas.take() {
-        for v in app.atlases.iter_mut().filter(|v| v.root == root) {
+fn clear_markers(page: &mut ImagePageState, cx: &mut PageCx) {
+    if let Some(root) = page.marked_atlas.take() {
+        for v in cx.atlases.iter_mut().filter(|v| v.root == root) {
             v.markers.clear();
         }
     }
@@ -107,8 +85,8 @@ fn clear_markers(app: &mut AtlasApp) {
 
 /// The atlas the image's vectors are placed on, and the level whose icons the grid shows: the
 /// current atlas's finest level with icons (its finest level when none has icons yet).
-fn atlas_target(app: &AtlasApp) -> Option<AtlasTarget> {
-    let view = app.atlases.get(app.current_atlas)?;
+fn atlas_target(cx: &PageCx) -> Option<AtlasTarget> {
+    let view = cx.atlases.get(cx.current_atlas)?;
     let level = view
         .levels
         .iter()
@@ -122,58 +100,51 @@ fn atlas_target(app: &AtlasApp) -> Option<AtlasTarget> {
 }
 
 /// What the page should show now: the image in the current atlas's layer (or the picked one).
-fn wanted_request(app: &AtlasApp) -> Option<AnalysisRequest> {
-    let image = app.image_page.image.clone()?;
-    let atlas = atlas_target(app);
-    let layer = match app.atlases.get(app.current_atlas) {
+fn wanted_request(page: &ImagePageState, cx: &PageCx) -> Option<AnalysisRequest> {
+    let image = page.image.clone()?;
+    let atlas = atlas_target(cx);
+    let layer = match cx.atlases.get(cx.current_atlas) {
         Some(v) => Some(v.manifest.layer.clone()),
-        None => app.image_page.layer.clone(),
+        None => page.layer.clone(),
     };
     Some(AnalysisRequest {
-        model: app.model_path.clone(),
+        model: cx.model_path.clone(),
         image,
         layer,
         atlas,
     })
 }
 
-fn start_analysis(app: &mut AtlasApp) {
-    let Some(req) = wanted_request(app) else {
+fn start_analysis(page: &mut ImagePageState, cx: &mut PageCx) {
+    let Some(req) = wanted_request(page, cx) else {
         return;
     };
-    let page = &mut app.image_page;
-    cancel_job(&mut page.job);
     page.error = None;
     page.request = Some(req.clone());
-    page.job = Some(Tracked::new(work::spawn_analysis(
-        page.model_cache.clone(),
-        page.landing_cache.clone(),
-        req,
-    )));
+    let (models, landings) = (page.model_cache.clone(), page.landing_cache.clone());
+    cx.jobs.start(JobId::Analysis, || {
+        work::spawn_analysis(models, landings, req)
+    });
 }
 
-fn start_attribution(app: &mut AtlasApp, class: usize) {
-    let page = &mut app.image_page;
+fn start_attribution(page: &mut ImagePageState, cx: &mut PageCx, class: usize) {
     let Some(result) = &page.result else { return };
-    cancel_job(&mut page.attr_job);
     page.attr_class = Some(class);
-    page.attr_job = Some(Tracked::new(work::spawn_attribution(
-        page.model_cache.clone(),
-        result.request.model.clone(),
-        result.analysis.input.clone(),
-        result.layer_index,
-        class,
-    )));
+    let models = page.model_cache.clone();
+    let (model, input) = (result.request.model.clone(), result.analysis.input.clone());
+    let layer = result.layer_index;
+    cx.jobs.start(JobId::Attribution, || {
+        work::spawn_attribution(models, model, input, layer, class)
+    });
 }
 
 /// Renders a feature-visualisation icon for every position's vector.
-pub fn start_optimise(app: &mut AtlasApp) {
-    let settings = app
+pub fn start_optimise(page: &mut ImagePageState, cx: &mut PageCx) {
+    let settings = cx
         .render_override
         .clone()
         .unwrap_or_else(crate::render::RenderSettings::preview);
-    let page = &mut app.image_page;
-    clear_optimised(page);
+    clear_optimised(page, cx);
     let Some(result) = &page.result else { return };
     let a = &result.analysis;
     page.optimised = vec![None; a.h * a.w];
@@ -181,123 +152,131 @@ pub fn start_optimise(app: &mut AtlasApp) {
         .landing
         .as_ref()
         .map(|n| n.root.join("whitening.npy"));
-    page.optimise_job = Some(Tracked::new(work::spawn_optimise(
-        page.model_cache.clone(),
-        work::OptimiseRequest {
-            model: result.request.model.clone(),
-            layer: result.layer_index,
-            acts: a.acts.clone(),
-            c: a.c,
-            whitening,
-            settings,
-        },
-    )));
+    let request = work::OptimiseRequest {
+        model: result.request.model.clone(),
+        layer: result.layer_index,
+        acts: a.acts.clone(),
+        c: a.c,
+        whitening,
+        settings,
+    };
+    let models = page.model_cache.clone();
+    cx.jobs.start(JobId::OptimiseIcons, || {
+        work::spawn_optimise(models, request)
+    });
 }
 
-pub fn ask_image(app: &mut AtlasApp) {
-    app.image_page
-        .pick
-        .get_or_insert_with(super::workers::spawn_pick_image);
+pub fn ask_image(cx: &mut PageCx) {
+    if !cx.jobs.is_running(&JobId::PickImage) {
+        cx.jobs
+            .start(JobId::PickImage, super::workers::spawn_pick_image);
+    }
 }
 
-/// Drains the page's jobs; returns whether any is still running.
-fn poll(app: &mut AtlasApp, ctx: &egui::Context) -> bool {
-    if let Some(pick) = &app.image_page.pick {
-        if let Ok(ev) = pick.events.try_recv() {
-            app.image_page.pick = None;
-            if let JobEvent::Finished(JobOutcome::Done(path)) = ev {
-                open_image(app, path);
+impl Page for ImagePageState {
+    fn logic(&mut self, ctx: &egui::Context, cx: &mut PageCx<'_>) {
+        logic(self, cx, ctx);
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PageCx<'_>) {
+        show(self, cx, ui);
+    }
+}
+
+/// Takes what the page's jobs reported; runs every frame whatever page is on screen.
+fn logic(page: &mut ImagePageState, cx: &mut PageCx, ctx: &egui::Context) {
+    // Re-analyse when what the page should show changed (an atlas arrived, another atlas became
+    // current, another layer was picked).
+    if page.image.is_some() {
+        let wanted = wanted_request(page, cx);
+        if wanted.is_some() && wanted != page.request {
+            start_analysis(page, cx);
+        }
+    }
+    poll_pick(page, cx);
+    poll_analysis(page, cx, ctx);
+    poll_attribution(page, cx);
+    poll_optimised(page, cx, ctx);
+}
+
+fn poll_pick(page: &mut ImagePageState, cx: &mut PageCx) {
+    let picked = cx.jobs.poll::<PathBuf, PathBuf>(&JobId::PickImage);
+    if let Some(JobOutcome::Done(path)) = picked.outcome {
+        open_image(page, cx, path);
+    }
+}
+
+fn poll_analysis(page: &mut ImagePageState, cx: &mut PageCx, ctx: &egui::Context) {
+    let (_, outcome) = cx
+        .jobs
+        .poll::<Analysis, Analysis>(&JobId::Analysis)
+        .report_to(cx.problems, cx.log);
+    match outcome {
+        Some(JobOutcome::Done(result)) => accept_result(page, cx, result, ctx),
+        Some(JobOutcome::Failed(e)) => {
+            let name = page
+                .image
+                .as_ref()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            page.error = Some(format!("cannot analyse {name}: {e}"));
+            page.result = None;
+            page.input_texture = None;
+        }
+        Some(JobOutcome::Cancelled) | None => {}
+    }
+}
+
+fn poll_attribution(page: &mut ImagePageState, cx: &mut PageCx) {
+    let (_, outcome) = cx
+        .jobs
+        .poll::<AttrMap, AttrMap>(&JobId::Attribution)
+        .report_to(cx.problems, cx.log);
+    match outcome {
+        Some(JobOutcome::Done(map)) => page.attribution = Some(map),
+        Some(JobOutcome::Failed(e)) => page.error = Some(format!("attribution failed: {e}")),
+        Some(JobOutcome::Cancelled) | None => {}
+    }
+}
+
+fn poll_optimised(page: &mut ImagePageState, cx: &mut PageCx, ctx: &egui::Context) {
+    let (batches, outcome) = cx
+        .jobs
+        .poll::<(), IconBatch>(&JobId::OptimiseIcons)
+        .report_to(cx.problems, cx.log);
+    for batch in batches {
+        for (i, img) in batch.images.into_iter().enumerate() {
+            let p = batch.first + i;
+            if let Some(slot) = page.optimised.get_mut(p) {
+                *slot = Some(ctx.load_texture(
+                    format!("one-image-icon-{p}"),
+                    img,
+                    egui::TextureOptions::LINEAR,
+                ));
+                page.show_optimised = true;
             }
         }
     }
-    let page = &mut app.image_page;
-    let mut arrived = None;
-    if let Some(job) = &mut page.job {
-        let (_, outcome) = job.drain(&mut app.problems, &mut app.log);
-        if let Some(outcome) = outcome {
-            page.job = None;
-            match outcome {
-                JobOutcome::Done(result) => arrived = Some(result),
-                JobOutcome::Cancelled => {}
-                JobOutcome::Failed(e) => {
-                    let name = page
-                        .image
-                        .as_ref()
-                        .and_then(|p| p.file_name())
-                        .map(|n| n.to_string_lossy().to_string())
-                        .unwrap_or_default();
-                    page.error = Some(format!("cannot analyse {name}: {e}"));
-                    page.result = None;
-                    page.input_texture = None;
-                }
-            }
-        }
+    match outcome {
+        Some(JobOutcome::Cancelled) => cx.log.push("icon optimisation cancelled".into()),
+        Some(JobOutcome::Failed(e)) => page.error = Some(format!("icon optimisation failed: {e}")),
+        Some(JobOutcome::Done(())) | None => {}
     }
-    if let Some(result) = arrived {
-        accept_result(app, result, ctx);
-    }
-    let page = &mut app.image_page;
-    if let Some(job) = &mut page.attr_job {
-        let (_, outcome) = job.drain(&mut app.problems, &mut app.log);
-        if let Some(outcome) = outcome {
-            page.attr_job = None;
-            match outcome {
-                JobOutcome::Done(map) => page.attribution = Some(map),
-                JobOutcome::Cancelled => {}
-                JobOutcome::Failed(e) => page.error = Some(format!("attribution failed: {e}")),
-            }
-        }
-    }
-    if let Some(job) = &mut page.optimise_job {
-        let (partials, outcome) = job.drain(&mut app.problems, &mut app.log);
-        let mut batches = partials;
-        let mut finished = false;
-        match outcome {
-            Some(JobOutcome::Done(last)) => {
-                batches.push(last);
-                finished = true;
-            }
-            Some(JobOutcome::Cancelled) => {
-                app.log.push("icon optimisation cancelled".into());
-                finished = true;
-            }
-            Some(JobOutcome::Failed(e)) => {
-                page.error = Some(format!("icon optimisation failed: {e}"));
-                finished = true;
-            }
-            None => {}
-        }
-        for batch in batches {
-            for (i, img) in batch.images.into_iter().enumerate() {
-                let p = batch.first + i;
-                if let Some(slot) = page.optimised.get_mut(p) {
-                    *slot = Some(ctx.load_texture(
-                        format!("one-image-icon-{p}"),
-                        img,
-                        egui::TextureOptions::LINEAR,
-                    ));
-                    page.show_optimised = true;
-                }
-            }
-        }
-        if finished {
-            page.optimise_job = None;
-        }
-    }
-    let page = &app.image_page;
-    page.job.is_some()
-        || page.attr_job.is_some()
-        || page.optimise_job.is_some()
-        || page.pick.is_some()
 }
 
 /// A finished analysis: keep it, upload the input, set the atlas markers, start the heat-map of
 /// the top-1 class (or of the class already picked).
-fn accept_result(app: &mut AtlasApp, result: Analysis, ctx: &egui::Context) {
-    clear_markers(app);
-    clear_optimised(&mut app.image_page);
+fn accept_result(
+    page: &mut ImagePageState,
+    cx: &mut PageCx,
+    result: Analysis,
+    ctx: &egui::Context,
+) {
+    clear_markers(page, cx);
+    clear_optimised(page, cx);
     let input = &result.analysis.input;
-    app.image_page.input_texture = Some(ctx.load_texture(
+    page.input_texture = Some(ctx.load_texture(
         "one-image-input",
         egui::ColorImage::from_rgb(
             [input.width() as usize, input.height() as usize],
@@ -306,24 +285,23 @@ fn accept_result(app: &mut AtlasApp, result: Analysis, ctx: &egui::Context) {
         egui::TextureOptions::LINEAR,
     ));
     if let Some(landing) = &result.landing {
-        if let Some(view) = app.atlases.iter_mut().find(|v| v.root == landing.root) {
+        if let Some(view) = cx.atlases.iter_mut().find(|v| v.root == landing.root) {
             view.markers = landing_markers(&landing.landed);
-            app.image_page.marked_atlas = Some(view.root.clone());
+            page.marked_atlas = Some(view.root.clone());
         }
     }
-    let class = app
-        .image_page
+    let class = page
         .attr_class
         .or_else(|| result.analysis.top5.first().map(|t| t.0));
-    let same_input = app.image_page.result.as_ref().is_some_and(|r| {
+    let same_input = page.result.as_ref().is_some_and(|r| {
         r.request.image == result.request.image && r.layer_index == result.layer_index
     });
     if !same_input {
-        app.image_page.attribution = None;
+        page.attribution = None;
     }
-    app.image_page.result = Some(result);
+    page.result = Some(result);
     if let Some(class) = class {
-        start_attribution(app, class);
+        start_attribution(page, cx, class);
     }
 }
 
@@ -339,34 +317,27 @@ pub fn landing_markers(landed: &crate::analysis::Landed) -> Vec<Pos2> {
         .collect()
 }
 
-pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
+fn show(page: &mut ImagePageState, cx: &mut PageCx, ui: &mut egui::Ui) {
     let ctx = ui.ctx().clone();
-    // Re-analyse when what the page should show changed (an atlas arrived, another atlas became
-    // current, another layer was picked).
-    if app.image_page.image.is_some() {
-        let wanted = wanted_request(app);
-        if wanted.is_some() && wanted != app.image_page.request {
-            start_analysis(app);
-        }
-    }
-    let busy = poll(app, &ctx);
-    let icons_loading = app
+    // The grid draws the atlas's icons: take the sheets decoded since the last frame, and look
+    // again soon while some are still decoding (the decoder does not wake the window).
+    let icons_loading = cx
         .atlases
         .iter_mut()
         .map(|v| v.icons.poll(&ctx) || v.icons.is_loading())
         .fold(false, |a, b| a | b);
-    if busy || icons_loading {
+    if icons_loading {
         ctx.request_repaint_after(Duration::from_millis(100));
     }
     egui::CentralPanel::default().show(ui, |ui| {
         egui::ScrollArea::both().auto_shrink([false, false]).show(ui, |ui| {
-            header(app, ui);
+            header(page, cx, ui);
             ui.separator();
-            if let Some(e) = &app.image_page.error {
+            if let Some(e) = &page.error {
                 ui.colored_label(Color32::from_rgb(200, 40, 40), e);
             }
-            if app.image_page.result.is_none() {
-                if app.image_page.image.is_none() {
+            if page.result.is_none() {
+                if page.image.is_none() {
                     ui.label("Drop an image on the window or pick one to see what the model makes of it.");
                 }
                 return;
@@ -375,55 +346,55 @@ pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
             ui.horizontal_top(|ui| {
                 ui.vertical(|ui| {
                     ui.set_width(INPUT_SIDE);
-                    input_and_heatmap(app, ui);
+                    input_and_heatmap(page, cx, ui);
                 });
                 ui.separator();
                 ui.vertical(|ui| {
                     ui.set_width(GRID_SIDE + 20.0);
-                    activation_grid(app, ui);
+                    activation_grid(page, cx, ui);
                 });
                 ui.separator();
                 ui.vertical(|ui| {
                     ui.set_width(280.0);
-                    predictions(app, ui);
+                    predictions(page, cx, ui);
                     ui.separator();
-                    class_picker(app, ui);
+                    class_picker(page, cx, ui);
                 });
             });
         });
     });
 }
 
-fn header(app: &mut AtlasApp, ui: &mut egui::Ui) {
+fn header(page: &mut ImagePageState, cx: &mut PageCx, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
-        let picking = app.image_page.pick.is_some();
+        let picking = cx.jobs.is_running(&JobId::PickImage);
         if ui
             .add_enabled(!picking, egui::Button::new("Pick image…"))
             .clicked()
         {
-            ask_image(app);
+            ask_image(cx);
         }
-        match &app.image_page.image {
+        match &page.image {
             Some(p) => ui.label(format!("image: {}", p.display())),
             None => ui.label("no image yet"),
         };
         ui.separator();
-        layer_choice(app, ui);
-        if let Some(job) = &app.image_page.job {
-            if let Some(p) = &job.progress {
+        layer_choice(page, cx, ui);
+        if cx.jobs.is_running(&JobId::Analysis) {
+            if let Some(p) = cx.jobs.progress(&JobId::Analysis) {
                 progress_row(ui, p);
             } else {
                 ui.spinner();
             }
             if ui.button("Cancel").clicked() {
-                job.handle.cancel.cancel();
+                cx.jobs.cancel(&JobId::Analysis);
             }
         }
     });
 }
 
-fn layer_choice(app: &mut AtlasApp, ui: &mut egui::Ui) {
-    if let Some(view) = app.atlases.get(app.current_atlas) {
+fn layer_choice(page: &mut ImagePageState, cx: &mut PageCx, ui: &mut egui::Ui) {
+    if let Some(view) = cx.atlases.get(cx.current_atlas) {
         let root = view
             .root
             .file_name()
@@ -432,7 +403,7 @@ fn layer_choice(app: &mut AtlasApp, ui: &mut egui::Ui) {
         ui.label(format!("layer: {} (the atlas {root})", view.manifest.layer));
         return;
     }
-    let Some(model) = &app.model else {
+    let Some(model) = &cx.model else {
         ui.label("layer: the model's head (loading the model…)");
         return;
     };
@@ -441,7 +412,7 @@ fn layer_choice(app: &mut AtlasApp, ui: &mut egui::Ui) {
         .clone()
         .or_else(|| model.layers.last().map(|l| l.name.clone()))
         .unwrap_or_default();
-    let current = app.image_page.layer.clone().unwrap_or(default);
+    let current = page.layer.clone().unwrap_or(default);
     let mut picked = current.clone();
     egui::ComboBox::from_label("Layer")
         .selected_text(&current)
@@ -455,7 +426,7 @@ fn layer_choice(app: &mut AtlasApp, ui: &mut egui::Ui) {
             }
         });
     if picked != current {
-        app.image_page.layer = Some(picked);
+        page.layer = Some(picked);
     }
 }
 
@@ -477,15 +448,15 @@ pub fn top5_label(rank: usize, name: &str, p: f32) -> String {
     format!("{rank}. {name}  {:.1} %", p * 100.0)
 }
 
-fn predictions(app: &mut AtlasApp, ui: &mut egui::Ui) {
-    let Some(result) = &app.image_page.result else {
+fn predictions(page: &mut ImagePageState, cx: &mut PageCx, ui: &mut egui::Ui) {
+    let Some(result) = &page.result else {
         return;
     };
     ui.strong("Prediction (top 5)");
     let mut pick = None;
     for (rank, (class, p)) in result.analysis.top5.iter().enumerate() {
         let text = top5_label(rank + 1, class_name(&result.class_names, *class), *p);
-        let on = app.image_page.attr_class == Some(*class);
+        let on = page.attr_class == Some(*class);
         if ui
             .selectable_label(on, text)
             .on_hover_text("show its attribution heat-map")
@@ -495,27 +466,27 @@ fn predictions(app: &mut AtlasApp, ui: &mut egui::Ui) {
         }
     }
     if let Some(c) = pick {
-        start_attribution(app, c);
+        start_attribution(page, cx, c);
     }
 }
 
-fn class_picker(app: &mut AtlasApp, ui: &mut egui::Ui) {
-    let Some(result) = &app.image_page.result else {
+fn class_picker(page: &mut ImagePageState, cx: &mut PageCx, ui: &mut egui::Ui) {
+    let Some(result) = &page.result else {
         return;
     };
     let names = result.class_names.clone();
-    let current = app.image_page.attr_class;
+    let current = page.attr_class;
     ui.strong("Heat-map class");
     ui.label(match current {
         Some(c) => format!("heat-map of: {}", class_name(&names, c)),
         None => "heat-map of: none".into(),
     });
     ui.add(
-        egui::TextEdit::singleline(&mut app.image_page.class_search)
+        egui::TextEdit::singleline(&mut page.class_search)
             .hint_text("search classes")
             .desired_width(220.0),
     );
-    let query = app.image_page.class_search.trim().to_lowercase();
+    let query = page.class_search.trim().to_lowercase();
     let mut pick = None;
     if !query.is_empty() {
         egui::ScrollArea::vertical()
@@ -542,13 +513,12 @@ fn class_picker(app: &mut AtlasApp, ui: &mut egui::Ui) {
             });
     }
     if let Some(c) = pick {
-        app.image_page.class_search.clear();
-        start_attribution(app, c);
+        page.class_search.clear();
+        start_attribution(page, cx, c);
     }
 }
 
-fn input_and_heatmap(app: &mut AtlasApp, ui: &mut egui::Ui) {
-    let page = &mut app.image_page;
+fn input_and_heatmap(page: &mut ImagePageState, cx: &mut PageCx, ui: &mut egui::Ui) {
     let Some(result) = &page.result else { return };
     let a = &result.analysis;
     ui.strong(format!("Input ({}×{})", a.input.width(), a.input.height()));
@@ -587,17 +557,18 @@ fn input_and_heatmap(app: &mut AtlasApp, ui: &mut egui::Ui) {
         }
     }
     ui.checkbox(&mut page.show_overlay, "attribution overlay");
-    match (&page.attribution, &page.attr_job) {
-        (_, Some(job)) => {
+    let attributing = cx.jobs.is_running(&JobId::Attribution);
+    match (&page.attribution, attributing) {
+        (_, true) => {
             ui.horizontal(|ui| {
                 ui.spinner();
-                ui.label(match &job.progress {
+                ui.label(match cx.jobs.progress(&JobId::Attribution) {
                     Some(p) => p.stage.clone(),
                     None => "attribution…".into(),
                 });
             });
         }
-        (Some(map), None) => {
+        (Some(map), false) => {
             let min = map.values.iter().copied().fold(f32::INFINITY, f32::min);
             let max = map.values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             ui.label(format!(
@@ -609,22 +580,26 @@ fn input_and_heatmap(app: &mut AtlasApp, ui: &mut egui::Ui) {
                 ui.colored_label(BLUE, "blue: away from it");
             });
         }
-        (None, None) => {}
+        (None, false) => {}
     }
 }
 
-fn activation_grid(app: &mut AtlasApp, ui: &mut egui::Ui) {
-    let AtlasApp {
-        image_page: page,
-        atlases,
-        ..
-    } = app;
+/// Where a position's vector lands on the atlas, for its tooltip: the finest level's grid, the
+/// cell (x, y) and its record (none: no atlas point near the vector), the layout position.
+type LandedCell = (
+    usize,
+    Option<(usize, usize)>,
+    Option<crate::atlas::manifest::CellRecord>,
+    Option<[f32; 2]>,
+);
+
+fn activation_grid(page: &mut ImagePageState, cx: &mut PageCx, ui: &mut egui::Ui) {
     let Some(result) = &page.result else { return };
     let a = &result.analysis;
     let (h, w) = (a.h, a.w);
     ui.strong(format!("Activation grid: {} {h}×{w}×{}", a.layer, a.c));
-    let view = result.landing.as_ref().and_then(|n| {
-        atlases
+    let mut landing = result.landing.as_ref().and_then(|n| {
+        cx.atlases
             .iter_mut()
             .find(|v| v.root == n.root)
             .map(|v| (n, v))
@@ -635,11 +610,6 @@ fn activation_grid(app: &mut AtlasApp, ui: &mut egui::Ui) {
     let painter = ui.painter_at(rect);
     painter.rect_filled(rect, 0.0, Color32::WHITE);
     let full = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
-    let (mut landing, mut view) = match view {
-        Some((n, v)) => (Some(n), Some(v)),
-        None => (None, None),
-    };
-    let names = &result.class_names;
     for y in 0..h {
         for x in 0..w {
             let p = y * w + x;
@@ -661,44 +631,15 @@ fn activation_grid(app: &mut AtlasApp, ui: &mut egui::Ui) {
                 .and_then(|t| t.as_ref())
                 .filter(|_| page.show_optimised);
             let mut cell_info = None;
+            let mut drawn = false;
             if let Some(tex) = optimised {
                 painter.image(tex.id(), r.shrink(0.5), full, Color32::WHITE);
-            } else if let (Some(n), Some(v)) = (landing.as_mut(), view.as_mut()) {
-                let mut drawn = false;
-                if let Some(level) = v.levels.iter().find(|l| l.grid() == n.grid) {
-                    let cell = n
-                        .landed
-                        .cell(p, n.grid)
-                        .and_then(|xy| level.lookup.get(&xy).copied());
-                    let per = level.record.icons_per_sheet.max(1);
-                    if let Some(cell) = cell {
-                        let sheet = cell / per;
-                        if level.sheets_on_disk.get(sheet).copied().unwrap_or(false) {
-                            if let Some(tex) = v.icons.sheet(&level.record, sheet) {
-                                painter.image(
-                                    tex.texture.id(),
-                                    r.shrink(0.5),
-                                    tex.uv(cell % per, 0.1),
-                                    Color32::WHITE,
-                                );
-                                drawn = true;
-                            }
-                        }
-                    }
-                }
-                // The cell it lands in at the finest level, for the tooltip.
-                if let Some(fine) = v.levels.iter().max_by_key(|l| l.grid()) {
-                    let g = fine.grid();
-                    let xy = n.landed.cell(p, g);
-                    let cell = xy
-                        .and_then(|xy| fine.lookup.get(&xy))
-                        .and_then(|&i| fine.cells.get(i).cloned());
-                    cell_info = Some((g, xy, cell, n.landed.points.get(p).copied()));
-                }
-                if !drawn {
-                    painter.rect_filled(r.shrink(0.5), 0.0, Color32::from_gray(222));
-                }
-            } else {
+                drawn = true;
+            } else if let Some((n, v)) = landing.as_mut() {
+                drawn = draw_landed_icon(&painter, r, p, n, v);
+                cell_info = landed_cell(p, n, v);
+            }
+            if !drawn {
                 painter.rect_filled(r.shrink(0.5), 0.0, Color32::from_gray(222));
             }
             painter.rect_stroke(
@@ -709,39 +650,105 @@ fn activation_grid(app: &mut AtlasApp, ui: &mut egui::Ui) {
             );
             let norm = a.vector(y, x).iter().map(|v| v * v).sum::<f32>().sqrt();
             response.on_hover_ui(|ui| {
-                ui.label(egui::RichText::new(format!("position ({y}, {x})")).strong());
-                ui.label(format!("|activation| {norm:.2}"));
-                match &cell_info {
-                    Some((g, Some((cx, cy)), cell, pos)) => {
-                        ui.label(format!("lands in cell ({cx}, {cy}) of {g}×{g}"));
-                        if let Some(p) = pos {
-                            ui.label(format!("at ({:.3}, {:.3}) of the layout", p[0], p[1]));
-                        }
-                        match cell.as_ref().and_then(|c| c.top.first()) {
-                            Some((class, v)) => {
-                                ui.label(format!(
-                                    "its top class: {}  {v:.2}",
-                                    class_name(names, *class)
-                                ));
-                            }
-                            None if cell.is_none() => {
-                                ui.label("an empty cell (too few atlas points)");
-                            }
-                            None => {}
-                        }
-                    }
-                    Some((_, None, _, _)) => {
-                        ui.label("no position: no atlas point is near this vector");
-                    }
-                    None => {
-                        ui.label("no atlas to compare with");
-                    }
-                }
+                position_tooltip(ui, (y, x), norm, cell_info.as_ref(), &result.class_names)
             });
         }
     }
     page.drawn_positions = h * w;
-    // Buttons under the grid.
+    grid_footer(page, cx, ui);
+}
+
+/// Draws the icon of the atlas cell position `p`'s vector lands in (at the landing's level);
+/// false when it has no cell or its icon is not loaded.
+fn draw_landed_icon(
+    painter: &egui::Painter,
+    r: Rect,
+    p: usize,
+    n: &work::Landing,
+    v: &mut super::atlas_view::AtlasView,
+) -> bool {
+    let Some(level) = v.levels.iter().find(|l| l.grid() == n.grid) else {
+        return false;
+    };
+    let Some(cell) = n
+        .landed
+        .cell(p, n.grid)
+        .and_then(|xy| level.lookup.get(&xy).copied())
+    else {
+        return false;
+    };
+    let per = level.record.icons_per_sheet.max(1);
+    let sheet = cell / per;
+    if !level.sheets_on_disk.get(sheet).copied().unwrap_or(false) {
+        return false;
+    }
+    let Some(tex) = v.icons.sheet(&level.record, sheet) else {
+        return false;
+    };
+    painter.image(
+        tex.texture.id(),
+        r.shrink(0.5),
+        tex.uv(cell % per, 0.1),
+        Color32::WHITE,
+    );
+    true
+}
+
+/// The cell position `p`'s vector lands in at the atlas's finest level, for the tooltip.
+fn landed_cell(
+    p: usize,
+    n: &work::Landing,
+    v: &super::atlas_view::AtlasView,
+) -> Option<LandedCell> {
+    let fine = v.levels.iter().max_by_key(|l| l.grid())?;
+    let g = fine.grid();
+    let xy = n.landed.cell(p, g);
+    let cell = xy
+        .and_then(|xy| fine.lookup.get(&xy))
+        .and_then(|&i| fine.cells.get(i).cloned());
+    Some((g, xy, cell, n.landed.points.get(p).copied()))
+}
+
+fn position_tooltip(
+    ui: &mut egui::Ui,
+    (y, x): (usize, usize),
+    norm: f32,
+    cell_info: Option<&LandedCell>,
+    names: &[String],
+) {
+    ui.label(egui::RichText::new(format!("position ({y}, {x})")).strong());
+    ui.label(format!("|activation| {norm:.2}"));
+    match cell_info {
+        Some((g, Some((cx, cy)), cell, pos)) => {
+            ui.label(format!("lands in cell ({cx}, {cy}) of {g}×{g}"));
+            if let Some(p) = pos {
+                ui.label(format!("at ({:.3}, {:.3}) of the layout", p[0], p[1]));
+            }
+            match cell.as_ref().and_then(|c| c.top.first()) {
+                Some((class, v)) => {
+                    ui.label(format!(
+                        "its top class: {}  {v:.2}",
+                        class_name(names, *class)
+                    ));
+                }
+                None if cell.is_none() => {
+                    ui.label("an empty cell (too few atlas points)");
+                }
+                None => {}
+            }
+        }
+        Some((_, None, _, _)) => {
+            ui.label("no position: no atlas point is near this vector");
+        }
+        None => {
+            ui.label("no atlas to compare with");
+        }
+    }
+}
+
+/// Under the grid: where the icons come from, the icon optimisation and "Show on atlas".
+fn grid_footer(page: &mut ImagePageState, cx: &mut PageCx, ui: &mut egui::Ui) {
+    let Some(result) = &page.result else { return };
     match &result.landing {
         Some(n) => {
             ui.label(format!(
@@ -766,14 +773,14 @@ fn activation_grid(app: &mut AtlasApp, ui: &mut egui::Ui) {
     let has_optimised = page.optimised.iter().any(Option::is_some);
     let mut optimise_clicked = false;
     ui.horizontal(|ui| {
-        if let Some(job) = &page.optimise_job {
-            if let Some(p) = &job.progress {
+        if cx.jobs.is_running(&JobId::OptimiseIcons) {
+            if let Some(p) = cx.jobs.progress(&JobId::OptimiseIcons) {
                 progress_row(ui, p);
             } else {
                 ui.spinner();
             }
             if ui.button("Cancel icons").clicked() {
-                job.handle.cancel.cancel();
+                cx.jobs.cancel(&JobId::OptimiseIcons);
             }
         } else if ui
             .button("Optimise icons")
@@ -789,7 +796,8 @@ fn activation_grid(app: &mut AtlasApp, ui: &mut egui::Ui) {
     let marked = page.marked_atlas.clone();
     let mut show_on_atlas = false;
     if let Some(root) = &marked {
-        let n = atlases
+        let n = cx
+            .atlases
             .iter()
             .find(|v| &v.root == root)
             .map_or(0, |v| v.markers.len());
@@ -801,16 +809,9 @@ fn activation_grid(app: &mut AtlasApp, ui: &mut egui::Ui) {
         });
     }
     if optimise_clicked {
-        start_optimise(app);
+        start_optimise(page, cx);
     }
-    if show_on_atlas {
-        if let Some(i) = app
-            .atlases
-            .iter()
-            .position(|v| Some(&v.root) == marked.as_ref())
-        {
-            app.current_atlas = i;
-        }
-        app.set_tab(Tab::Atlas);
+    if let (true, Some(root)) = (show_on_atlas, marked) {
+        cx.act(Action::ShowAtlas(root));
     }
 }

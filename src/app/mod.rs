@@ -7,8 +7,9 @@ pub mod attack_page;
 pub mod classes_page;
 pub mod examples;
 pub mod image_page;
+mod job_id;
+pub mod page;
 mod panels;
-pub mod pipeline;
 pub mod recent;
 pub mod widgets;
 pub mod workers;
@@ -20,10 +21,13 @@ use eframe::egui;
 
 use crate::collect::{spawn_collect, CollectConfig, CollectSummary};
 use crate::data::Problem;
-use crate::jobs::{JobEvent, JobHandle, JobOutcome, Progress, StopJob};
+use crate::jobs::JobOutcome;
+pub use crate::jobs::ShutdownReport;
 use crate::model::Sidecar;
+use crate::pipeline::{self, PipelineEvent};
 use atlas_view::{AtlasView, ClassFocus, LoadedAtlas};
-use pipeline::PipelineEvent;
+pub use job_id::{ExamplesOf, JobId, Jobs};
+use page::{Action, Page, PageCx};
 use workers::{ImageRow, OpenUpdate};
 
 /// The window's pages.
@@ -75,14 +79,15 @@ pub fn run(model: PathBuf, images: PathBuf, also: OpenAlso) -> anyhow::Result<()
                 app.open_atlas(dir);
             }
             if let Some(image) = also.image {
-                image_page::open_image(&mut app, image);
+                app.apply(Action::OpenImage(image));
                 app.set_tab(Tab::Image);
             }
             if let Some(image) = also.attack {
-                attack_page::open_target(&mut app, image);
+                app.apply(Action::AttackImage(image));
                 for (i, p) in also.patches.into_iter().enumerate() {
+                    // The first patch is placed on the image.
                     let at = (i == 0).then_some(egui::pos2(0.5, 0.5));
-                    attack_page::add_patch(&mut app, attack_page::PatchSource::File(p), at);
+                    attack_page::add_patch(&mut app.jobs, attack_page::PatchSource::File(p), at);
                 }
                 app.set_tab(Tab::Attack);
             }
@@ -96,53 +101,17 @@ pub fn run(model: PathBuf, images: PathBuf, also: OpenAlso) -> anyhow::Result<()
     })
 }
 
-/// What closing the window did to the running jobs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ShutdownReport {
-    /// Job threads that were asked to stop.
-    pub stopped: usize,
-    /// Of those, how many had not ended by the deadline.
-    pub still_running: usize,
+/// The pages, borrowed for one call with a [`PageCx`].
+struct Pages<'a> {
+    image: &'a mut image_page::ImagePageState,
+    classes: &'a mut classes_page::ClassesPageState,
+    attack: &'a mut attack_page::AttackPageState,
 }
 
-impl<T> StopJob for Tracked<T> {
-    fn stop_job(&mut self) -> Option<std::thread::JoinHandle<()>> {
-        self.handle.stop()
-    }
-}
-
-/// A long job with what the UI shows about it.
-pub struct Tracked<T> {
-    pub handle: JobHandle<T>,
-    pub progress: Option<Progress>,
-}
-
-impl<T> Tracked<T> {
-    fn new(handle: JobHandle<T>) -> Self {
-        Tracked {
-            handle,
-            progress: None,
-        }
-    }
-
-    /// Takes every pending event: progress is kept here, problems and log lines go to the app's
-    /// lists; partial results and the final outcome (if the job ended) are returned.
-    fn drain(
-        &mut self,
-        problems: &mut Vec<Problem>,
-        log: &mut Vec<String>,
-    ) -> (Vec<T>, Option<JobOutcome<T>>) {
-        let mut partials = vec![];
-        while let Ok(ev) = self.handle.events.try_recv() {
-            match ev {
-                JobEvent::Progress(p) => self.progress = Some(p),
-                JobEvent::Problem(p) => problems.push(p),
-                JobEvent::Log(l) => log.push(l),
-                JobEvent::Partial(item) => partials.push(item),
-                JobEvent::Finished(outcome) => return (partials, Some(outcome)),
-            }
-        }
-        (partials, None)
+impl<'a> Pages<'a> {
+    /// Every page, in the order their logic runs.
+    fn all(self) -> [&'a mut dyn Page; 3] {
+        [self.image, self.classes, self.attack]
     }
 }
 
@@ -166,8 +135,8 @@ pub struct AtlasApp {
     pub problems: Vec<Problem>,
     pub errors: Vec<String>,
     pub log: Vec<String>,
-    pub open_job: Option<Tracked<OpenUpdate>>,
-    pub collect_job: Option<Tracked<CollectSummary>>,
+    /// Every background job of the window, all pages (see [`JobId`]).
+    pub jobs: Jobs,
     pub collect_form: CollectForm,
     /// Layers the next "Build atlas" collects and lays out.
     pub build_layers: Vec<bool>,
@@ -183,8 +152,6 @@ pub struct AtlasApp {
     /// One atlas per layer of the project, in the order they were loaded.
     pub atlases: Vec<AtlasView>,
     pub current_atlas: usize,
-    pub atlas_loads: Vec<Tracked<LoadedAtlas>>,
-    pub build_job: Option<Tracked<PipelineEvent>>,
     /// Icon preset of the next build: "maco", "preview" or "paper".
     pub preset: String,
     /// Icon settings that replace the preset (tests use a few steps; scripts may too).
@@ -203,8 +170,6 @@ pub struct AtlasApp {
     pub details_icon_rect: Option<egui::Rect>,
     export_tx: Sender<Result<PathBuf, String>>,
     export_rx: Receiver<Result<PathBuf, String>>,
-    pick_folder: Option<JobHandle<PathBuf>>,
-    pick_model: Option<JobHandle<PathBuf>>,
 }
 
 impl AtlasApp {
@@ -227,8 +192,7 @@ impl AtlasApp {
             problems: vec![],
             errors: vec![],
             log: vec![],
-            open_job: None,
-            collect_job: None,
+            jobs: Jobs::default(),
             collect_form: CollectForm {
                 layers: vec![],
                 samples_per_image: 1,
@@ -242,8 +206,6 @@ impl AtlasApp {
             auto_build: false,
             atlases: vec![],
             current_atlas: 0,
-            atlas_loads: vec![],
-            build_job: None,
             // The most legible synthetic icons on the benchmark (docs/legibility.md).
             preset: "maco".into(),
             render_override: None,
@@ -252,14 +214,12 @@ impl AtlasApp {
             image_page: Default::default(),
             classes_page: Default::default(),
             attack_page: Default::default(),
-            examples: Default::default(),
+            examples: examples::ExamplesState::new(ExamplesOf::Atlas),
             recent: recent::load(&recent::recent_file()),
             canvas_rect: None,
             details_icon_rect: None,
             export_tx,
             export_rx,
-            pick_folder: None,
-            pick_model: None,
         };
         app.open();
         app
@@ -268,33 +228,29 @@ impl AtlasApp {
     /// (Re)opens the current model and image folder: cancels what runs and starts afresh, and
     /// loads the project's saved atlases (so reopening a project shows its atlas at once).
     pub fn open(&mut self) {
-        if let Some(job) = self.open_job.take() {
-            job.handle.cancel.cancel();
-        }
-        if let Some(job) = self.build_job.take() {
-            job.handle.cancel.cancel();
-        }
+        self.jobs.cancel_and_forget(&JobId::Open);
+        self.jobs.cancel_and_forget(&JobId::Build);
         self.model = None;
         self.rows.clear();
         self.thumbnails.clear();
         self.problems.clear();
         self.images_total = 0;
         self.atlases.clear();
-        self.atlas_loads.clear();
+        for key in self.jobs.keys(JobId::is_atlas_load) {
+            self.jobs.cancel_and_forget(&key);
+        }
         self.current_atlas = 0;
         self.focus = None;
         self.collect_form.out = project_dir(&self.runs_root, &self.model_path, &self.images_path);
         // Small folders get several positions per image so their atlas has enough points.
-        self.open_job = Some(Tracked::new(workers::spawn_open(
-            self.model_path.clone(),
-            self.images_path.clone(),
-        )));
+        let (model, images) = (self.model_path.clone(), self.images_path.clone());
+        self.jobs
+            .start(JobId::Open, || workers::spawn_open(model, images));
         let saved = find_atlases(&self.collect_form.out);
         if !saved.is_empty() {
             self.log
                 .push(format!("opening {} saved atlas(es)", saved.len()));
-            self.atlas_loads
-                .push(Tracked::new(workers::spawn_load_atlases(saved)));
+            self.load_atlases(saved);
         }
         if self.images_path.is_dir() && self.model_path.is_file() {
             self.recent = recent::remember(
@@ -309,8 +265,13 @@ impl AtlasApp {
 
     /// Opens an atlas folder built elsewhere (e.g. by `atlas build`) next to the project's.
     pub fn open_atlas(&mut self, dir: PathBuf) {
-        self.atlas_loads
-            .push(Tracked::new(workers::spawn_load_atlases(vec![dir])));
+        self.load_atlases(vec![dir]);
+    }
+
+    /// Reads atlas folders in the background; each view is added as it arrives.
+    fn load_atlases(&mut self, dirs: Vec<PathBuf>) {
+        let key = JobId::LoadAtlas(self.jobs.next_id());
+        self.jobs.start(key, || workers::spawn_load_atlases(dirs));
     }
 
     /// Adds a freshly loaded atlas, or refreshes the view of the same folder.
@@ -381,7 +342,6 @@ impl AtlasApp {
                     self.rows.push(row);
                 }
             }
-            OpenUpdate::Complete => {}
         }
     }
 
@@ -425,149 +385,174 @@ impl AtlasApp {
         };
         self.log
             .push(format!("collecting into {}", cfg.out.display()));
-        self.collect_job = Some(Tracked::new(spawn_collect(cfg)));
+        self.jobs.start(JobId::Collect, || spawn_collect(cfg));
     }
 
     pub fn cancel_collection(&mut self) {
-        if let Some(job) = &self.collect_job {
-            job.handle.cancel.cancel();
-        }
+        self.jobs.cancel(&JobId::Collect);
     }
 
-    /// Drains every job channel; called once per frame before drawing.
-    pub fn poll_jobs(&mut self, ctx: &egui::Context) {
-        let busy = self.open_job.is_some()
-            || self.collect_job.is_some()
-            || self.build_job.is_some()
-            || !self.atlas_loads.is_empty();
+    /// Takes what every job reported, on every page; runs once a frame before drawing, whatever
+    /// page is on screen. Jobs wake the window when they report, so nothing here polls on a timer.
+    pub fn logic(&mut self, ctx: &egui::Context) {
+        if !self.jobs.has_waker() {
+            let ctx = ctx.clone();
+            self.jobs
+                .set_waker(std::sync::Arc::new(move || ctx.request_repaint()));
+        }
         self.poll_build();
         self.poll_atlas_loads();
-        self.examples.poll(ctx);
-        // The Classes page's jobs report even while another page is on screen.
-        if self.tab != Tab::Classes {
-            classes_page::poll(self, ctx);
-        }
-        attack_page::poll(self, ctx);
+        self.examples.poll(&mut self.jobs, ctx);
+        self.with_pages(|pages, cx| {
+            for page in pages.all() {
+                page.logic(ctx, cx);
+            }
+        });
+        self.poll_exports();
+        self.poll_open(ctx);
+        self.maybe_auto_build();
+        self.poll_collect();
+        self.poll_picks();
+    }
+
+    fn poll_exports(&mut self) {
         while let Ok(result) = self.export_rx.try_recv() {
             match result {
                 Ok(path) => self.log.push(format!("exported {}", path.display())),
                 Err(e) => self.errors.push(format!("export failed: {e}")),
             }
         }
-        if let Some(job) = &mut self.open_job {
-            let (partials, outcome) = job.drain(&mut self.problems, &mut self.log);
-            for update in partials {
-                self.apply_open_update(update, ctx);
-            }
-            if let Some(outcome) = outcome {
-                if let JobOutcome::Failed(e) = outcome {
-                    self.errors.push(e);
-                }
-                self.open_job = None;
-            }
+    }
+
+    fn poll_open(&mut self, ctx: &egui::Context) {
+        let (updates, outcome) = self
+            .jobs
+            .poll::<(), OpenUpdate>(&JobId::Open)
+            .report_to(&mut self.problems, &mut self.log);
+        for update in updates {
+            self.apply_open_update(update, ctx);
         }
-        self.maybe_auto_build();
-        if let Some(job) = &mut self.collect_job {
-            let (_, outcome) = job.drain(&mut self.problems, &mut self.log);
-            if let Some(outcome) = outcome {
-                match outcome {
-                    JobOutcome::Done(summary) => {
-                        self.log.push(format!(
-                            "collection complete: {} images",
-                            summary.manifest.images_done
-                        ));
-                        self.last_collection = Some(summary);
-                    }
-                    JobOutcome::Cancelled => self
-                        .log
-                        .push("collection cancelled; start it again to resume".into()),
-                    JobOutcome::Failed(e) => self.errors.push(format!("collection failed: {e}")),
-                }
-                self.collect_job = None;
-            }
+        if let Some(JobOutcome::Failed(e)) = outcome {
+            self.errors.push(e);
         }
-        if let Some(path) = poll_pick(&mut self.pick_folder) {
+    }
+
+    fn poll_collect(&mut self) {
+        let (_, outcome) = self
+            .jobs
+            .poll::<CollectSummary, CollectSummary>(&JobId::Collect)
+            .report_to(&mut self.problems, &mut self.log);
+        match outcome {
+            None => {}
+            Some(JobOutcome::Done(summary)) => {
+                self.log.push(format!(
+                    "collection complete: {} images",
+                    summary.manifest.images_done
+                ));
+                self.last_collection = Some(summary);
+            }
+            Some(JobOutcome::Cancelled) => self
+                .log
+                .push("collection cancelled; start it again to resume".into()),
+            Some(JobOutcome::Failed(e)) => self.errors.push(format!("collection failed: {e}")),
+        }
+    }
+
+    /// The file dialogs for the project's folder and model.
+    fn poll_picks(&mut self) {
+        if let Some(path) = self.poll_pick(JobId::PickFolder) {
             self.open_folder(path);
         }
-        if let Some(path) = poll_pick(&mut self.pick_model) {
+        if let Some(path) = self.poll_pick(JobId::PickModel) {
             self.model_path = path;
             self.open();
         }
-        if busy || self.pick_folder.is_some() || self.pick_model.is_some() {
-            // Keep polling while work runs, without spinning the CPU.
-            ctx.request_repaint_after(std::time::Duration::from_millis(100));
+    }
+
+    fn poll_pick(&mut self, key: JobId) -> Option<PathBuf> {
+        match self.jobs.poll::<PathBuf, PathBuf>(&key).outcome? {
+            JobOutcome::Done(path) => Some(path),
+            _ => None,
         }
     }
 
     fn poll_build(&mut self) {
-        let Some(job) = &mut self.build_job else {
-            return;
-        };
-        let (partials, outcome) = job.drain(&mut self.problems, &mut self.log);
+        let (partials, outcome) = self
+            .jobs
+            .poll::<(), PipelineEvent>(&JobId::Build)
+            .report_to(&mut self.problems, &mut self.log);
         for event in partials {
-            match event {
-                PipelineEvent::Collected(summary) => {
-                    self.log.push(format!(
-                        "collection complete: {} images",
-                        summary.manifest.images_done
-                    ));
-                    self.last_collection = Some(summary);
-                }
-                PipelineEvent::Build { dir, event, .. } => match event {
-                    crate::atlas::BuildEvent::LevelsReady(_) => self
-                        .atlas_loads
-                        .push(Tracked::new(workers::spawn_load_atlases(vec![dir]))),
-                    crate::atlas::BuildEvent::SheetReady { grid, sheet } => {
-                        if let Some(v) = self.atlases.iter_mut().find(|v| v.root == dir) {
-                            v.sheet_ready(grid, sheet);
-                        }
-                    }
-                    // Read the finished atlas again: sheets written while its view was still
-                    // loading were not announced to it.
-                    crate::atlas::BuildEvent::Finished { .. } => self
-                        .atlas_loads
-                        .push(Tracked::new(workers::spawn_load_atlases(vec![dir]))),
-                },
-            }
+            self.on_pipeline_event(event);
         }
-        if let Some(outcome) = outcome {
-            match outcome {
-                JobOutcome::Done(_) => self.log.push("atlas complete".into()),
-                JobOutcome::Cancelled => self.log.push(
-                    "atlas build cancelled; finished work is saved and Build atlas resumes it"
-                        .into(),
-                ),
-                JobOutcome::Failed(e) => self.errors.push(format!("atlas build failed: {e}")),
+        match outcome {
+            None => {}
+            Some(JobOutcome::Done(())) => self.log.push("atlas complete".into()),
+            Some(JobOutcome::Cancelled) => self.log.push(
+                "atlas build cancelled; finished work is saved and Build atlas resumes it".into(),
+            ),
+            Some(JobOutcome::Failed(e)) => self.errors.push(format!("atlas build failed: {e}")),
+        }
+    }
+
+    fn on_pipeline_event(&mut self, event: PipelineEvent) {
+        match event {
+            PipelineEvent::Collected(summary) => {
+                self.log.push(format!(
+                    "collection complete: {} images",
+                    summary.manifest.images_done
+                ));
+                self.last_collection = Some(summary);
             }
-            self.build_job = None;
+            PipelineEvent::Build { dir, event, .. } => match event {
+                crate::atlas::BuildEvent::LevelsReady(_) => self.load_atlases(vec![dir]),
+                crate::atlas::BuildEvent::SheetReady { grid, sheet } => {
+                    if let Some(v) = self.atlases.iter_mut().find(|v| v.root == dir) {
+                        v.sheet_ready(grid, sheet);
+                    }
+                }
+                // Read the finished atlas again: sheets written while its view was still
+                // loading were not announced to it.
+                crate::atlas::BuildEvent::Finished { .. } => self.load_atlases(vec![dir]),
+            },
         }
     }
 
     fn poll_atlas_loads(&mut self) {
-        let mut loads = std::mem::take(&mut self.atlas_loads);
-        loads.retain_mut(|job| {
-            let (partials, outcome) = job.drain(&mut self.problems, &mut self.log);
-            for loaded in partials {
-                self.add_atlas(loaded);
+        for key in self.jobs.keys(JobId::is_atlas_load) {
+            let (loaded, outcome) = self
+                .jobs
+                .poll::<(), LoadedAtlas>(&key)
+                .report_to(&mut self.problems, &mut self.log);
+            for atlas in loaded {
+                self.add_atlas(atlas);
             }
-            match outcome {
-                None => true,
-                Some(JobOutcome::Failed(e)) => {
-                    self.errors.push(e);
-                    false
-                }
-                Some(_) => false,
+            if let Some(JobOutcome::Failed(e)) = outcome {
+                self.errors.push(e);
             }
-        });
-        self.atlas_loads.extend(loads);
+        }
+    }
+
+    /// Whether the job under `job` runs (on any page).
+    pub fn running(&self, job: JobId) -> bool {
+        self.jobs.is_running(&job)
+    }
+
+    /// The last progress the job under `job` reported.
+    pub fn job_progress(&self, job: JobId) -> Option<&crate::jobs::Progress> {
+        self.jobs.progress(&job)
+    }
+
+    /// Whether atlas folders are still being read.
+    pub fn loading_atlases(&self) -> bool {
+        self.jobs.any(JobId::is_atlas_load)
     }
 
     /// Collects (or resumes) the chosen layers and builds their atlases, in one cancellable job.
     /// Starts the build asked for by [`AtlasApp::auto_build`] once the model is loaded, the
     /// folder scanned (which sets the positions per image) and any saved atlas has loaded.
     fn maybe_auto_build(&mut self) {
-        let ready = self.model.is_some() && self.images_total > 0 && self.atlas_loads.is_empty();
-        if !self.auto_build || !ready || self.build_job.is_some() {
+        let ready = self.model.is_some() && self.images_total > 0 && !self.loading_atlases();
+        if !self.auto_build || !ready || self.jobs.is_running(&JobId::Build) {
             return;
         }
         self.auto_build = false;
@@ -618,21 +603,24 @@ impl AtlasApp {
             samples_per_image: self.build_positions,
             ..Default::default()
         };
-        self.build_job = Some(Tracked::new(pipeline::spawn_pipeline(
-            pipeline::PipelineConfig { collect, render },
-        )));
+        self.jobs.start(JobId::Build, || {
+            pipeline::spawn_pipeline(pipeline::PipelineConfig { collect, render })
+        });
     }
 
     pub fn cancel_build(&mut self) {
-        if let Some(job) = &self.build_job {
-            job.handle.cancel.cancel();
-        }
+        self.jobs.cancel(&JobId::Build);
     }
 
     /// The whole window; separate from `eframe::App` so tests can drive it with egui_kittest.
     pub fn show(&mut self, ui: &mut egui::Ui) {
+        self.logic(&ui.ctx().clone());
+        self.ui(ui);
+    }
+
+    /// Draws the window (after [`AtlasApp::logic`] took the jobs' news).
+    pub fn ui(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
-        self.poll_jobs(&ctx);
         let dropped: Vec<PathBuf> = ctx.input(|i| {
             i.raw
                 .dropped_files
@@ -646,7 +634,7 @@ impl AtlasApp {
             self.open_folder(folder.clone());
         } else if let Some(file) = dropped.into_iter().find(|p| p.is_file()) {
             if self.tab != Tab::Attack {
-                image_page::open_image(self, file);
+                self.apply(Action::OpenImage(file));
                 self.set_tab(Tab::Image);
             }
         }
@@ -664,11 +652,83 @@ impl AtlasApp {
                 atlas_panels::canvas(self, ui);
             }
             Tab::Layers => atlas_panels::layers(self, ui),
-            Tab::Image => image_page::show(self, ui),
-            Tab::Classes => classes_page::show(self, ui),
-            Tab::Attack => attack_page::show(self, ui),
+            Tab::Image => self.with_pages(|p, cx| p.image.ui(ui, cx)),
+            Tab::Classes => self.with_pages(|p, cx| p.classes.ui(ui, cx)),
+            Tab::Attack => self.with_pages(|p, cx| p.attack.ui(ui, cx)),
         }
-        attack_page::drag_indicator(&ctx);
+        panels::drag_indicator(&ctx);
+    }
+
+    /// Runs `f` on the pages with what they may use of the app, then carries out the actions
+    /// they asked for.
+    fn with_pages(&mut self, f: impl FnOnce(Pages<'_>, &mut PageCx<'_>)) {
+        let AtlasApp {
+            image_page,
+            classes_page,
+            attack_page,
+            jobs,
+            atlases,
+            current_atlas,
+            model,
+            model_path,
+            images_path,
+            rows,
+            render_override,
+            preset,
+            problems,
+            log,
+            errors,
+            collect_form,
+            ..
+        } = self;
+        let mut cx = PageCx {
+            jobs,
+            atlases,
+            current_atlas: *current_atlas,
+            model,
+            model_path,
+            images_path,
+            rows,
+            render_override,
+            preset,
+            exports_dir: collect_form.out.join("exports"),
+            problems,
+            log,
+            errors,
+            actions: vec![],
+        };
+        let pages = Pages {
+            image: image_page,
+            classes: classes_page,
+            attack: attack_page,
+        };
+        f(pages, &mut cx);
+        for action in cx.actions {
+            self.apply(action);
+        }
+    }
+
+    /// Carries out what a page (or the command line, or a drop on the window) asked for.
+    pub fn apply(&mut self, action: Action) {
+        match action {
+            Action::UseAsPatch(source) => {
+                self.attack_page.status = format!("added to the tray: {}", source.name());
+                attack_page::add_patch(&mut self.jobs, source, None);
+            }
+            Action::AttackImage(path) => {
+                self.with_pages(|p, cx| attack_page::open_target(p.attack, cx, path))
+            }
+            Action::OpenImage(path) => {
+                self.with_pages(|p, cx| image_page::open_image(p.image, cx, path))
+            }
+            Action::ShowAtlas(root) => {
+                if let Some(i) = self.atlases.iter().position(|v| v.root == root) {
+                    self.current_atlas = i;
+                }
+                self.set_tab(Tab::Atlas);
+            }
+            Action::ShowTab(tab) => self.set_tab(tab),
+        }
     }
 
     /// Saves the canvas as it is on screen: asks the window for a screenshot and crops it to
@@ -689,7 +749,7 @@ impl AtlasApp {
         let repaint = ctx.clone();
         ctx.request_screenshot(move |image| {
             std::thread::spawn(move || {
-                let _ = tx.send(save_crop(&image, rect, ppp, &path).map(|_| path));
+                let _ = tx.send(save_crop(&image, rect, ppp, &path).map(|()| path));
                 repaint.request_repaint();
             });
         });
@@ -719,42 +779,22 @@ impl AtlasApp {
             });
         let _ = self
             .export_tx
-            .send(result.map(|_| path).map_err(|e| format!("{e:#}")));
+            .send(result.map(|()| path).map_err(|e| format!("{e:#}")));
     }
 
-    /// Stops every job and waits (a bounded time) for their threads: finished chunks, stages and
-    /// sheets are on disk already, and a libtorch call still running while the process exits
-    /// can crash it.
-    /// Every job the app and its pages own, for the close-window loop.
-    fn jobs_mut(&mut self) -> Vec<&mut dyn StopJob> {
-        let mut jobs: Vec<&mut dyn StopJob> = vec![];
-        jobs.extend(self.open_job.as_mut().map(|j| j as &mut dyn StopJob));
-        jobs.extend(self.collect_job.as_mut().map(|j| j as &mut dyn StopJob));
-        jobs.extend(self.build_job.as_mut().map(|j| j as &mut dyn StopJob));
-        jobs.extend(self.atlas_loads.iter_mut().map(|j| j as &mut dyn StopJob));
-        jobs.extend(self.examples.job.as_mut().map(|j| j as &mut dyn StopJob));
-        jobs.extend(self.pick_folder.as_mut().map(|j| j as &mut dyn StopJob));
-        jobs.extend(self.pick_model.as_mut().map(|j| j as &mut dyn StopJob));
-        jobs.extend(self.image_page.jobs_mut());
-        jobs.extend(self.classes_page.jobs_mut());
-        jobs
-    }
-
-    /// Cancels every running job (all pages) and joins their threads, waiting at most 20 s.
-    /// Called when the window closes.
+    /// Cancels every running job (all pages) and the live classifier, and joins their threads,
+    /// waiting at most 20 s: finished chunks, stages and sheets are on disk already, and a
+    /// libtorch call still running while the process exits can crash it. Called when the window
+    /// closes.
     pub fn shutdown(&mut self) -> ShutdownReport {
-        let mut threads: Vec<_> = self
-            .jobs_mut()
-            .into_iter()
-            .filter_map(|j| j.stop_job())
-            .collect();
-        threads.extend(self.attack_page.shutdown());
-        let stopped = threads.len();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        let still_running = crate::jobs::join_until(threads, deadline);
+        let probe: Vec<_> = self.attack_page.probe.stop().into_iter().collect();
+        let probe_stopped = probe.len();
+        let probe_left = crate::jobs::join_until(probe, deadline);
+        let report = self.jobs.shutdown(deadline);
         ShutdownReport {
-            stopped,
-            still_running,
+            stopped: report.stopped + probe_stopped,
+            still_running: report.still_running + probe_left,
         }
     }
 
@@ -763,12 +803,15 @@ impl AtlasApp {
     }
 
     pub fn ask_folder(&mut self) {
-        self.pick_folder
-            .get_or_insert_with(workers::spawn_pick_folder);
+        if !self.jobs.is_running(&JobId::PickFolder) {
+            self.jobs
+                .start(JobId::PickFolder, workers::spawn_pick_folder);
+        }
     }
     pub fn ask_model(&mut self) {
-        self.pick_model
-            .get_or_insert_with(workers::spawn_pick_model);
+        if !self.jobs.is_running(&JobId::PickModel) {
+            self.jobs.start(JobId::PickModel, workers::spawn_pick_model);
+        }
     }
 }
 
@@ -806,15 +849,6 @@ fn save_crop(
     crate::store::atomic::write_bytes(path, &bytes).map_err(|e| format!("{e:#}"))
 }
 
-fn poll_pick(slot: &mut Option<JobHandle<PathBuf>>) -> Option<PathBuf> {
-    let ev = slot.as_ref()?.events.try_recv().ok()?;
-    *slot = None;
-    match ev {
-        JobEvent::Finished(JobOutcome::Done(p)) => Some(p),
-        _ => None,
-    }
-}
-
 /// `<runs_root>/<model>-<folder>`: one project folder per (model, image folder) pair, so
 /// reopening the same pair resumes or reuses its runs and atlases.
 pub fn project_dir(runs_root: &Path, model: &Path, images: &Path) -> PathBuf {
@@ -847,8 +881,12 @@ pub fn find_atlases(project: &Path) -> Vec<PathBuf> {
 }
 
 impl eframe::App for AtlasApp {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        AtlasApp::logic(self, ctx);
+    }
+
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        self.show(ui);
+        AtlasApp::ui(self, ui);
     }
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {

@@ -1,20 +1,10 @@
-//! The panels of the window, one function each, reading and editing `AtlasApp`.
+//! The app-level panels (the top bar, the Home and Images pages' panels), one function each,
+//! reading and editing `AtlasApp`; also the drag indicator shown over every page.
 use eframe::egui::{self, Color32, RichText};
 
-use super::{AtlasApp, Tab};
-use crate::jobs::Progress;
-
-pub(super) fn progress_row(ui: &mut egui::Ui, p: &Progress) {
-    let eta = p
-        .eta_s()
-        .map(|s| format!(", ETA {s:.0} s"))
-        .unwrap_or_default();
-    ui.add(
-        egui::ProgressBar::new(p.fraction())
-            .desired_width(260.0)
-            .text(format!("{}: {}/{}{eta}", p.stage, p.done, p.total)),
-    );
-}
+use super::widgets::progress_row;
+use super::{AtlasApp, JobId, Tab};
+use crate::attack::patch_source::PatchSource;
 
 pub fn top_bar(app: &mut AtlasApp, ui: &mut egui::Ui) {
     egui::Panel::top("top_bar").show(ui, |ui| {
@@ -36,7 +26,7 @@ pub fn top_bar(app: &mut AtlasApp, ui: &mut egui::Ui) {
                 }
                 if tab == Tab::Attack {
                     // Drag an icon or example over this tab to open the page mid-drag.
-                    super::attack_page::tab_drag_hover(app, &tab_button);
+                    tab_drag_hover(app, &tab_button);
                 }
             }
             ui.separator();
@@ -48,22 +38,23 @@ pub fn top_bar(app: &mut AtlasApp, ui: &mut egui::Ui) {
             }
             ui.separator();
             ui.label(format!("images: {}", app.images_path.display()));
-            if let Some(job) = &app.open_job {
-                if let Some(p) = &job.progress {
+            if app.jobs.is_running(&JobId::Open) {
+                if let Some(p) = app.jobs.progress(&JobId::Open) {
                     progress_row(ui, p);
                 }
                 if ui.button("Cancel").clicked() {
-                    job.handle.cancel.cancel();
+                    app.jobs.cancel(&JobId::Open);
                 }
             }
         });
         let mut dismiss = None;
         for (i, e) in app.errors.iter().enumerate() {
+            // The button first: a long message (a deep path) would push it off the window.
             ui.horizontal(|ui| {
-                ui.colored_label(Color32::from_rgb(200, 40, 40), format!("Error: {e}"));
                 if ui.small_button("dismiss").clicked() {
                     dismiss = Some(i);
                 }
+                ui.colored_label(Color32::from_rgb(200, 40, 40), format!("Error: {e}"));
             });
         }
         if let Some(i) = dismiss {
@@ -215,8 +206,8 @@ pub fn collect_panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
             ));
         });
         ui.horizontal(|ui| {
-            if let Some(job) = &app.collect_job {
-                match &job.progress {
+            if app.jobs.is_running(&JobId::Collect) {
+                match app.jobs.progress(&JobId::Collect) {
                     Some(p) => progress_row(ui, p),
                     None => {
                         ui.spinner();
@@ -296,4 +287,46 @@ fn image_cell(
         .map(|f| f.to_string_lossy().to_string())
         .unwrap_or_default();
     ui.label(RichText::new(file).small());
+}
+
+/// While a patch is dragged, its name follows the pointer (with where to drop it).
+pub fn drag_indicator(ctx: &egui::Context) {
+    let Some(payload) = egui::DragAndDrop::payload::<PatchSource>(ctx) else {
+        return;
+    };
+    let Some(pos) = ctx.pointer_latest_pos() else {
+        return;
+    };
+    egui::Area::new(egui::Id::unique("attack_drag_indicator"))
+        .order(egui::Order::Tooltip)
+        .fixed_pos(pos + egui::vec2(14.0, 14.0))
+        .interactable(false)
+        .show(ctx, |ui| {
+            egui::Frame::popup(ui.style()).show(ui, |ui| {
+                ui.label(format!("patch: {}", payload.name()));
+                ui.label(
+                    RichText::new("drop it on the Patch attack tab, then on the image")
+                        .small()
+                        .weak(),
+                );
+            });
+        });
+}
+
+/// True while an egui drag carries a patch (so the tab bar can open this page mid-drag).
+fn dragging_patch(ctx: &egui::Context) -> bool {
+    egui::DragAndDrop::has_payload_of_type::<PatchSource>(ctx)
+}
+
+/// Switches to the Patch attack page when a patch is dragged over its tab. (Raw pointer
+/// geometry: the dragged picture itself floats under the pointer, so egui's hover tests would say
+/// the tab is covered.)
+fn tab_drag_hover(app: &mut AtlasApp, tab_response: &egui::Response) {
+    let ctx = &tab_response.ctx;
+    let over = ctx
+        .pointer_latest_pos()
+        .is_some_and(|p| tab_response.rect.contains(p));
+    if app.tab != Tab::Attack && over && dragging_patch(ctx) {
+        app.set_tab(Tab::Attack);
+    }
 }

@@ -1,6 +1,8 @@
 //! Small widgets shared by several pages.
 use eframe::egui::{self, RichText};
 
+use crate::jobs::Progress;
+
 /// At most this many matches are listed under a class search box.
 const CLASS_LIST: usize = 200;
 
@@ -44,4 +46,17 @@ pub fn class_picker(
                 ui.label(RichText::new("no class matches").weak());
             }
         });
+}
+
+/// A job's progress bar: stage, done/total and the stage's ETA.
+pub fn progress_row(ui: &mut egui::Ui, p: &Progress) {
+    let eta = p
+        .eta_s()
+        .map(|s| format!(", ETA {s:.0} s"))
+        .unwrap_or_default();
+    ui.add(
+        egui::ProgressBar::new(p.fraction())
+            .desired_width(260.0)
+            .text(format!("{}: {}/{}{eta}", p.stage, p.done, p.total)),
+    );
 }

@@ -7,7 +7,7 @@ use eframe::egui::ColorImage;
 
 use crate::classify::{classify, Classified};
 use crate::data::scan_folder;
-use crate::jobs::{self, JobHandle};
+use crate::jobs::{self, Finish, JobHandle};
 use crate::model::{AtlasModel, Sidecar};
 
 /// At most this many thumbnails are kept for the image grid; all images are still classified.
@@ -27,13 +27,12 @@ pub enum OpenUpdate {
     Scanned(usize),
     /// Predictions for some images, in folder order.
     Rows(Vec<ImageRow>),
-    /// Everything is classified.
-    Complete,
 }
 
-/// Loads the model, scans the folder and classifies every image, streaming rows as they come.
-pub fn spawn_open(model_path: PathBuf, images: PathBuf) -> JobHandle<OpenUpdate> {
-    jobs::spawn("open", move |reporter, cancel| {
+/// Loads the model, scans the folder and classifies every image, streaming everything as
+/// partial updates; ends with `Done(())` when every image is classified.
+pub fn spawn_open(model_path: PathBuf, images: PathBuf) -> JobHandle<(), OpenUpdate> {
+    jobs::spawn_job("open", move |reporter, cancel| {
         reporter.progress("loading model", 0, 1);
         let model = AtlasModel::load(&model_path, crate::model::default_device())?;
         reporter.partial(OpenUpdate::Model(
@@ -54,7 +53,7 @@ pub fn spawn_open(model_path: PathBuf, images: PathBuf) -> JobHandle<OpenUpdate>
         // Classify in slices so rows reach the window early and cancel is prompt.
         for (slice_index, slice) in scan.images.chunks(64).enumerate() {
             if cancel.is_cancelled() {
-                return Ok(None);
+                return Ok(Finish::Cancelled);
             }
             let results = classify(&model, slice, 5, 32, 2, |_, _| {})?;
             let rows = results
@@ -78,7 +77,7 @@ pub fn spawn_open(model_path: PathBuf, images: PathBuf) -> JobHandle<OpenUpdate>
                 total as u64,
             );
         }
-        Ok(Some(OpenUpdate::Complete))
+        Ok(Finish::Done(()))
     })
 }
 
@@ -95,34 +94,47 @@ fn thumbnail(path: &std::path::Path) -> Option<ColorImage> {
     ))
 }
 
-/// Opens the native folder dialog off the UI thread (it can block; with no portal it returns None).
+/// What a file dialog's answer means for its job: closing it without a choice cancels.
+pub fn picked(path: Option<PathBuf>) -> anyhow::Result<Finish<PathBuf>> {
+    Ok(path.map_or(Finish::Cancelled, Finish::Done))
+}
+
+/// Opens the native folder dialog off the UI thread (it can block; with no portal it is
+/// cancelled at once).
 pub fn spawn_pick_folder() -> JobHandle<PathBuf> {
-    jobs::spawn("pick-folder", |_, _| {
-        Ok(rfd::FileDialog::new()
-            .set_title("Open an image folder")
-            .pick_folder())
+    jobs::spawn_task("pick-folder", |_| {
+        picked(
+            rfd::FileDialog::new()
+                .set_title("Open an image folder")
+                .pick_folder(),
+        )
     })
 }
 
 /// Opens the native file dialog for a model file.
 pub fn spawn_pick_model() -> JobHandle<PathBuf> {
-    jobs::spawn("pick-model", |_, _| {
-        Ok(rfd::FileDialog::new()
-            .set_title("Open an atlas model")
-            .add_filter("TorchScript", &["pt"])
-            .pick_file())
+    jobs::spawn_task("pick-model", |_| {
+        picked(
+            rfd::FileDialog::new()
+                .set_title("Open an atlas model")
+                .add_filter("TorchScript", &["pt"])
+                .pick_file(),
+        )
     })
 }
 
 /// Reads atlas folders (cell tables, attributions, which icon sheets exist) off the UI thread;
-/// each arrives as a partial result. A broken folder is reported and the others still load.
-pub fn spawn_load_atlases(dirs: Vec<PathBuf>) -> JobHandle<crate::app::atlas_view::LoadedAtlas> {
-    jobs::spawn("load-atlas", move |reporter, cancel| {
+/// each arrives as a partial result. A broken folder is reported (the job fails at its end) and
+/// the others still load.
+pub fn spawn_load_atlases(
+    dirs: Vec<PathBuf>,
+) -> JobHandle<(), crate::app::atlas_view::LoadedAtlas> {
+    jobs::spawn_job("load-atlas", move |reporter, cancel| {
         let total = dirs.len() as u64;
         let mut failed = vec![];
         for (i, dir) in dirs.iter().enumerate() {
             if cancel.is_cancelled() {
-                return Ok(None);
+                return Ok(Finish::Cancelled);
             }
             reporter.progress("opening atlases", i as u64, total);
             match crate::app::atlas_view::load_atlas(dir) {
@@ -133,19 +145,21 @@ pub fn spawn_load_atlases(dirs: Vec<PathBuf>) -> JobHandle<crate::app::atlas_vie
         if !failed.is_empty() {
             anyhow::bail!("{}", failed.join("; "));
         }
-        Ok(None)
+        Ok(Finish::Done(()))
     })
 }
 
 /// Opens the native file dialog for one image (the One image page).
 pub fn spawn_pick_image() -> JobHandle<PathBuf> {
-    jobs::spawn("pick-image", |_, _| {
-        Ok(rfd::FileDialog::new()
-            .set_title("Open an image")
-            .add_filter(
-                "Images",
-                &["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"],
-            )
-            .pick_file())
+    jobs::spawn_task("pick-image", |_| {
+        picked(
+            rfd::FileDialog::new()
+                .set_title("Open an image")
+                .add_filter(
+                    "Images",
+                    &["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"],
+                )
+                .pick_file(),
+        )
     })
 }

@@ -18,6 +18,7 @@ use crate::data::decode::load_original;
 
 pub mod batch;
 pub mod composite;
+pub mod patch_source;
 pub mod probe;
 pub mod sweep;
 pub mod table;

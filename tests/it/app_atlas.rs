@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use atlas::app::atlas_view::canvas::cell_screen_rect;
-use atlas::app::{AtlasApp, Tab};
+use atlas::app::{AtlasApp, JobId, Tab};
 use atlas::render::RenderSettings;
 use eframe::egui::{self, accesskit::Role};
 use egui_kittest::kittest::Queryable;
@@ -39,7 +39,7 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
     let runs = common::scratch("app-atlas");
     std::env::set_var("ATLAS_RECENT", runs.join("recent.json"));
     let mut h = harness(new_app(&runs));
-    step_until(&mut h, "the model and images", |a| a.open_job.is_none());
+    step_until(&mut h, "the model and images", |a| !a.running(JobId::Open));
     assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
     h.get_by_label("Atlas").click();
     h.step();
@@ -51,13 +51,10 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
     // Start, cancel while collecting, start again: the build resumes and finishes.
     h.get_by_label("Build atlas").click();
     step_until(&mut h, "build progress", |a| {
-        a.build_job
-            .as_ref()
-            .and_then(|j| j.progress.as_ref())
-            .is_some()
+        a.job_progress(JobId::Build).is_some()
     });
     h.get_by_label("Cancel build").click();
-    step_until(&mut h, "the cancel", |a| a.build_job.is_none());
+    step_until(&mut h, "the cancel", |a| !a.running(JobId::Build));
     assert!(
         h.state().log.iter().any(|l| l.contains("cancelled")),
         "{:?}",
@@ -65,7 +62,7 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
     );
     h.get_by_label("Build atlas").click();
     step_until(&mut h, "the atlas", |a| {
-        (a.build_job.is_none() && !a.atlases.is_empty() && a.atlas_loads.is_empty())
+        (!a.running(JobId::Build) && !a.atlases.is_empty() && !a.loading_atlases())
             || !a.errors.is_empty()
     });
     assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
@@ -242,7 +239,8 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
     // Drag the cell's icon onto the "Patch attack" tab: the page opens mid-drag; dropped on the
     // image, the icon becomes a patch in the tray, placed where it fell.
     let photo = common::image_files(&common::assets())[0].clone();
-    atlas::app::attack_page::open_target(h.state_mut(), photo);
+    h.state_mut()
+        .apply(atlas::app::page::Action::AttackImage(photo));
     step_until(&mut h, "the image to attack", |a| {
         a.attack_page.target.is_some()
     });
@@ -302,7 +300,7 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
     let mut h = harness(new_app(&runs));
     step_until(&mut h, "the saved atlas", |a| !a.atlases.is_empty());
     assert!(start.elapsed() < Duration::from_secs(20));
-    assert!(h.state().build_job.is_none());
+    assert!(!h.state().running(JobId::Build));
     assert_eq!(
         h.state().tab,
         Tab::Atlas,
@@ -331,7 +329,7 @@ fn closing_the_window_mid_build_keeps_finished_work() {
     assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
     let closed = Instant::now();
     eframe::App::on_exit(h.state_mut(), None);
-    step_until(&mut h, "the job to stop", |a| a.build_job.is_none());
+    step_until(&mut h, "the job to stop", |a| !a.running(JobId::Build));
     assert!(
         closed.elapsed() < Duration::from_secs(60),
         "the build took {:?} to stop",
@@ -354,7 +352,7 @@ fn closing_the_window_mid_build_keeps_finished_work() {
     h.state_mut().build_positions = 2;
     h.state_mut().start_build();
     step_until(&mut h, "the resumed build", |a| {
-        (a.build_job.is_none() && !a.atlases.is_empty()) || !a.errors.is_empty()
+        (!a.running(JobId::Build) && !a.atlases.is_empty()) || !a.errors.is_empty()
     });
     assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
     assert!(
@@ -373,9 +371,12 @@ fn closing_the_window_mid_build_keeps_finished_work() {
     app.auto_build = true;
     let mut h = harness(app);
     step_until(&mut h, "the saved atlas", |a| {
-        !a.atlases.is_empty() && a.atlas_loads.is_empty() && a.model.is_some() && !a.auto_build
+        !a.atlases.is_empty() && !a.loading_atlases() && a.model.is_some() && !a.auto_build
     });
-    assert!(h.state().build_job.is_none(), "a saved atlas was rebuilt");
+    assert!(
+        !h.state().running(JobId::Build),
+        "a saved atlas was rebuilt"
+    );
     assert_eq!(h.state().tab, Tab::Atlas);
 }
 
@@ -390,13 +391,13 @@ fn first_run_lands_on_an_atlas_building() {
     app.set_tab(Tab::Atlas);
     let mut h = harness(app);
     step_until(&mut h, "the build to start by itself", |a| {
-        a.build_job.is_some() || !a.errors.is_empty()
+        a.running(JobId::Build) || !a.errors.is_empty()
     });
     assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
     assert_eq!(h.state().tab, Tab::Atlas);
     assert_eq!(h.state().build_positions, 16);
     step_until(&mut h, "build progress on screen", |a| {
-        a.build_job.as_ref().is_some_and(|j| j.progress.is_some())
+        a.job_progress(JobId::Build).is_some()
     });
     h.get_by_label("Cancel build");
     let report = h.state_mut().shutdown();
@@ -593,7 +594,7 @@ fn icons_arrive_one_by_one_after_the_exemplars() {
         seen.push((v.drawn_icons.exemplar, v.drawn_icons.synthetic));
         times.push(start.elapsed().as_secs_f64());
         let cells = v.levels[0].cells.len();
-        if a.build_job.is_none() && v.drawn_icons.synthetic == cells && cells > 0 {
+        if !a.running(JobId::Build) && v.drawn_icons.synthetic == cells && cells > 0 {
             break;
         }
         assert!(

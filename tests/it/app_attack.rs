@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::common::app::{harness, step_until};
-use atlas::app::{AtlasApp, Tab};
+use atlas::app::{AtlasApp, JobId, Tab};
 use atlas::attack::composite::{paste, resize_patch};
 use atlas::attack::Corner;
 use eframe::egui;
@@ -277,7 +277,7 @@ fn drop_move_resize_undo_and_sweep_a_patch() {
             .table
             .as_ref()
             .is_some_and(|t| t.images_done == t.images_read)
-            && !a.attack_page.batch.busy()
+            && !a.running(JobId::Batch)
     });
     let table = h.state().attack_page.batch.table.clone().unwrap();
     assert_eq!(table.rows.len(), 3, "two patches and the noise control");

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use atlas::app::atlas_view::canvas::cell_screen_rect;
-use atlas::app::{AtlasApp, Tab};
+use atlas::app::{AtlasApp, JobId, Tab};
 use atlas::classes::{
     class_rows, comparison_rows, magnitude_rows, winner_rows, ClassFilter, Selection,
 };
@@ -142,7 +142,7 @@ fn class_atlas_comparison_and_patch() {
     app.classes_page.grid = 4;
     let mut h = harness(app);
     step_until(&mut h, "the model and the atlas", |a| {
-        a.open_job.is_none() && !a.atlases.is_empty() && a.atlas_loads.is_empty()
+        !a.running(JobId::Open) && !a.atlases.is_empty() && !a.loading_atlases()
     });
     let names = h.state().atlases[0].manifest.class_names.clone();
     h.get_by_label("Classes").click();
@@ -177,17 +177,17 @@ fn class_atlas_comparison_and_patch() {
     // --- build the class atlas ---------------------------------------------------------------
     h.get_by_label("Build class atlas").click();
     step_until(&mut h, "class atlas job started", |a| {
-        a.classes_page.class_job.is_some()
+        a.running(JobId::ClassAtlas)
     });
     h.step();
     h.get_by_label("Cancel class atlas"); // the button while it runs
     step_until(&mut h, "the class atlas", |a| {
         let st = &a.classes_page;
-        st.class_job.is_none() && st.class_info.is_some() && st.class_view.is_some()
+        !a.running(JobId::ClassAtlas) && st.class_info.is_some() && st.class_view.is_some()
     });
     step_until(&mut h, "the class atlas's icons", |a| {
         let st = &a.classes_page;
-        st.loads_pending() == 0
+        !a.jobs.any(JobId::is_classes_load)
             && st.class_view.as_ref().is_some_and(|v| {
                 v.levels.iter().all(|l| l.sheets_on_disk.iter().all(|s| *s)) && v.icons.uploaded > 0
             })
@@ -283,11 +283,11 @@ fn class_atlas_comparison_and_patch() {
     h.get_by_label("Compare").click();
     step_until(&mut h, "the comparison", |a| {
         let st = &a.classes_page;
-        st.compare_job.is_none()
+        !a.running(JobId::Compare)
             && st.comparison.is_some()
             && st.side_views.iter().all(Option::is_some)
             && st.compare_view.is_some()
-            && st.loads_pending() == 0
+            && !a.jobs.any(JobId::is_classes_load)
     });
     step_until(&mut h, "the comparison's icons", |a| {
         let st = &a.classes_page;
@@ -472,13 +472,11 @@ fn class_atlas_comparison_and_patch() {
     });
     h.get_by_label("Compare").click();
     h.step();
-    let token = {
-        let job = h.state().classes_page.compare_job.as_ref();
-        job.expect("the comparison is running")
-            .handle
-            .cancel
-            .clone()
-    };
+    let token = h
+        .state()
+        .jobs
+        .cancel_token(&JobId::Compare)
+        .expect("the comparison is running");
     assert!(!token.is_cancelled());
     let report = h.state_mut().shutdown();
     assert!(
@@ -490,9 +488,8 @@ fn class_atlas_comparison_and_patch() {
         report.still_running, 0,
         "a job outlived the close: {report:?}"
     );
-    let job = h.state().classes_page.compare_job.as_ref().unwrap();
     assert!(
-        job.handle.thread.is_none(),
-        "the comparison's thread was not joined"
+        h.state().jobs.is_empty(),
+        "a job was left registered after the close"
     );
 }

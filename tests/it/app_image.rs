@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use atlas::analysis::landing::AtlasLanding;
 use atlas::analysis::single_image::{analyse_image_with, attribution_map_for_input};
 use atlas::app::image_page::{landing_markers, top5_label};
-use atlas::app::{AtlasApp, Tab};
+use atlas::app::{AtlasApp, JobId, Tab};
 use atlas::atlas::{spawn_build, BuildConfig, BuildEvent};
 use atlas::data::Preprocess;
 use atlas::jobs::{JobEvent, JobOutcome};
@@ -116,7 +116,7 @@ fn drop_file(h: &mut Harness<'static, AtlasApp>, path: &Path) {
 fn wait_for_analysis(h: &mut Harness<'static, AtlasApp>, layer: &str) {
     step_until(h, "the analysis", |a| {
         let p = &a.image_page;
-        p.job.is_none()
+        !a.running(JobId::Analysis)
             && (p.error.is_some() || p.result.as_ref().is_some_and(|r| r.analysis.layer == layer))
     });
     let p = &h.state().image_page;
@@ -126,7 +126,7 @@ fn wait_for_analysis(h: &mut Harness<'static, AtlasApp>, layer: &str) {
 fn wait_for_heatmap(h: &mut Harness<'static, AtlasApp>, class: usize) -> Vec<f32> {
     step_until(h, "the heat-map", |a| {
         let p = &a.image_page;
-        p.attr_job.is_none() && p.attribution.as_ref().is_some_and(|m| m.class == class)
+        !a.running(JobId::Attribution) && p.attribution.as_ref().is_some_and(|m| m.class == class)
     });
     h.state()
         .image_page
@@ -189,7 +189,7 @@ fn one_image_prediction_grid_markers_heatmap_icons_and_errors() {
     }
     let mut h = harness(app);
     step_until(&mut h, "the model and both atlases", |a| {
-        a.open_job.is_none() && a.atlases.len() == 2 && a.atlas_loads.is_empty()
+        !a.running(JobId::Open) && a.atlases.len() == 2 && !a.loading_atlases()
     });
     assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
     let head = view_index(h.state(), "head");
@@ -273,13 +273,11 @@ fn one_image_prediction_grid_markers_heatmap_icons_and_errors() {
     // Optimised icons for every position, on the tiny settings.
     let t2 = Instant::now();
     h.get_by_label("Optimise icons").click();
-    step_until(&mut h, "the icon job", |a| {
-        a.image_page.optimise_job.is_some()
-    });
+    step_until(&mut h, "the icon job", |a| a.running(JobId::OptimiseIcons));
     h.step();
     h.get_by_label("Cancel icons"); // the job shows its progress and can be cancelled
     step_until(&mut h, "the optimised icons", |a| {
-        a.image_page.optimise_job.is_none()
+        !a.running(JobId::OptimiseIcons)
     });
     eprintln!(
         "optimised {} icons in {:.1} s",
@@ -327,7 +325,7 @@ fn one_image_prediction_grid_markers_heatmap_icons_and_errors() {
     let junk = dir.join("x.jpg");
     std::fs::write(&junk, b"this is not a JPEG at all").unwrap();
     drop_file(&mut h, &junk);
-    step_until(&mut h, "the error", |a| a.image_page.job.is_none());
+    step_until(&mut h, "the error", |a| !a.running(JobId::Analysis));
     let err = h
         .state()
         .image_page

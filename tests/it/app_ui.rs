@@ -3,7 +3,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use atlas::app::AtlasApp;
+use atlas::app::{AtlasApp, JobId};
 use eframe::egui::accesskit::Role;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
@@ -27,7 +27,7 @@ fn shows_model_images_predictions_and_runs_a_cancellable_resumable_collection() 
         run.join("runs"),
     ));
     step_until(&mut h, "the images to be classified", |a| {
-        a.open_job.is_none()
+        !a.running(JobId::Open)
     });
     assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
     h.get_by_label("EfficientNet-Lite0");
@@ -49,13 +49,11 @@ fn shows_model_images_predictions_and_runs_a_cancellable_resumable_collection() 
     );
     h.get_by_label("Start collection").click();
     step_until(&mut h, "collection progress", |a| {
-        a.collect_job
-            .as_ref()
-            .and_then(|j| j.progress.as_ref())
+        a.job_progress(JobId::Collect)
             .is_some_and(|p| p.stage == "collecting")
     });
     h.get_by_label("Cancel collection").click();
-    step_until(&mut h, "the cancel", |a| a.collect_job.is_none());
+    step_until(&mut h, "the cancel", |a| !a.running(JobId::Collect));
     assert!(
         h.state().log.iter().any(|l| l.contains("cancelled")),
         "{:?}",
@@ -99,7 +97,7 @@ fn broken_model_and_empty_folder_are_reported_and_the_window_stays_usable() {
     h.state_mut().model_path = common::model();
     h.state_mut().open_folder(empty);
     step_until(&mut h, "the empty-folder error", |a| !a.errors.is_empty());
-    assert!(h.state().model.is_some());
+    assert!(h.state().model.is_some(), "{:?}", h.state().errors);
     h.get_by_label_contains("contains no readable images");
 
     // A folder of non-images: each file is named as skipped, and the window still works.

@@ -30,10 +30,46 @@ pub fn show(ui: &mut egui::Ui, view: &mut AtlasView, focus: Option<&ClassFocus>)
     }
     let (rect, response) = ui.allocate_exact_size(ui.available_size(), Sense::click_and_drag());
     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Canvas, true, "atlas canvas"));
-    let mut events = CanvasEvents::default();
     if view.home.is_none() {
         view.go_home(rect);
     }
+    let minimap_rect = place_minimap(view, rect);
+    handle_input(ui, view, rect, &response, minimap_rect);
+
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect, 0.0, Color32::WHITE);
+    let level_index = view.level_index(rect);
+    let grid = view.levels[level_index].grid();
+    let cell_px = view.camera.scale(rect) / grid as f32;
+    let icons = icon_shapes(view, level_index, rect, focus);
+    painter.extend(grid_lines(&view.camera, rect, grid, cell_px));
+    painter.extend(icons.placeholders);
+    painter.extend(icons.meshes.into_values().map(Shape::mesh));
+    view.drawn_grid = grid;
+    view.drawn_cells = icons.visible.len();
+    view.drawn_occupancy =
+        super::visible_occupancy(&view.levels[level_index], view.camera.visible_area(rect));
+    view.drawn_icons = icons.drawn;
+
+    update_hover(view, &response, rect, level_index, minimap_rect);
+    draw_highlights(&painter, view, rect, level_index);
+    view.drawn_labels.clear();
+    if view.show_labels && cell_px >= 6.0 {
+        draw_labels(&painter, view, level_index, rect, cell_px, &icons.visible);
+    }
+    let events = tooltip_and_click(view, &response, level_index);
+    if let Some(m) = minimap_rect {
+        draw_minimap(&painter, view, m, rect);
+    }
+    // The sheet decoder does not wake the window: look again soon while it works.
+    if view.icons.is_loading() {
+        ctx.request_repaint_after(std::time::Duration::from_millis(50));
+    }
+    events
+}
+
+/// Where the minimap goes this frame (none while the whole atlas is on screen).
+fn place_minimap(view: &mut AtlasView, rect: Rect) -> Option<Rect> {
     let occupied = view
         .levels
         .first()
@@ -44,31 +80,67 @@ pub fn show(ui: &mut egui::Ui, view: &mut AtlasView, focus: Option<&ClassFocus>)
         view.show_minimap && !area_fully_visible(&view.camera, rect, occupied),
     );
     view.minimap = minimap_rect;
-    handle_input(ui, view, rect, &response, minimap_rect);
+    minimap_rect
+}
 
-    let painter = ui.painter_at(rect);
-    painter.rect_filled(rect, 0.0, Color32::WHITE);
-    let level_index = view.level_index(rect);
-    let grid = view.levels[level_index].grid();
-    let classes = view.manifest.class_names.len();
-    let alphas = focus.and_then(|f| focus_alphas(&view.levels[level_index], classes, f));
-    let cam = view.camera;
-    let scale = cam.scale(rect);
-    let cell_px = scale / grid as f32;
-    let avg = view.manifest.points.max(1) as f32 / (grid * grid) as f32;
+/// The icons of one frame: one mesh per sheet texture, grey squares for icons not loaded yet.
+struct IconShapes {
+    meshes: HashMap<TextureId, Mesh>,
+    placeholders: Vec<Shape>,
+    /// The cells on screen: (cell index, screen rectangle).
+    visible: Vec<(usize, Rect)>,
+    drawn: DrawnIcons,
+}
 
-    // --- icons -------------------------------------------------------------------------------
-    let mut meshes: HashMap<TextureId, Mesh> = HashMap::new();
-    let mut placeholders: Vec<Shape> = vec![];
-    let mut visible: Vec<(usize, Rect)> = vec![];
+/// The icon kinds a cell shows, and where, under the canvas's icon switch.
+fn icon_parts(icon_view: IconView, hovered: bool, icon_rect: Rect) -> Vec<(IconKind, Rect)> {
+    let side = icon_rect.width();
+    let half = |dx: f32| {
+        Rect::from_center_size(
+            icon_rect.center() + Vec2::new(dx * side / 4.0, 0.0),
+            Vec2::splat(side / 2.0),
+        )
+    };
+    match icon_view {
+        IconView::Synthetic => vec![(IconKind::Synthetic, icon_rect)],
+        IconView::Exemplar => vec![(IconKind::Exemplar, icon_rect)],
+        IconView::Mosaic => vec![(IconKind::Mosaic, icon_rect)],
+        IconView::SideBySide => vec![
+            (IconKind::Synthetic, half(-1.0)),
+            (IconKind::Exemplar, half(1.0)),
+        ],
+        IconView::Hover if hovered => vec![(IconKind::Exemplar, icon_rect)],
+        IconView::Hover => vec![(IconKind::Synthetic, icon_rect)],
+    }
+}
+
+/// Builds the shapes of the visible cells' icons of level `level_index`: each icon sized by its
+/// cell's count, faded outside the class focus.
+fn icon_shapes(
+    view: &mut AtlasView,
+    level_index: usize,
+    rect: Rect,
+    focus: Option<&ClassFocus>,
+) -> IconShapes {
     let level = &view.levels[level_index];
+    let grid = level.grid();
+    let classes = view.manifest.class_names.len();
+    let alphas = focus.and_then(|f| focus_alphas(level, classes, f));
+    let cam = view.camera;
+    let cell_px = cam.scale(rect) / grid as f32;
+    let avg = view.manifest.points.max(1) as f32 / (grid * grid) as f32;
+    let mut shapes = IconShapes {
+        meshes: HashMap::new(),
+        placeholders: vec![],
+        visible: vec![],
+        drawn: DrawnIcons::default(),
+    };
     let record = level.record.clone();
     let per_sheet = record.icons_per_sheet.max(1);
     // Per kind, the texture of the sheet being filled: cells come in index order, so a sheet's
     // cells are consecutive and the cache is asked once per sheet, not once per icon.
     type Current = Option<(usize, Option<(TextureId, super::icons::SheetTexture)>)>;
     let mut current: [Current; 3] = [None, None, None];
-    let mut drawn = DrawnIcons::default();
     let hovered = view.hovered.filter(|(g, _)| *g == grid).map(|(_, i)| i);
     // A level without exemplar sheets (e.g. built with `--icons synthetic`, or whose images
     // are gone) shows its synthetic icons rather than placeholders.
@@ -83,30 +155,13 @@ pub fn show(ui: &mut egui::Ui, view: &mut AtlasView, focus: Option<&ClassFocus>)
         if !cell_rect.intersects(rect) {
             continue;
         }
-        visible.push((i, cell_rect));
+        shapes.visible.push((i, cell_rect));
         let frac = (view.density * cell.count as f32 / avg).sqrt().min(1.0);
         let side = (cell_px * frac).max(1.0);
         let icon_rect = Rect::from_center_size(cell_rect.center(), Vec2::splat(side));
         let alpha = alphas.as_ref().map_or(1.0, |a| a[i]);
         let sheet = i / per_sheet;
-        let half = |dx: f32| {
-            Rect::from_center_size(
-                icon_rect.center() + Vec2::new(dx * side / 4.0, 0.0),
-                Vec2::splat(side / 2.0),
-            )
-        };
-        let parts: Vec<(IconKind, Rect)> = match icon_view {
-            IconView::Synthetic => vec![(IconKind::Synthetic, icon_rect)],
-            IconView::Exemplar => vec![(IconKind::Exemplar, icon_rect)],
-            IconView::Mosaic => vec![(IconKind::Mosaic, icon_rect)],
-            IconView::SideBySide => vec![
-                (IconKind::Synthetic, half(-1.0)),
-                (IconKind::Exemplar, half(1.0)),
-            ],
-            IconView::Hover if hovered == Some(i) => vec![(IconKind::Exemplar, icon_rect)],
-            IconView::Hover => vec![(IconKind::Synthetic, icon_rect)],
-        };
-        for (kind, part) in parts {
+        for (kind, part) in icon_parts(icon_view, hovered == Some(i), icon_rect) {
             let slot = &mut current[kind as usize];
             if slot.as_ref().is_none_or(|(s, _)| *s != sheet) {
                 let tex = if level.has_sheet(kind, sheet) {
@@ -123,13 +178,14 @@ pub fn show(ui: &mut egui::Ui, view: &mut AtlasView, focus: Option<&ClassFocus>)
                 Some((id, tex)) if tex.has(tile) => {
                     let crop = (8.0 / part.width()).min(0.6);
                     let tint = Color32::from_white_alpha((alpha * 255.0).round() as u8);
-                    meshes
+                    shapes
+                        .meshes
                         .entry(*id)
                         .or_insert_with(|| Mesh::with_texture(*id))
                         .add_rect_with_uv(part, tex.uv(tile, crop), tint);
-                    drawn.add(kind, *id);
+                    shapes.drawn.add(kind, *id);
                 }
-                _ => placeholders.push(Shape::rect_filled(
+                _ => shapes.placeholders.push(Shape::rect_filled(
                     part,
                     0.0,
                     PENDING.gamma_multiply(alpha.max(0.15)),
@@ -137,53 +193,67 @@ pub fn show(ui: &mut egui::Ui, view: &mut AtlasView, focus: Option<&ClassFocus>)
             }
         }
     }
-    // Thin grey grid lines (the viewer's 30 % outline): 2·(G+1) segments instead of a stroked
-    // rectangle per cell, which at 160×160 cost more to tessellate than all the icons.
-    let mut outlines: Vec<Shape> = vec![];
-    if cell_px >= 4.0 {
-        let atlas = Rect::from_min_max(
-            cam.to_screen(rect, Pos2::ZERO),
-            cam.to_screen(rect, Pos2::new(1.0, 1.0)),
-        )
-        .intersect(rect);
-        let origin = cam.to_screen(rect, Pos2::ZERO);
-        let first = ((atlas.left() - origin.x) / cell_px).floor().max(0.0) as usize;
-        let last = (((atlas.right() - origin.x) / cell_px).ceil() as usize).min(grid);
-        for k in first..=last {
-            let x = origin.x + k as f32 * cell_px;
-            outlines.push(Shape::line_segment(
-                [Pos2::new(x, atlas.top()), Pos2::new(x, atlas.bottom())],
-                Stroke::new(1.0, OUTLINE),
-            ));
-        }
-        let first = ((atlas.top() - origin.y) / cell_px).floor().max(0.0) as usize;
-        let last = (((atlas.bottom() - origin.y) / cell_px).ceil() as usize).min(grid);
-        for k in first..=last {
-            let y = origin.y + k as f32 * cell_px;
-            outlines.push(Shape::line_segment(
-                [Pos2::new(atlas.left(), y), Pos2::new(atlas.right(), y)],
-                Stroke::new(1.0, OUTLINE),
-            ));
-        }
-    }
-    painter.extend(outlines);
-    painter.extend(placeholders);
-    painter.extend(meshes.into_values().map(Shape::mesh));
-    view.drawn_grid = grid;
-    view.drawn_cells = visible.len();
-    view.drawn_occupancy =
-        super::visible_occupancy(&view.levels[level_index], view.camera.visible_area(rect));
-    view.drawn_icons = drawn;
+    shapes
+}
 
-    // --- hover, selection, markers -----------------------------------------------------------
+/// Thin grey grid lines (the viewer's 30 % outline): 2·(G+1) segments instead of a stroked
+/// rectangle per cell, which at 160×160 cost more to tessellate than all the icons. None when
+/// cells are smaller than 4 px.
+fn grid_lines(cam: &Camera, rect: Rect, grid: usize, cell_px: f32) -> Vec<Shape> {
+    let mut outlines: Vec<Shape> = vec![];
+    if cell_px < 4.0 {
+        return outlines;
+    }
+    let atlas = Rect::from_min_max(
+        cam.to_screen(rect, Pos2::ZERO),
+        cam.to_screen(rect, Pos2::new(1.0, 1.0)),
+    )
+    .intersect(rect);
+    let origin = cam.to_screen(rect, Pos2::ZERO);
+    let first = ((atlas.left() - origin.x) / cell_px).floor().max(0.0) as usize;
+    let last = (((atlas.right() - origin.x) / cell_px).ceil() as usize).min(grid);
+    for k in first..=last {
+        let x = origin.x + k as f32 * cell_px;
+        outlines.push(Shape::line_segment(
+            [Pos2::new(x, atlas.top()), Pos2::new(x, atlas.bottom())],
+            Stroke::new(1.0, OUTLINE),
+        ));
+    }
+    let first = ((atlas.top() - origin.y) / cell_px).floor().max(0.0) as usize;
+    let last = (((atlas.bottom() - origin.y) / cell_px).ceil() as usize).min(grid);
+    for k in first..=last {
+        let y = origin.y + k as f32 * cell_px;
+        outlines.push(Shape::line_segment(
+            [Pos2::new(atlas.left(), y), Pos2::new(atlas.right(), y)],
+            Stroke::new(1.0, OUTLINE),
+        ));
+    }
+    outlines
+}
+
+/// The cell under the pointer (none over the minimap).
+fn update_hover(
+    view: &mut AtlasView,
+    response: &egui::Response,
+    rect: Rect,
+    level_index: usize,
+    minimap_rect: Option<Rect>,
+) {
+    let grid = view.levels[level_index].grid();
     view.hovered = None;
     if let Some(p) = response.hover_pos() {
         if !minimap_rect.is_some_and(|m| m.contains(p)) {
-            view.hovered = cell_at(&cam, rect, grid, p)
+            view.hovered = cell_at(&view.camera, rect, grid, p)
                 .and_then(|xy| view.levels[level_index].lookup.get(&xy).copied())
                 .map(|i| (grid, i));
         }
     }
+}
+
+/// Outlines of the hovered and the selected cell, and the markers of an image's vectors.
+fn draw_highlights(painter: &egui::Painter, view: &AtlasView, rect: Rect, level_index: usize) {
+    let cam = view.camera;
+    let grid = view.levels[level_index].grid();
     let outline_cell = |i: usize, colour: Color32| {
         let c = &view.levels[level_index].cells[i];
         painter.rect_stroke(
@@ -214,38 +284,31 @@ pub fn show(ui: &mut egui::Ui, view: &mut AtlasView, focus: Option<&ClassFocus>)
             );
         }
     }
+}
 
-    // --- labels ------------------------------------------------------------------------------
-    view.drawn_labels.clear();
-    if view.show_labels && cell_px >= 6.0 {
-        draw_labels(&painter, view, level_index, rect, cell_px, &visible);
-    }
-
-    // --- tooltip and click -------------------------------------------------------------------
-    if let Some((g, i)) = view.hovered {
-        let cell = view.levels[level_index].cells[i].clone();
-        let names = &view.manifest.class_names;
-        response.clone().on_hover_ui_at_pointer(|ui| {
-            ui.label(
-                egui::RichText::new(format!("cell ({}, {}) of {g}×{g}", cell.x, cell.y)).strong(),
-            );
-            for (class, v) in &cell.top {
-                let name = names.get(*class).map(String::as_str).unwrap_or("?");
-                ui.label(format!("{name}  {v:.2}"));
-            }
-            ui.label(format!("Average of {} activations", cell.count));
-        });
-        if response.clicked() {
-            view.selected = Some((g, i));
-            events.clicked = Some((g, i));
+/// The hovered cell's tooltip; a click selects it.
+fn tooltip_and_click(
+    view: &mut AtlasView,
+    response: &egui::Response,
+    level_index: usize,
+) -> CanvasEvents {
+    let mut events = CanvasEvents::default();
+    let Some((g, i)) = view.hovered else {
+        return events;
+    };
+    let cell = view.levels[level_index].cells[i].clone();
+    let names = &view.manifest.class_names;
+    response.clone().on_hover_ui_at_pointer(|ui| {
+        ui.label(egui::RichText::new(format!("cell ({}, {}) of {g}×{g}", cell.x, cell.y)).strong());
+        for (class, v) in &cell.top {
+            let name = names.get(*class).map(String::as_str).unwrap_or("?");
+            ui.label(format!("{name}  {v:.2}"));
         }
-    }
-
-    if let Some(m) = minimap_rect {
-        draw_minimap(&painter, view, m, rect);
-    }
-    if view.icons.is_loading() {
-        ctx.request_repaint_after(std::time::Duration::from_millis(50));
+        ui.label(format!("Average of {} activations", cell.count));
+    });
+    if response.clicked() {
+        view.selected = Some((g, i));
+        events.clicked = Some((g, i));
     }
     events
 }

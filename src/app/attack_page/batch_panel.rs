@@ -7,12 +7,13 @@ use std::path::PathBuf;
 use eframe::egui::{self, Color32, RichText};
 
 use super::AttackPageState;
-use crate::app::panels::progress_row;
-use crate::app::AtlasApp;
+use crate::app::page::PageCx;
+use crate::app::widgets::progress_row;
+use crate::app::{JobId, Jobs};
 use crate::attack::batch::{image_input, spawn_batch, BatchConfig, PatchInput};
 use crate::attack::table::{AttackTable, PatchRow};
 use crate::attack::Corner;
-use crate::jobs::{JobEvent, JobHandle, JobOutcome, Progress};
+use crate::jobs::JobOutcome;
 use crate::store::names::slug;
 
 pub struct BatchState {
@@ -27,14 +28,11 @@ pub struct BatchState {
     pub dynamic_ratios: String,
     /// Use only the first N images (0: all).
     pub limit: usize,
-    job: Option<JobHandle<AttackTable>>,
-    pub progress: Option<Progress>,
     /// The table (partial while the job runs).
     pub table: Option<AttackTable>,
     pub error: Option<String>,
     /// Where the last CSV went.
     pub saved: Option<PathBuf>,
-    pick: Option<JobHandle<PathBuf>>,
 }
 
 impl Default for BatchState {
@@ -47,67 +45,45 @@ impl Default for BatchState {
             static_corner: Corner::TopLeft,
             dynamic_ratios: "0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8".into(),
             limit: 0,
-            job: None,
-            progress: None,
             table: None,
             error: None,
             saved: None,
-            pick: None,
         }
     }
 }
 
-impl BatchState {
-    pub fn busy(&self) -> bool {
-        self.job.is_some() || self.pick.is_some()
-    }
-
-    pub fn stop(&mut self) -> Option<std::thread::JoinHandle<()>> {
-        let job = self.job.as_mut()?;
-        job.cancel.cancel();
-        job.thread.take()
-    }
-}
-
-pub fn poll(st: &mut AttackPageState) {
+/// Takes the chosen folder, and the table as it grows (partial) and when the job ends.
+pub fn poll(st: &mut AttackPageState, jobs: &mut Jobs) {
     let b = &mut st.batch;
-    if let Some(pick) = &b.pick {
-        if let Ok(ev) = pick.events.try_recv() {
-            if let JobEvent::Finished(JobOutcome::Done(p)) = ev {
-                b.folder = p.display().to_string();
-            }
-            b.pick = None;
-        }
+    if let Some(JobOutcome::Done(p)) = jobs
+        .poll::<PathBuf, PathBuf>(&JobId::PickBatchFolder)
+        .outcome
+    {
+        b.folder = p.display().to_string();
     }
-    let Some(job) = &b.job else { return };
-    while let Ok(ev) = job.events.try_recv() {
-        match ev {
-            JobEvent::Progress(p) => b.progress = Some(p),
-            JobEvent::Partial(t) => b.table = Some(t),
-            JobEvent::Problem(p) => {
-                st.errors
-                    .push(format!("skipped {}: {}", p.path.display(), p.reason))
-            }
-            JobEvent::Log(_) => {}
-            JobEvent::Finished(outcome) => {
-                match outcome {
-                    JobOutcome::Done(t) => b.table = Some(t),
-                    JobOutcome::Failed(e) => b.error = Some(e),
-                    JobOutcome::Cancelled => {
-                        b.error = Some("cancelled: the table shows the images done so far".into())
-                    }
-                }
-                b.job = None;
-                b.progress = None;
-                return;
-            }
+    let drained = jobs.poll::<AttackTable, AttackTable>(&JobId::Batch);
+    // Skipped images are the page's errors; the job's log lines are not shown.
+    for p in drained.problems {
+        st.errors
+            .push(format!("skipped {}: {}", p.path.display(), p.reason));
+    }
+    let b = &mut st.batch;
+    if let Some(t) = drained.partials.into_iter().last() {
+        b.table = Some(t);
+    }
+    match drained.outcome {
+        None => {}
+        Some(JobOutcome::Done(t)) => b.table = Some(t),
+        Some(JobOutcome::Failed(e)) => b.error = Some(e),
+        Some(JobOutcome::Cancelled) => {
+            b.error = Some("cancelled: the table shows the images done so far".into())
         }
     }
 }
 
 /// The batch configuration from the form, or why it cannot run.
-fn config(app: &AtlasApp) -> Result<BatchConfig, String> {
-    let st = &app.attack_page;
+fn config(page: &AttackPageState, cx: &PageCx) -> Result<BatchConfig, String> {
+    let st = page;
     let b = &st.batch;
     let original = st.original.ok_or("choose the original class")?;
     let target = st.target_class.ok_or("choose the target class")?;
@@ -124,7 +100,7 @@ fn config(app: &AtlasApp) -> Result<BatchConfig, String> {
         return Err("add patches to the tray (or tick the noise control)".into());
     }
     let folder = if b.folder.trim().is_empty() {
-        app.images_path.clone()
+        cx.images_path.clone()
     } else {
         PathBuf::from(b.folder.trim())
     };
@@ -132,7 +108,7 @@ fn config(app: &AtlasApp) -> Result<BatchConfig, String> {
         return Err(format!("{} does not exist", folder.display()));
     }
     let mut cfg = BatchConfig::new(
-        app.model_path.clone(),
+        cx.model_path.clone(),
         image_input(&folder),
         patches,
         original,
@@ -147,10 +123,10 @@ fn config(app: &AtlasApp) -> Result<BatchConfig, String> {
     Ok(cfg)
 }
 
-pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
-    form(app, ui);
+pub fn show(page: &mut AttackPageState, cx: &mut PageCx, ui: &mut egui::Ui) {
+    form(page, cx, ui);
     ui.separator();
-    let b = &app.attack_page.batch;
+    let b = &page.batch;
     if let Some(e) = &b.error {
         ui.colored_label(Color32::from_rgb(200, 40, 40), e);
     }
@@ -169,22 +145,25 @@ pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
     let mut export = false;
     ui.horizontal(|ui| {
         export = ui
-            .add_enabled(b.job.is_none(), egui::Button::new("Export CSV"))
+            .add_enabled(
+                !cx.jobs.is_running(&JobId::Batch),
+                egui::Button::new("Export CSV"),
+            )
             .clicked();
         if let Some(p) = &b.saved {
             ui.label(RichText::new(format!("saved {}", p.display())).small());
         }
     });
     if export {
-        let path = app.exports_dir().join(format!(
+        let path = cx.exports_dir.clone().join(format!(
             "attack-{}-to-{}.csv",
             slug(&t.original.name),
             slug(&t.target.name)
         ));
-        let result = std::fs::create_dir_all(app.exports_dir())
+        let result = std::fs::create_dir_all(cx.exports_dir.clone())
             .map_err(anyhow::Error::from)
-            .and_then(|_| t.write_csv(&path));
-        let b = &mut app.attack_page.batch;
+            .and_then(|()| t.write_csv(&path));
+        let b = &mut page.batch;
         match result {
             Ok(()) => b.saved = Some(path),
             Err(e) => b.error = Some(format!("cannot write the CSV: {e:#}")),
@@ -192,10 +171,10 @@ pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
     }
 }
 
-fn form(app: &mut AtlasApp, ui: &mut egui::Ui) {
-    let names = app.class_names();
+fn form(page: &mut AttackPageState, cx: &mut PageCx, ui: &mut egui::Ui) {
+    let names = cx.class_names();
     let name = |c: Option<usize>| c.and_then(|c| names.get(c).cloned()).unwrap_or("–".into());
-    let st = &mut app.attack_page;
+    let st = &mut *page;
     ui.label(format!(
         "original class: {}, target class: {} (choose them on the left)",
         name(st.original),
@@ -209,8 +188,11 @@ fn form(app: &mut AtlasApp, ui: &mut egui::Ui) {
                 .hint_text("the project's folder")
                 .desired_width(320.0),
         );
-        if ui.button("Choose…").clicked() && b.pick.is_none() {
-            b.pick = Some(crate::app::workers::spawn_pick_folder());
+        if ui.button("Choose…").clicked() && !cx.jobs.is_running(&JobId::PickBatchFolder) {
+            cx.jobs.start(
+                JobId::PickBatchFolder,
+                crate::app::workers::spawn_pick_folder,
+            );
         }
     });
     ui.horizontal_wrapped(|ui| {
@@ -244,32 +226,30 @@ fn form(app: &mut AtlasApp, ui: &mut egui::Ui) {
         ui.add(egui::DragValue::new(&mut b.limit).range(0..=1_000_000));
         ui.label("images (0: all)");
     });
-    let running = b.job.is_some();
+    let running = cx.jobs.is_running(&JobId::Batch);
     let mut start = false;
     ui.horizontal(|ui| {
         if running {
-            if let Some(p) = &b.progress {
+            if let Some(p) = cx.jobs.progress(&JobId::Batch) {
                 progress_row(ui, p);
             }
             if ui.button("Cancel").clicked() {
-                if let Some(j) = &b.job {
-                    j.cancel.cancel();
-                }
+                cx.jobs.cancel(&JobId::Batch);
             }
         } else {
             start = ui.button("Run the batch evaluation").clicked();
         }
     });
     if start {
-        match config(app) {
+        match config(page, cx) {
             Ok(cfg) => {
-                let b = &mut app.attack_page.batch;
+                let b = &mut page.batch;
                 b.error = None;
                 b.table = None;
                 b.saved = None;
-                b.job = Some(spawn_batch(cfg));
+                cx.jobs.start(JobId::Batch, || spawn_batch(cfg));
             }
-            Err(e) => app.attack_page.batch.error = Some(e),
+            Err(e) => page.batch.error = Some(e),
         }
     }
 }

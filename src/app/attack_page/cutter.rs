@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use eframe::egui::{self, Color32, RichText, Sense, Stroke};
 use image::RgbImage;
 
-use super::source::file_name;
+use crate::app::{JobId, Jobs};
 use crate::attack::load_image;
-use crate::jobs::{self, JobEvent, JobHandle, JobOutcome};
+use crate::attack::patch_source::file_name;
+use crate::jobs::{self, Finish, JobHandle, JobOutcome};
 
 /// Largest side the picture is shown at in the window, in points.
 const VIEW: f32 = 420.0;
@@ -23,7 +24,6 @@ pub enum Action {
 pub struct Cutter {
     /// The picture: its file, pixels and texture.
     pub picture: Option<(PathBuf, RgbImage, egui::TextureHandle)>,
-    load: Option<JobHandle<(PathBuf, RgbImage)>>,
     /// Selected rectangle in picture pixels (min, max).
     pub selection: Option<egui::Rect>,
     error: Option<String>,
@@ -41,15 +41,16 @@ impl Cutter {
     }
 
     /// Reads `path` on a worker.
-    pub fn open(&mut self, path: PathBuf) {
-        self.load = Some(jobs::spawn("attack-cut-open", move |_, _| {
-            let img = load_image(&path)?;
-            Ok(Some((path, img)))
-        }));
+    pub fn open(jobs: &mut Jobs, path: PathBuf) {
+        jobs.start(JobId::CutterLoad, || {
+            jobs::spawn_task("attack-cut-open", move |_| {
+                let img = load_image(&path)?;
+                Ok(Finish::Done((path, img)))
+            })
+        });
     }
 
-    pub fn show(&mut self, ctx: &egui::Context) -> Option<Action> {
-        self.poll(ctx);
+    pub fn show(&mut self, ctx: &egui::Context, jobs: &mut Jobs) -> Option<Action> {
         let mut action = None;
         let mut open = true;
         egui::Window::new("Cut a patch from an image")
@@ -58,23 +59,14 @@ impl Cutter {
             .show(ctx, |ui| {
                 ui.horizontal(|ui| {
                     if ui.button("Open image…").clicked() {
-                        self.load = Some(jobs::spawn("attack-cut-pick", |_, _| {
-                            let Some(path) = rfd::FileDialog::new()
-                                .set_title("Cut a patch from…")
-                                .pick_file()
-                            else {
-                                return Ok(None);
-                            };
-                            let img = load_image(&path)?;
-                            Ok(Some((path, img)))
-                        }));
+                        jobs.start(JobId::CutterLoad, spawn_pick_picture);
                     }
                     if let Some(s) = self.suggestion.clone() {
                         if ui.button(format!("Use {}", file_name(&s))).clicked() {
-                            self.open(s);
+                            Self::open(jobs, s);
                         }
                     }
-                    if self.load.is_some() {
+                    if jobs.is_running(&JobId::CutterLoad) {
                         ui.spinner();
                     }
                 });
@@ -89,22 +81,18 @@ impl Cutter {
         action
     }
 
-    fn poll(&mut self, ctx: &egui::Context) {
-        let Some(job) = &self.load else { return };
-        if let Ok(JobEvent::Finished(outcome)) = job.events.try_recv() {
-            match outcome {
-                JobOutcome::Done((path, img)) => {
-                    let tex = super::texture(ctx, "attack-cut-picture", &img);
-                    self.picture = Some((path, img, tex));
-                    self.selection = None;
-                    self.error = None;
-                }
-                JobOutcome::Failed(e) => self.error = Some(e),
-                JobOutcome::Cancelled => {}
+    /// Takes the picture once it is read; runs every frame while the cutter is open.
+    pub fn logic(&mut self, ctx: &egui::Context, jobs: &mut Jobs) {
+        let read = jobs.poll::<(PathBuf, RgbImage), (PathBuf, RgbImage)>(&JobId::CutterLoad);
+        match read.outcome {
+            Some(JobOutcome::Done((path, img))) => {
+                let tex = super::texture(ctx, "attack-cut-picture", &img);
+                self.picture = Some((path, img, tex));
+                self.selection = None;
+                self.error = None;
             }
-            self.load = None;
-        } else {
-            ctx.request_repaint_after(std::time::Duration::from_millis(50));
+            Some(JobOutcome::Failed(e)) => self.error = Some(e),
+            Some(JobOutcome::Cancelled) | None => {}
         }
     }
 
@@ -160,4 +148,18 @@ impl Cutter {
         }
         action
     }
+}
+
+/// Asks for a picture with the native dialog and reads it (closing the dialog cancels).
+fn spawn_pick_picture() -> JobHandle<(PathBuf, RgbImage)> {
+    jobs::spawn_task("attack-cut-pick", |_| {
+        let Some(path) = rfd::FileDialog::new()
+            .set_title("Cut a patch from…")
+            .pick_file()
+        else {
+            return Ok(Finish::Cancelled);
+        };
+        let img = load_image(&path)?;
+        Ok(Finish::Done((path, img)))
+    })
 }

@@ -5,11 +5,12 @@ use eframe::egui::{self, Color32, RichText};
 use egui_plot::{Legend, Line, Plot, PlotPoints, VLine};
 
 use super::AttackPageState;
-use crate::app::panels::progress_row;
-use crate::app::AtlasApp;
+use crate::app::page::PageCx;
+use crate::app::widgets::progress_row;
+use crate::app::{JobId, Jobs};
 use crate::attack::sweep::{size_sweep, sweep_ratios, SweepPoint};
 use crate::attack::Corner;
-use crate::jobs::{self, JobEvent, JobHandle, JobOutcome, Progress};
+use crate::jobs::{self, Finish, JobOutcome};
 use crate::model::AtlasModel;
 
 /// A finished sweep and what its curves are about.
@@ -25,8 +26,6 @@ pub struct SweepState {
     pub corner: Option<Corner>,
     pub max_ratio: f64,
     pub step: f64,
-    job: Option<JobHandle<SweepResult>>,
-    pub progress: Option<Progress>,
     pub result: Option<SweepResult>,
     pub error: Option<String>,
 }
@@ -37,52 +36,27 @@ impl Default for SweepState {
             corner: Some(Corner::TopLeft),
             max_ratio: 0.8,
             step: 0.01,
-            job: None,
-            progress: None,
             result: None,
             error: None,
         }
     }
 }
 
-impl SweepState {
-    pub fn busy(&self) -> bool {
-        self.job.is_some()
-    }
-
-    pub fn stop(&mut self) -> Option<std::thread::JoinHandle<()>> {
-        let job = self.job.as_mut()?;
-        job.cancel.cancel();
-        job.thread.take()
-    }
-}
-
-pub fn poll(st: &mut AttackPageState, _ctx: &egui::Context) {
+/// Takes the sweep's result when it ends.
+pub fn poll(st: &mut AttackPageState, jobs: &mut Jobs) {
     let sw = &mut st.sweep;
-    let Some(job) = &sw.job else { return };
-    while let Ok(ev) = job.events.try_recv() {
-        match ev {
-            JobEvent::Progress(p) => sw.progress = Some(p),
-            JobEvent::Finished(outcome) => {
-                match outcome {
-                    JobOutcome::Done(r) => sw.result = Some(r),
-                    JobOutcome::Failed(e) => sw.error = Some(e),
-                    JobOutcome::Cancelled => {}
-                }
-                sw.job = None;
-                sw.progress = None;
-                return;
-            }
-            _ => {}
-        }
+    match jobs.poll::<SweepResult, SweepResult>(&JobId::Sweep).outcome {
+        Some(JobOutcome::Done(r)) => sw.result = Some(r),
+        Some(JobOutcome::Failed(e)) => sw.error = Some(e),
+        Some(JobOutcome::Cancelled) | None => {}
     }
 }
 
 /// Starts the sweep of the placed patch on the target (with the chosen classes).
-pub fn start(app: &mut AtlasApp) {
-    let names = app.class_names();
-    let model_path = app.model_path.clone();
-    let st = &mut app.attack_page;
+pub fn start(page: &mut AttackPageState, cx: &mut PageCx) {
+    let names = cx.class_names();
+    let model_path = cx.model_path.clone();
+    let st = &mut *page;
     let (Some(t), Some(placed)) = (&st.target, st.placed) else {
         return;
     };
@@ -111,7 +85,7 @@ pub fn start(app: &mut AtlasApp) {
     let image = patch.image.clone();
     let patch_name = patch.name.clone();
     st.sweep.error = None;
-    st.sweep.job = Some(jobs::spawn("attack-sweep", move |reporter, cancel| {
+    let sweep = move |reporter: &jobs::Reporter<SweepResult>, cancel: &jobs::CancelToken| {
         reporter.progress("loading the model", 0, 1);
         let model = AtlasModel::load(&model_path, crate::model::default_device())?;
         let stop = || cancel.is_cancelled();
@@ -128,22 +102,24 @@ pub fn start(app: &mut AtlasApp) {
             &mut progress,
         ) {
             Ok(p) => p,
-            Err(_) if cancel.is_cancelled() => return Ok(None),
+            Err(_) if cancel.is_cancelled() => return Ok(Finish::Cancelled),
             Err(e) => return Err(e),
         };
-        Ok(Some(SweepResult {
+        Ok(Finish::Done(SweepResult {
             points,
             patch_name,
             classes,
         }))
-    }));
+    };
+    cx.jobs
+        .start(JobId::Sweep, || jobs::spawn_job("attack-sweep", sweep));
 }
 
-pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
-    let ready = app.attack_page.target.is_some() && app.attack_page.placed.is_some();
+pub fn show(page: &mut AttackPageState, cx: &mut PageCx, ui: &mut egui::Ui) {
+    let ready = page.target.is_some() && page.placed.is_some();
     let mut run = false;
     {
-        let sw = &mut app.attack_page.sweep;
+        let sw = &mut page.sweep;
         ui.horizontal_wrapped(|ui| {
             ui.label("corner:");
             for c in Corner::ALL {
@@ -159,16 +135,17 @@ pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
                     .prefix("step "),
             );
         });
-        ui.horizontal(|ui| match &sw.job {
-            Some(job) => {
-                if let Some(p) = &sw.progress {
+        let jobs = &cx.jobs;
+        ui.horizontal(|ui| match jobs.is_running(&JobId::Sweep) {
+            true => {
+                if let Some(p) = jobs.progress(&JobId::Sweep) {
                     progress_row(ui, p);
                 }
                 if ui.button("Cancel").clicked() {
-                    job.cancel.cancel();
+                    jobs.cancel(&JobId::Sweep);
                 }
             }
-            None => {
+            false => {
                 run = ui
                     .add_enabled(ready, egui::Button::new("Run the sweep"))
                     .on_disabled_hover_text("open an image and place a patch first")
@@ -180,13 +157,10 @@ pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
         }
     }
     if run {
-        start(app);
+        start(page, cx);
     }
-    let current = app
-        .attack_page
-        .placed
-        .map(|p| f64::from(p.at.side / app.attack_page.side()));
-    let Some(r) = &app.attack_page.sweep.result else {
+    let current = page.placed.map(|p| f64::from(p.at.side / page.side()));
+    let Some(r) = &page.sweep.result else {
         ui.label(
             RichText::new(
                 "the sweep pastes the placed patch at every size in the chosen corner(s) and \

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use eframe::egui::{self, RichText};
 
-use super::{add_patch, cutter::Cutter, pick_patch, place, PatchSource};
-use crate::app::AtlasApp;
+use super::{add_patch, cutter::Cutter, pick_patch, place, AttackPageState, PatchSource};
+use crate::app::page::PageCx;
 
 /// Thumbnail side in the tray.
 const THUMB: f32 = 56.0;
@@ -19,8 +19,8 @@ pub fn last_rect(ctx: &egui::Context) -> Option<egui::Rect> {
     ctx.data(|d| d.get_temp(rect_id()))
 }
 
-pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
-    let names = app.class_names();
+pub fn show(page: &mut AttackPageState, cx: &mut PageCx, ui: &mut egui::Ui) {
+    let names = cx.class_names();
     ui.label(RichText::new("Patches").strong());
     let mut add_file = false;
     let mut add_noise = false;
@@ -36,7 +36,7 @@ pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
             .on_hover_text("a random-noise patch: the control of the paper's experiments")
             .clicked();
     });
-    let st = &mut app.attack_page;
+    let st = &mut *page;
     let mut remove = None;
     let mut place_key = None;
     let top = ui.cursor().min;
@@ -124,7 +124,7 @@ pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
         let seed = st.patches.len() as u64 + 1;
         let img = crate::attack::batch::noise_patch(seed, 128);
         add_patch(
-            app,
+            cx.jobs,
             PatchSource::Pixels {
                 name: format!("noise (seed {seed})"),
                 image: Arc::new(img),
@@ -133,6 +133,6 @@ pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
         );
     }
     if add_file {
-        pick_patch(app);
+        pick_patch(cx.jobs);
     }
 }

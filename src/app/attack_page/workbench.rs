@@ -8,7 +8,7 @@
 use eframe::egui::{self, Color32, RichText, Sense, Stroke};
 
 use super::{add_patch, place, AttackPageState, PatchSource, Placed};
-use crate::app::AtlasApp;
+use crate::app::page::PageCx;
 use crate::attack::Corner;
 
 /// Side of the resize handle, in points.
@@ -23,9 +23,9 @@ enum DragMode {
     Resize,
 }
 
-pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
-    let names = app.class_names();
-    let st = &mut app.attack_page;
+pub fn show(page: &mut AttackPageState, cx: &mut PageCx, ui: &mut egui::Ui) {
+    let names = cx.class_names();
+    let st = &mut *page;
     let Some(target) = &st.target else {
         let (rect, _) = ui.allocate_exact_size(
             egui::vec2(ui.available_width().min(448.0), 300.0),
@@ -112,18 +112,17 @@ pub fn show(app: &mut AtlasApp, ui: &mut egui::Ui) {
         // A tray patch is already read: place it now; anything else is read first.
         match &source {
             PatchSource::Pixels { name, image } => {
-                let found = app
-                    .attack_page
+                let found = page
                     .patches
                     .iter()
                     .find(|p| p.name == *name && p.image == *image)
                     .map(|p| p.key);
                 match found {
-                    Some(key) => place(&mut app.attack_page, key, rel),
-                    None => add_patch(app, source, Some(rel)),
+                    Some(key) => place(page, key, rel),
+                    None => add_patch(cx.jobs, source, Some(rel)),
                 }
             }
-            _ => add_patch(app, source, Some(rel)),
+            _ => add_patch(cx.jobs, source, Some(rel)),
         }
     }
 }

@@ -8,12 +8,12 @@ use egui_plot::{HoverPosition, Line, Plot, PlotImage, PlotPoint, Polygon, VLine}
 
 use super::{canvas, ClassesPageState, Picked};
 use crate::app::atlas_view::IconView;
-use crate::app::AtlasApp;
+use crate::app::page::PageCx;
 use crate::atlas::IconKind;
 use crate::classes::ComparisonInfo;
 
-pub fn area(app: &mut AtlasApp, ui: &mut egui::Ui) {
-    let st = &mut app.classes_page;
+pub fn area(page: &mut ClassesPageState, cx: &mut PageCx, ui: &mut egui::Ui) {
+    let st = &mut *page;
     // Taken out for the frame (the per-sample vectors are not copied every frame).
     let Some(info) = st.comparison.take() else {
         st.plot_cells = 0;
@@ -21,7 +21,7 @@ pub fn area(app: &mut AtlasApp, ui: &mut egui::Ui) {
         st.plot_exemplars = 0;
         st.plot_rects.clear();
         ui.centered_and_justified(|ui| {
-            ui.label(if st.compare_job.is_some() {
+            ui.label(if cx.jobs.is_running(&crate::app::JobId::Compare) {
                 "the comparison appears here when its layout is done (the class atlases of A and \
                  B come first)…"
             } else {
@@ -119,8 +119,9 @@ struct Tile {
     parts: Vec<TilePart>,
 }
 
-fn plot(st: &mut ClassesPageState, ui: &mut egui::Ui, info: &ComparisonInfo, w: f32, h: f32) {
-    let g = info.grid;
+/// One tile per comparison cell, split into the icon kinds of the comparison atlas's icon switch,
+/// each with its texture once the sheet is loaded.
+fn plot_tiles(st: &mut ClassesPageState, info: &ComparisonInfo) -> Vec<Tile> {
     // Icon textures of the comparison's atlas folder (loaded by its icon cache).
     let kinds: &[IconKind] = match st.compare_view.as_ref().map(|v| v.icon_view) {
         Some(IconView::Exemplar) => &[IconKind::Exemplar],
@@ -148,23 +149,125 @@ fn plot(st: &mut ClassesPageState, ui: &mut egui::Ui, info: &ComparisonInfo, w: 
             }
         })
         .collect();
-    if let Some(view) = &mut st.compare_view {
-        if let Some(level) = view.levels.iter().find(|l| l.grid() == g) {
-            let record = level.record.clone();
-            let per = record.icons_per_sheet.max(1);
-            for t in &mut tiles {
-                let sheet = t.index / per;
-                for (kind, _, tex) in &mut t.parts {
-                    if level.has_sheet(*kind, sheet) {
-                        *tex = view
-                            .icons
-                            .sheet_of(*kind, &record, sheet)
-                            .map(|s| (s.texture.id(), s.uv(t.index % per, 0.0)));
-                    }
-                }
+    let Some(view) = &mut st.compare_view else {
+        return tiles;
+    };
+    let Some(level) = view.levels.iter().find(|l| l.grid() == info.grid) else {
+        return tiles;
+    };
+    let record = level.record.clone();
+    let per = record.icons_per_sheet.max(1);
+    for t in &mut tiles {
+        let sheet = t.index / per;
+        for (kind, _, tex) in &mut t.parts {
+            if level.has_sheet(*kind, sheet) {
+                *tex = view
+                    .icons
+                    .sheet_of(*kind, &record, sheet)
+                    .map(|s| (s.texture.id(), s.uv(t.index % per, 0.0)));
             }
         }
     }
+    tiles
+}
+
+/// The tiles' icons (grey where not loaded yet), the x = 0 line and the picked cell's outline.
+fn draw_tiles(pui: &mut egui_plot::PlotUi<'_>, tiles: &[Tile], picked: Option<usize>) {
+    for t in tiles {
+        let centre_y = (t.y[0] + t.y[1]) as f64 / 2.0;
+        for (kind, x, tex) in &t.parts {
+            let centre = PlotPoint::new((x[0] + x[1]) as f64 / 2.0, centre_y);
+            // A half of a cell: the cell's shape at half its size, centred in height.
+            let w = (x[1] - x[0]) * 0.96;
+            let h = (t.y[1] - t.y[0]) * 0.96 * w / ((t.x[1] - t.x[0]) * 0.96);
+            let size = egui::vec2(w, h);
+            let name = format!("cell {} ({})", t.index, kind.name());
+            match tex {
+                Some((id, uv)) => pui.image(
+                    PlotImage::new(name, *id, centre, size)
+                        .uv(*uv)
+                        .allow_hover(false),
+                ),
+                None => pui.polygon(
+                    Polygon::new(name, rect_points(*x, t.y, 0.02))
+                        .fill_color(Color32::from_gray(222))
+                        .stroke(egui::Stroke::NONE)
+                        .allow_hover(false),
+                ),
+            }
+        }
+    }
+    pui.vline(
+        VLine::new("x = 0", 0.0)
+            .color(Color32::from_gray(150))
+            .allow_hover(false),
+    );
+    if let Some(t) = picked.and_then(|i| tiles.iter().find(|t| t.index == i)) {
+        let mut pts = rect_points(t.x, t.y, 0.0);
+        pts.push(pts[0]);
+        pui.line(
+            Line::new("picked", pts)
+                .color(Color32::from_rgb(230, 120, 0))
+                .width(2.5)
+                .allow_hover(false),
+        );
+    }
+}
+
+/// Where each cell is on screen (tests click there) and how many showed their icons.
+fn record_tiles(st: &mut ClassesPageState, tiles: &[Tile], tr: &egui_plot::PlotTransform) {
+    st.plot_rects = tiles
+        .iter()
+        .map(|t| {
+            let p0 = tr.position_from_point(&PlotPoint::new(t.x[0] as f64, t.y[0] as f64));
+            let p1 = tr.position_from_point(&PlotPoint::new(t.x[1] as f64, t.y[1] as f64));
+            (t.index, egui::Rect::from_two_pos(p0, p1))
+        })
+        .collect();
+    st.plot_cells = tiles.len();
+    st.plot_icons = tiles
+        .iter()
+        .filter(|t| t.parts.iter().all(|p| p.2.is_some()))
+        .count();
+    st.plot_exemplars = tiles
+        .iter()
+        .filter(|t| {
+            t.parts
+                .iter()
+                .any(|p| p.0 == IconKind::Exemplar && p.2.is_some())
+        })
+        .count();
+}
+
+/// A drag that starts on a cell carries its icon to the attack workbench.
+fn drag_icon(st: &ClassesPageState, ui: &egui::Ui, info: &ComparisonInfo) {
+    let g = info.grid;
+    let origin = ui.input(|i| i.pointer.press_origin());
+    let hit = origin.and_then(|o| st.plot_rects.iter().find(|(_, r)| r.contains(o)));
+    let (Some((index, _)), Some(root), Some(view)) = (hit, &st.compare_root, &st.compare_view)
+    else {
+        return;
+    };
+    if let Some(level) = view.levels.iter().find(|l| l.grid() == g) {
+        let name = format!(
+            "icon of cell {index} of the comparison {} vs {}",
+            info.a.name, info.b.name
+        );
+        let source = crate::attack::patch_source::icon_source(
+            root,
+            g,
+            *index,
+            &level.record,
+            view.manifest.icon_size,
+            name,
+        );
+        egui::DragAndDrop::set_payload(ui.ctx(), source);
+    }
+}
+
+fn plot(st: &mut ClassesPageState, ui: &mut egui::Ui, info: &ComparisonInfo, w: f32, h: f32) {
+    let g = info.grid;
+    let tiles = plot_tiles(st, info);
     let picked = st
         .picked
         .as_ref()
@@ -212,95 +315,11 @@ fn plot(st: &mut ClassesPageState, ui: &mut egui::Ui, info: &ComparisonInfo, w: 
                 None => format!("more {side} ({:+.2})", p.x),
             })
         })
-        .show(ui, |pui| {
-            for t in &tiles {
-                let centre = PlotPoint::new(
-                    (t.x[0] + t.x[1]) as f64 / 2.0,
-                    (t.y[0] + t.y[1]) as f64 / 2.0,
-                );
-                for (kind, x, tex) in &t.parts {
-                    let centre = PlotPoint::new((x[0] + x[1]) as f64 / 2.0, centre.y);
-                    // A half of a cell: the cell's shape at half its size, centred in height.
-                    let w = (x[1] - x[0]) * 0.96;
-                    let h = (t.y[1] - t.y[0]) * 0.96 * w / ((t.x[1] - t.x[0]) * 0.96);
-                    let size = egui::vec2(w, h);
-                    let name = format!("cell {} ({})", t.index, kind.name());
-                    match tex {
-                        Some((id, uv)) => pui.image(
-                            PlotImage::new(name, *id, centre, size)
-                                .uv(*uv)
-                                .allow_hover(false),
-                        ),
-                        None => pui.polygon(
-                            Polygon::new(name, rect_points(*x, t.y, 0.02))
-                                .fill_color(Color32::from_gray(222))
-                                .stroke(egui::Stroke::NONE)
-                                .allow_hover(false),
-                        ),
-                    }
-                }
-            }
-            pui.vline(
-                VLine::new("x = 0", 0.0)
-                    .color(Color32::from_gray(150))
-                    .allow_hover(false),
-            );
-            if let Some(t) = picked.and_then(|i| tiles.iter().find(|t| t.index == i)) {
-                let mut pts = rect_points(t.x, t.y, 0.0);
-                pts.push(pts[0]);
-                pui.line(
-                    Line::new("picked", pts)
-                        .color(Color32::from_rgb(230, 120, 0))
-                        .width(2.5)
-                        .allow_hover(false),
-                );
-            }
-        });
-    // Where each cell is on screen (tests click there), and clicks.
+        .show(ui, |pui| draw_tiles(pui, &tiles, picked));
     let tr = response.transform;
-    st.plot_rects = tiles
-        .iter()
-        .map(|t| {
-            let p0 = tr.position_from_point(&PlotPoint::new(t.x[0] as f64, t.y[0] as f64));
-            let p1 = tr.position_from_point(&PlotPoint::new(t.x[1] as f64, t.y[1] as f64));
-            (t.index, egui::Rect::from_two_pos(p0, p1))
-        })
-        .collect();
-    st.plot_cells = tiles.len();
-    st.plot_icons = tiles
-        .iter()
-        .filter(|t| t.parts.iter().all(|p| p.2.is_some()))
-        .count();
-    st.plot_exemplars = tiles
-        .iter()
-        .filter(|t| {
-            t.parts
-                .iter()
-                .any(|p| p.0 == IconKind::Exemplar && p.2.is_some())
-        })
-        .count();
+    record_tiles(st, &tiles, &tr);
     if response.response.drag_started() {
-        let origin = ui.input(|i| i.pointer.press_origin());
-        let hit = origin.and_then(|o| st.plot_rects.iter().find(|(_, r)| r.contains(o)));
-        if let (Some((index, _)), Some(root), Some(view)) =
-            (hit, &st.compare_root, &st.compare_view)
-        {
-            if let Some(level) = view.levels.iter().find(|l| l.grid() == g) {
-                let name = format!(
-                    "icon of cell {index} of the comparison {} vs {}",
-                    info.a.name, info.b.name
-                );
-                let source = crate::app::attack_page::source::icon_source(
-                    root,
-                    g,
-                    *index,
-                    &level.record,
-                    view.manifest.icon_size,
-                    name,
-                );
-                egui::DragAndDrop::set_payload(ui.ctx(), source);
-            }
-        }
+        drag_icon(st, ui, info);
     }
     if response.response.clicked() {
         if let Some(pos) = response.response.interact_pointer_pos() {

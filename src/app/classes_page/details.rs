@@ -2,31 +2,28 @@
 //! dataset examples, and "Use as patch" for the attack workbench.
 use eframe::egui::{self, RichText};
 
-use crate::app::attack_page::source::{example_source, icon_source, resolve};
-use crate::app::attack_page::PatchSource;
-use crate::app::AtlasApp;
-use crate::jobs;
+use super::{ClassesPageState, Picked};
+use crate::app::examples::ExamplesState;
+use crate::app::page::PageCx;
+use crate::app::JobId;
+use crate::attack::patch_source::{example_source, icon_source, resolve, PatchSource};
+use crate::jobs::{self, Finish};
 
+/// What the user did in the panel.
 enum Action {
     Close,
     /// Cut this icon or example for the attack workbench.
     Patch(PatchSource),
 }
 
-pub fn panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
-    let model_input = app.model.as_ref().map(|m| m.size());
-    let st = &mut app.classes_page;
-    let Some(picked) = st.picked.clone() else {
-        st.examples.clear();
-        return;
-    };
-    // Which atlas the cell belongs to, in words.
+/// Which atlas of the page the picked cell belongs to, in words.
+fn caption(st: &ClassesPageState, picked: &Picked) -> String {
     let root = Some(&picked.root);
     let (a, b) = match &st.comparison {
         Some(c) => (c.a.name.clone(), c.b.name.clone()),
         None => ("A".into(), "B".into()),
     };
-    let caption = if st.compare_root.as_ref() == root {
+    if st.compare_root.as_ref() == root {
         format!("comparison {a} vs {b}")
     } else if st.side_roots[0].as_ref() == root {
         format!("class atlas of {a}")
@@ -37,7 +34,72 @@ pub fn panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
             Some(i) => format!("class atlas of {}", i.class.name),
             None => "class atlas".into(),
         }
+    }
+}
+
+/// The cell's dataset examples, each a drag source with a "Use as patch" button (once the
+/// model input their positions refer to is known).
+fn examples_section(
+    ui: &mut egui::Ui,
+    examples: &ExamplesState,
+    input: Option<(u32, u32)>,
+    action: &mut Option<Action>,
+) {
+    ui.label(RichText::new("Dataset examples").strong());
+    if let Some(e) = &examples.error {
+        ui.colored_label(egui::Color32::from_rgb(200, 40, 40), e);
+    }
+    ui.label(
+        RichText::new(format!(
+            "{} of {} patches whose vectors fall in this cell, most typical first",
+            examples.items.len(),
+            examples.total
+        ))
+        .small(),
+    );
+    ui.horizontal_wrapped(|ui| {
+        for (ex, tex) in &examples.items {
+            ui.vertical(|ui| {
+                let file = ex
+                    .image_path
+                    .file_name()
+                    .map(|f| f.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                let tip = format!(
+                    "{file}\nposition ({}, {}) of {}×{}\nsimilarity {:.2}",
+                    ex.pos_y, ex.pos_x, ex.layer_h, ex.layer_w, ex.similarity
+                );
+                let Some(input) = input else {
+                    ui.image((tex.id(), egui::vec2(64.0, 64.0)))
+                        .on_hover_text(tip);
+                    return;
+                };
+                let source = example_source(ex, input);
+                let drag = egui::Id::unique(("classes_example_drag", ex.row));
+                ui.dnd_drag_source(drag, source.clone(), |ui| {
+                    ui.image((tex.id(), egui::vec2(64.0, 64.0)))
+                })
+                .response
+                .on_hover_text(tip);
+                if ui.small_button("Use as patch").clicked() {
+                    *action = Some(Action::Patch(source));
+                }
+            });
+        }
+        if examples.cutting {
+            ui.spinner();
+        }
+    });
+}
+
+pub fn panel(page: &mut ClassesPageState, cx: &mut PageCx, ui: &mut egui::Ui) {
+    let model_input = cx.model.as_ref().map(|m| m.size());
+    let st = &mut *page;
+    let Some(picked) = st.picked.clone() else {
+        st.examples.clear(cx.jobs);
+        return;
     };
+    let caption = caption(st, &picked);
     let Some(view) = st.view_mut(&picked.root) else {
         st.picked = None;
         return;
@@ -65,6 +127,7 @@ pub fn panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
     );
     let large = view.icons.large_icon(&record, picked.index).map(|t| t.id());
     st.examples.request(
+        cx.jobs,
         picked.root.clone(),
         picked.grid,
         picked.index,
@@ -124,51 +187,7 @@ pub fn panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
                             }
                         });
                     ui.separator();
-                    ui.label(RichText::new("Dataset examples").strong());
-                    if let Some(e) = &examples.error {
-                        ui.colored_label(egui::Color32::from_rgb(200, 40, 40), e);
-                    }
-                    ui.label(
-                        RichText::new(format!(
-                            "{} of {} patches whose vectors fall in this cell, most typical first",
-                            examples.items.len(),
-                            examples.total
-                        ))
-                        .small(),
-                    );
-                    ui.horizontal_wrapped(|ui| {
-                        for (ex, tex) in &examples.items {
-                            ui.vertical(|ui| {
-                                let file = ex
-                                    .image_path
-                                    .file_name()
-                                    .map(|f| f.to_string_lossy().to_string())
-                                    .unwrap_or_default();
-                                let tip = format!(
-                                    "{file}\nposition ({}, {}) of {}×{}\nsimilarity {:.2}",
-                                    ex.pos_y, ex.pos_x, ex.layer_h, ex.layer_w, ex.similarity
-                                );
-                                let Some(input) = input else {
-                                    ui.image((tex.id(), egui::vec2(64.0, 64.0)))
-                                        .on_hover_text(tip);
-                                    return;
-                                };
-                                let source = example_source(ex, input);
-                                let drag = egui::Id::unique(("classes_example_drag", ex.row));
-                                ui.dnd_drag_source(drag, source.clone(), |ui| {
-                                    ui.image((tex.id(), egui::vec2(64.0, 64.0)))
-                                })
-                                .response
-                                .on_hover_text(tip);
-                                if ui.small_button("Use as patch").clicked() {
-                                    action = Some(Action::Patch(source));
-                                }
-                            });
-                        }
-                        if examples.job.is_some() {
-                            ui.spinner();
-                        }
-                    });
+                    examples_section(ui, examples, input, &mut action);
                 });
         });
     match action {
@@ -180,9 +199,9 @@ pub fn panel(app: &mut AtlasApp, ui: &mut egui::Ui) {
             st.picked = None;
         }
         Some(Action::Patch(source)) => {
-            st.patch_job = Some(jobs::spawn("patch", move |_, _| {
-                Ok(Some(resolve(&source)?))
-            }));
+            cx.jobs.start(JobId::CutPatch, || {
+                jobs::spawn_task("patch", move |_| Ok(Finish::Done(resolve(&source)?)))
+            });
         }
     }
 }

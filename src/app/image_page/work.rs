@@ -16,7 +16,7 @@ use crate::analysis::single_image::ImageAnalysis;
 use crate::analysis::single_image::{analyse_input, attribution_map_for_input, load_input};
 use crate::atlas::AtlasManifest;
 use crate::data::Preprocess;
-use crate::jobs::{self, CancelToken, JobHandle, Reporter};
+use crate::jobs::{self, CancelToken, Finish, JobHandle, Reporter};
 use crate::model::AtlasModel;
 use crate::render::objective::whiten;
 use crate::render::optimize::render_batch;
@@ -32,10 +32,10 @@ pub type LandingCache = Arc<Mutex<Option<Arc<AtlasLanding>>>>;
 
 /// Runs `f` with the model at `path`, loading it first when the cache holds another one (or
 /// none). Jobs take turns: one holds the model at a time.
-fn with_model<T, R>(
+fn with_model<T, P, R>(
     cache: &ModelCache,
     path: &Path,
-    reporter: &Reporter<T>,
+    reporter: &Reporter<T, P>,
     f: impl FnOnce(&AtlasModel) -> Result<R>,
 ) -> Result<R> {
     let mut guard = cache.lock().unwrap_or_else(|e| e.into_inner());
@@ -109,7 +109,7 @@ pub fn spawn_analysis(
     landing: LandingCache,
     req: AnalysisRequest,
 ) -> JobHandle<Analysis> {
-    jobs::spawn("one-image", move |reporter, cancel| {
+    jobs::spawn_job("one-image", move |reporter, cancel| {
         with_model(&cache, &req.model, reporter, |model| {
             analyse(model, &landing, req.clone(), reporter, cancel)
         })
@@ -122,7 +122,7 @@ fn analyse(
     request: AnalysisRequest,
     reporter: &Reporter<Analysis>,
     cancel: &CancelToken,
-) -> Result<Option<Analysis>> {
+) -> Result<Finish<Analysis>> {
     let info = &model.info;
     let layer = match &request.layer {
         Some(l) => l.clone(),
@@ -136,7 +136,7 @@ fn analyse(
         .layer_index(&layer)
         .with_context(|| format!("the model {} has no layer {layer:?}", model.path.display()))?;
     if cancel.is_cancelled() {
-        return Ok(None);
+        return Ok(Finish::Cancelled);
     }
     let mut landing_error = None;
     let atlas = match &request.atlas {
@@ -153,7 +153,7 @@ fn analyse(
         None => None,
     };
     if cancel.is_cancelled() {
-        return Ok(None);
+        return Ok(Finish::Cancelled);
     }
     let preprocess = atlas
         .as_ref()
@@ -163,7 +163,7 @@ fn analyse(
     reporter.progress("running the model", 2, 4);
     let analysis = analyse_input(model, input, layer_index)?;
     if cancel.is_cancelled() {
-        return Ok(None);
+        return Ok(Finish::Cancelled);
     }
     let landing = match atlas {
         Some((target, l)) => {
@@ -177,7 +177,7 @@ fn analyse(
         None => None,
     };
     reporter.progress("done", 4, 4);
-    Ok(Some(Analysis {
+    Ok(Finish::Done(Analysis {
         request,
         layer_index,
         class_names: info.classes.iter().map(|c| c.name.clone()).collect(),
@@ -201,14 +201,14 @@ pub fn spawn_attribution(
     layer: usize,
     class: usize,
 ) -> JobHandle<AttrMap> {
-    jobs::spawn("one-image-attribution", move |reporter, cancel| {
+    jobs::spawn_job("one-image-attribution", move |reporter, cancel| {
         with_model(&cache, &model, reporter, |model| {
             if cancel.is_cancelled() {
-                return Ok(None);
+                return Ok(Finish::Cancelled);
             }
             reporter.progress("attribution", 0, 1);
             let values = attribution_map_for_input(model, &input, layer, class)?;
-            Ok(Some(AttrMap { class, values }))
+            Ok(Finish::Done(AttrMap { class, values }))
         })
     })
 }
@@ -231,9 +231,9 @@ pub struct OptimiseRequest {
 }
 
 /// Renders one feature-visualisation icon per activation vector, a batch at a time; every batch
-/// arrives as a partial result, the last one also as the final result.
-pub fn spawn_optimise(cache: ModelCache, req: OptimiseRequest) -> JobHandle<IconBatch> {
-    jobs::spawn("one-image-icons", move |reporter, cancel| {
+/// arrives as a partial result, and the job ends with `Done(())`.
+pub fn spawn_optimise(cache: ModelCache, req: OptimiseRequest) -> JobHandle<(), IconBatch> {
+    jobs::spawn_job("one-image-icons", move |reporter, cancel| {
         with_model(&cache, &req.model, reporter, |model| {
             optimise(model, &req, reporter, cancel)
         })
@@ -243,9 +243,9 @@ pub fn spawn_optimise(cache: ModelCache, req: OptimiseRequest) -> JobHandle<Icon
 fn optimise(
     model: &AtlasModel,
     req: &OptimiseRequest,
-    reporter: &Reporter<IconBatch>,
+    reporter: &Reporter<(), IconBatch>,
     cancel: &CancelToken,
-) -> Result<Option<IconBatch>> {
+) -> Result<Finish<()>> {
     let c = req.c;
     let n = req.acts.len() / c.max(1);
     let s = match (&req.whitening, req.settings.whiten) {
@@ -263,7 +263,6 @@ fn optimise(
         _ => None,
     };
     let batch = req.settings.batch.max(1);
-    let mut last = None;
     for first in (0..n).step_by(batch) {
         let count = batch.min(n - first);
         let mut dirs = Tensor::from_slice(&req.acts[first * c..(first + count) * c])
@@ -287,7 +286,7 @@ fn optimise(
             &|| cancel.is_cancelled(),
         )?
         else {
-            return Ok(None);
+            return Ok(Finish::Cancelled);
         };
         let images: Vec<ColorImage> = icons
             .images
@@ -297,11 +296,7 @@ fn optimise(
             })
             .collect();
         reporter.progress("optimising icons", (first + count) as u64, n as u64);
-        if first + count < n {
-            reporter.partial(IconBatch { first, images });
-        } else {
-            last = Some(IconBatch { first, images });
-        }
+        reporter.partial(IconBatch { first, images });
     }
-    Ok(last)
+    Ok(Finish::Done(()))
 }

@@ -1,4 +1,4 @@
-//! The app's "Build atlas" job: collection (resumes a saved run) and then one atlas build per
+//! The "Build atlas" job of the app: collection (resumes a saved run) and then one atlas build per
 //! chosen layer, each a job of its own whose events are forwarded, so the UI sees one job with
 //! one progress bar and one cancel button. Every stage is cached on disk by the jobs it runs,
 //! so a second "Build atlas" with the same settings finishes at once.
@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 
 use crate::atlas::{spawn_build, BuildConfig, BuildEvent};
 use crate::collect::{spawn_collect, CollectConfig, CollectSummary};
-use crate::jobs::{self, CancelToken, JobEvent, JobHandle, JobOutcome, Reporter};
+use crate::jobs::{self, CancelToken, Finish, JobEvent, JobHandle, JobOutcome, Reporter};
 use crate::layout::{LayoutMethod, UmapParams};
 use crate::render::RenderSettings;
 
@@ -65,9 +65,11 @@ pub fn layout_for(points: usize) -> LayoutMethod {
     LayoutMethod::Umap(p)
 }
 
-pub fn spawn_pipeline(cfg: PipelineConfig) -> JobHandle<PipelineEvent> {
-    jobs::spawn("build-atlas", move |reporter, cancel| {
-        let Some(summary) = forward(
+/// Collects, then builds every collected layer's atlas. Everything it has to say arrives as
+/// partial events; it ends with `Done(())`.
+pub fn spawn_pipeline(cfg: PipelineConfig) -> JobHandle<(), PipelineEvent> {
+    jobs::spawn_job("build-atlas", move |reporter, cancel| {
+        let Finish::Done(summary) = forward(
             spawn_collect(cfg.collect.clone()),
             reporter,
             cancel,
@@ -75,11 +77,10 @@ pub fn spawn_pipeline(cfg: PipelineConfig) -> JobHandle<PipelineEvent> {
             |_| None,
         )?
         else {
-            return Ok(None);
+            return Ok(Finish::Cancelled);
         };
         reporter.partial(PipelineEvent::Collected(summary.clone()));
         let run = cfg.collect.out.clone();
-        let mut last = None;
         for layer in &summary.manifest.layers {
             let dir = atlas_dir(&run, &layer.name);
             let build = BuildConfig {
@@ -102,7 +103,7 @@ pub fn spawn_pipeline(cfg: PipelineConfig) -> JobHandle<PipelineEvent> {
                 event: e,
             };
             let label = layer.name.clone();
-            let Some(done) = forward(
+            let Finish::Done(done) = forward(
                 spawn_build(build),
                 reporter,
                 cancel,
@@ -110,27 +111,24 @@ pub fn spawn_pipeline(cfg: PipelineConfig) -> JobHandle<PipelineEvent> {
                 |e| Some(wrap(e)),
             )?
             else {
-                return Ok(None);
+                return Ok(Finish::Cancelled);
             };
-            // Announced as a partial too, so the UI refreshes every layer's atlas, not only
-            // the last one's (which is also the job's result).
-            reporter.partial(wrap(done.clone()));
-            last = Some(wrap(done));
+            // The build's end is announced too, so the UI reads every layer's atlas again.
+            reporter.partial(wrap(done));
         }
-        Ok(last.or(Some(PipelineEvent::Collected(summary))))
+        Ok(Finish::Done(()))
     })
 }
 
 /// Runs a sub-job to its end, passing its progress (renamed by `stage`), problems, log lines and
 /// partial results (mapped by `partial`) to `reporter`, and a cancel of the pipeline to it.
-/// `Ok(None)` when cancelled.
 fn forward<T, U>(
     job: JobHandle<T>,
-    reporter: &Reporter<U>,
+    reporter: &Reporter<(), U>,
     cancel: &CancelToken,
     stage: impl Fn(&str) -> String,
     partial: impl Fn(T) -> Option<U>,
-) -> Result<Option<T>> {
+) -> Result<Finish<T>> {
     loop {
         if cancel.is_cancelled() {
             job.cancel.cancel();
@@ -144,8 +142,8 @@ fn forward<T, U>(
                     reporter.partial(u);
                 }
             }
-            Ok(JobEvent::Finished(JobOutcome::Done(v))) => return Ok(Some(v)),
-            Ok(JobEvent::Finished(JobOutcome::Cancelled)) => return Ok(None),
+            Ok(JobEvent::Finished(JobOutcome::Done(v))) => return Ok(Finish::Done(v)),
+            Ok(JobEvent::Finished(JobOutcome::Cancelled)) => return Ok(Finish::Cancelled),
             Ok(JobEvent::Finished(JobOutcome::Failed(e))) => bail!(e),
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {

@@ -1,5 +1,5 @@
-//! Where a patch comes from. A [`PatchSource`] is what other pages hand to the workbench, either
-//! as an egui drag-and-drop payload (drag an icon or a dataset example onto the "Patch attack"
+//! Where a patch comes from. A [`PatchSource`] is what the app's pages hand to the attack
+//! workbench, either as an egui drag-and-drop payload (drag an icon or a dataset example onto the "Patch attack"
 //! tab, then onto the image) or through a "Use as patch" button. It is cheap to clone; the
 //! pixels are read by [`resolve`] on a worker thread when the patch is actually wanted.
 use std::path::{Path, PathBuf};
