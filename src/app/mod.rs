@@ -164,6 +164,9 @@ pub struct AtlasApp {
     /// Dataset examples of the selected cell.
     pub examples: examples::ExamplesState,
     pub recent: Vec<recent::RecentProject>,
+    /// Where the recent projects are kept: `recent.json` of the runs folder (so a test's own
+    /// runs folder keeps its own list), or the file `ATLAS_RECENT` names.
+    pub recent_file: PathBuf,
     /// The canvas's screen rectangle in the last frame (for the PNG export).
     pub canvas_rect: Option<egui::Rect>,
     /// The selected cell's large icon on screen in the last frame (a drag source for patches).
@@ -180,6 +183,7 @@ impl AtlasApp {
     /// Like [`AtlasApp::new`] with projects kept under `runs_root`.
     pub fn new_in(model_path: PathBuf, images_path: PathBuf, runs_root: PathBuf) -> Self {
         let (export_tx, export_rx) = crossbeam_channel::unbounded();
+        let recent_file = recent::recent_file_in(&runs_root);
         let mut app = AtlasApp {
             model_path,
             images_path,
@@ -215,7 +219,8 @@ impl AtlasApp {
             classes_page: Default::default(),
             attack_page: Default::default(),
             examples: examples::ExamplesState::new(ExamplesOf::Atlas),
-            recent: recent::load(&recent::recent_file()),
+            recent: recent::load(&recent_file),
+            recent_file,
             canvas_rect: None,
             details_icon_rect: None,
             export_tx,
@@ -254,7 +259,7 @@ impl AtlasApp {
         }
         if self.images_path.is_dir() && self.model_path.is_file() {
             self.recent = recent::remember(
-                &recent::recent_file(),
+                &self.recent_file,
                 recent::RecentProject {
                     model: self.model_path.clone(),
                     images: self.images_path.clone(),

@@ -4,8 +4,9 @@
 //! a [`PageCx`], and anything it wants done elsewhere (another page, the tab, the current atlas)
 //! it asks for with an [`Action`], which the app applies after the page returns.
 //!
-//! A new page: a module with its state type implementing [`Page`], a [`super::Tab`], a line in
-//! `AtlasApp::for_each_page`/`AtlasApp::ui`, and [`Action`]s for what it asks of the others.
+//! A new page: a module with its state type implementing [`Page`], a [`super::Tab`], a field in
+//! `AtlasApp` and its line in `AtlasApp::with_pages` and `AtlasApp::ui`, and [`Action`]s for
+//! what it asks of the others.
 use std::path::PathBuf;
 
 use eframe::egui;

@@ -15,10 +15,11 @@ pub struct RecentProject {
     pub images: PathBuf,
 }
 
-pub fn recent_file() -> PathBuf {
+/// `recent.json` of the runs folder `runs_root`, unless `ATLAS_RECENT` names another file.
+pub fn recent_file_in(runs_root: &Path) -> PathBuf {
     std::env::var_os("ATLAS_RECENT")
         .map(PathBuf::from)
-        .unwrap_or_else(|| crate::defaults::default_runs_dir().join("recent.json"))
+        .unwrap_or_else(|| runs_root.join("recent.json"))
 }
 
 /// The list; a missing or unreadable file is an empty list (it is only a convenience).

@@ -37,7 +37,6 @@ fn new_app(runs: &Path) -> AtlasApp {
 #[test]
 fn build_zoom_hover_select_focus_export_and_reopen() {
     let runs = common::scratch("app-atlas");
-    std::env::set_var("ATLAS_RECENT", runs.join("recent.json"));
     let mut h = harness(new_app(&runs));
     step_until(&mut h, "the model and images", |a| !a.running(JobId::Open));
     assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
@@ -317,7 +316,6 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
 #[test]
 fn closing_the_window_mid_build_keeps_finished_work() {
     let runs = common::scratch("app-close");
-    std::env::set_var("ATLAS_RECENT", runs.join("recent.json"));
     let mut h = harness(new_app(&runs));
     step_until(&mut h, "the model", |a| a.model.is_some());
     h.state_mut().build_positions = 2;
@@ -385,7 +383,6 @@ fn closing_the_window_mid_build_keeps_finished_work() {
 #[test]
 fn first_run_lands_on_an_atlas_building() {
     let runs = common::scratch("app-first-run");
-    std::env::set_var("ATLAS_RECENT", runs.join("recent.json"));
     let mut app = new_app(&runs);
     app.auto_build = true;
     app.set_tab(Tab::Atlas);
@@ -429,7 +426,6 @@ fn icon_switch_changes_the_drawn_textures() {
     use atlas::app::atlas_view::LevelChoice;
     use atlas::atlas::IconKind;
     let runs = common::scratch("app-icon-switch");
-    std::env::set_var("ATLAS_RECENT", runs.join("recent.json"));
     // A small atlas with every kind of sheet, built with the CLI.
     let run = runs.join("cli-run");
     let atlas_dir = runs.join("cli-atlas");
@@ -562,7 +558,6 @@ fn icon_switch_changes_the_drawn_textures() {
 #[test]
 fn icons_arrive_one_by_one_after_the_exemplars() {
     let runs = common::scratch("app-progressive");
-    std::env::set_var("ATLAS_RECENT", runs.join("recent.json"));
     let mut app = AtlasApp::new_in(common::model(), common::assets(), runs.to_path_buf());
     // Enough steps that each render batch spans several frames.
     app.render_override = Some(RenderSettings {

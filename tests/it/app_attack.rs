@@ -58,7 +58,6 @@ const WAIT: Duration = Duration::from_secs(120);
 #[test]
 fn drop_move_resize_undo_and_sweep_a_patch() {
     let runs = common::scratch("app-attack");
-    std::env::set_var("ATLAS_RECENT", runs.join("recent.json"));
     let files = common::image_files(&common::assets());
     assert!(files.len() >= 3);
     let app = AtlasApp::new_in(common::model(), common::assets(), runs.to_path_buf());

@@ -123,7 +123,6 @@ fn by_wins(attr: &npy::Matrix) -> Vec<usize> {
 #[test]
 fn class_atlas_comparison_and_patch() {
     let dir = common::scratch("app-classes");
-    std::env::set_var("ATLAS_RECENT", dir.join("recent.json"));
     let (run, atlas_dir) = tiny_project(&dir);
     let attr = npy::read(&run.join("layers").join(LAYER).join("attr.npy")).unwrap();
     let k = attr.cols;

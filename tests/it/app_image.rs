@@ -177,7 +177,6 @@ fn assert_markers(got: &[egui::Pos2], want: &[egui::Pos2]) {
 fn one_image_prediction_grid_markers_heatmap_icons_and_errors() {
     let t0 = Instant::now();
     let dir = common::scratch("app-image");
-    std::env::set_var("ATLAS_RECENT", dir.join("recent.json"));
     let atlases = tiny_atlases(&dir);
     eprintln!("collected and built in {:.1} s", t0.elapsed().as_secs_f64());
     eprintln!("atlases built in {:.1} s", t0.elapsed().as_secs_f64());

@@ -20,7 +20,6 @@ fn step_until(h: &mut Harness<'static, AtlasApp>, what: &str, done: impl Fn(&Atl
 #[test]
 fn shows_model_images_predictions_and_runs_a_cancellable_resumable_collection() {
     let run = common::scratch("app-run");
-    std::env::set_var("ATLAS_RECENT", run.join("recent.json"));
     let mut h = harness(AtlasApp::new_in(
         common::model(),
         common::assets(),
@@ -78,7 +77,6 @@ fn broken_model_and_empty_folder_are_reported_and_the_window_stays_usable() {
     let dir = common::scratch("app-bad");
     let bogus = dir.join("bogus.pt");
     std::fs::write(&bogus, b"not a model").unwrap();
-    std::env::set_var("ATLAS_RECENT", dir.join("recent.json"));
     let mut h = harness(AtlasApp::new_in(bogus, common::assets(), dir.join("runs")));
     step_until(&mut h, "the model error", |a| !a.errors.is_empty());
     h.get_by_label_contains("Error: ");
