@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 use clap::ValueEnum;
 
 use atlas::atlas::{spawn_build_icons, BuildConfig, BuildEvent, IconSet};
-use atlas::render::{CosineForm, RenderSettings, TransformStack};
+use atlas::render::{CosineForm, IconMethod, RenderSettings, TransformStack};
 
 use super::args::{LayoutKind, RenderArgs};
 use super::progress::follow_job;
@@ -55,6 +55,14 @@ pub struct Args {
     /// RenderSettings::boundary_penalty; used with the rec stack only).
     #[arg(long, default_value_t = 0.0)]
     boundary_penalty: f64,
+    /// MACO icons: the fixed magnitude spectrum, the built-in ImageNet one or one estimated from
+    /// the run's own images (up to 64, at the icon size).
+    #[arg(long, value_enum, default_value_t = Spectrum::Imagenet, value_parser = one_of::<Spectrum>())]
+    spectrum: Spectrum,
+    /// MACO icons: composite each icon over white with its attribution alpha mask (the
+    /// accumulated |∂objective/∂pixel|, clipped at its 80th percentile).
+    #[arg(long)]
+    alpha_mask: bool,
     /// Layout (UMAP: the spec's 50 neighbours, min_dist 0.05, cosine).
     #[arg(long, value_enum, default_value_t = LayoutKind::Umap, value_parser = one_of::<LayoutKind>())]
     layout: LayoutKind,
@@ -161,6 +169,15 @@ impl From<ObjectiveForm> for CosineForm {
     }
 }
 
+/// `--spectrum`: MACO's fixed magnitude.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Spectrum {
+    /// The built-in spectrum fitted on ImageNet photographs.
+    Imagenet,
+    /// Estimated from the run's own images.
+    Own,
+}
+
 impl Args {
     /// The preset's recipe, with only the flags given on the command line changed.
     fn render_settings(&self) -> Result<RenderSettings> {
@@ -179,6 +196,15 @@ impl Args {
         }
         if render.transforms == TransformStack::Rec {
             render.boundary_penalty = self.boundary_penalty;
+        }
+        let maco_only = self.spectrum == Spectrum::Own || self.alpha_mask;
+        match &mut render.method {
+            IconMethod::Maco(maco) => {
+                maco.own_spectrum = self.spectrum == Spectrum::Own;
+                maco.alpha_mask = self.alpha_mask;
+            }
+            _ if maco_only => bail!("--spectrum own and --alpha-mask need --preset maco"),
+            _ => {}
         }
         Ok(render)
     }
