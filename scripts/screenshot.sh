@@ -13,7 +13,10 @@ app=$!
 sleep "$wait_s"
 # SHOT_CLICK="x y" clicks there first (e.g. a button), SHOT_AFTER seconds before the screenshot.
 if [ -n "${SHOT_CLICK:-}" ]; then
-    DISPLAY="$display" xdotool mousemove $SHOT_CLICK click 1
+    # Move first, then press and release apart: egui sees a hover, then a click (a bare
+    # `click` right after the move can arrive within one frame and be missed).
+    DISPLAY="$display" xdotool mousemove $SHOT_CLICK; sleep 1
+    DISPLAY="$display" xdotool mousedown 1; sleep 0.2; DISPLAY="$display" xdotool mouseup 1
     sleep "${SHOT_AFTER:-3}"
 fi
 DISPLAY="$display" import -window root "$out"
