@@ -111,9 +111,14 @@ impl LayoutKind {
 mod tests {
     use super::*;
 
-    /// Every preset the command line offers is one the library knows, under the same name.
+    /// `--preset` offers exactly the library's presets, under the same names.
     #[test]
-    fn every_preset_is_a_library_preset() {
+    fn presets_match_the_library() {
+        let offered: Vec<&str> = IconPreset::value_variants()
+            .iter()
+            .map(|p| p.name())
+            .collect();
+        assert_eq!(offered, RenderSettings::PRESETS);
         for preset in IconPreset::value_variants() {
             let name = preset.to_possible_value().unwrap().get_name().to_string();
             assert_eq!(name, preset.name());

@@ -1,11 +1,11 @@
 //! `atlas icons`: feature-visualisation icons of directions of a layer, as a folder of PNGs.
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use atlas::model::AtlasModel;
-use atlas::render::{render_batch, RenderSettings};
+use atlas::render::folder::{random_directions, read_directions, render_to_folder};
 
 use super::args::{ModelArg, RenderArgs};
 use super::progress::bar;
@@ -45,8 +45,17 @@ pub fn run(args: Args) -> Result<()> {
         Some(path) => read_directions(path, channels, &args.layer)?,
         None => random_directions(args.random, channels, render.seed),
     };
-    let n = directions.len() / channels;
-    render_to_folder(&model, layer, &directions, &render, &args.out)?;
+    let pb = bar((directions.len() / channels) as u64);
+    pb.set_message("icons");
+    let n = render_to_folder(
+        &model,
+        layer,
+        &directions,
+        &render,
+        &args.out,
+        &mut |icons| pb.set_position(icons as u64),
+    )?;
+    pb.finish_and_clear();
     let secs = start.elapsed().as_secs_f64();
     println!(
         "rendered {n} icons ({} steps, {} tries, batch {}) in {secs:.2} s: {:.4} icons/s -> {}",
@@ -56,65 +65,5 @@ pub fn run(args: Args) -> Result<()> {
         n as f64 / secs,
         args.out.display()
     );
-    Ok(())
-}
-
-/// The rows of an [N, C] .npy, checked against the layer's `channels`.
-fn read_directions(path: &Path, channels: usize, layer: &str) -> Result<Vec<f32>> {
-    let m = atlas::store::npy::read(path)?;
-    if m.cols != channels {
-        bail!(
-            "{} has {} columns, layer {layer:?} has {channels} channels",
-            path.display(),
-            m.cols
-        );
-    }
-    Ok(m.data)
-}
-
-/// `n` directions of `channels` values uniform in [0, 1), from `seed`.
-fn random_directions(n: usize, channels: usize, seed: u64) -> Vec<f32> {
-    let mut rng = atlas::layout::rng::Rng::new(seed);
-    (0..n * channels).map(|_| rng.uniform() as f32).collect()
-}
-
-/// Renders one icon per row of `directions` (row-major, the layer's channels wide), a batch at a
-/// time, into `out/icon_NNNN.png`, with a progress bar.
-fn render_to_folder(
-    model: &AtlasModel,
-    layer: usize,
-    directions: &[f32],
-    render: &RenderSettings,
-    out: &Path,
-) -> Result<()> {
-    let channels = model.info.layers[layer].channels as usize;
-    std::fs::create_dir_all(out)?;
-    let pb = bar((directions.len() / channels) as u64);
-    pb.set_message("icons");
-    let mut done = 0usize;
-    for (b, chunk) in directions
-        .chunks(render.batch.max(1) * channels)
-        .enumerate()
-    {
-        let rows = chunk.len() / channels;
-        let d = tch::Tensor::from_slice(chunk).view([rows as i64, channels as i64]);
-        let icons = render_batch(
-            model,
-            layer,
-            &d,
-            render,
-            b as u64,
-            &mut |f| pb.set_position((done as f32 + f * rows as f32) as u64),
-            &|| false,
-        )?
-        .context("cancelled")?;
-        for (i, img) in icons.images.iter().enumerate() {
-            let path = out.join(format!("icon_{:04}.png", done + i));
-            img.save(&path)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-        }
-        done += rows;
-    }
-    pb.finish_and_clear();
     Ok(())
 }

@@ -10,7 +10,9 @@
 //!   exemplar patch and kept near it ([`optimize::render_accented`]);
 //! * [`transforms`]: lucid's random crop-jitter / scale / rotate stacks (REC default, NB option);
 //! * [`objective`]: `dot × cos⁴` in the notebook form or the clean form, plus whitening;
-//! * [`optimize`]: Adam 0.05 over many icons at once, several tries, keep the best per icon.
+//! * [`optimize`]: Adam 0.05 over many icons at once, several tries, keep the best per icon;
+//! * [`folder`]: icons of any directions written as a folder of PNGs (`atlas icons`).
+pub mod folder;
 pub mod maco;
 pub mod objective;
 pub mod optimize;
