@@ -529,7 +529,102 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::StageEta;
+    use super::{spawn_job, Finish, JobOutcome, JobRegistry, StageEta};
+    use std::time::{Duration, Instant};
+
+    /// Polls `key` until its job ends; returns its partials and outcome.
+    fn finish<T: 'static, P: 'static>(
+        jobs: &mut JobRegistry<&'static str>,
+        key: &'static str,
+    ) -> (Vec<P>, JobOutcome<T>) {
+        let start = Instant::now();
+        let mut partials = vec![];
+        loop {
+            let drained = jobs.poll::<T, P>(&key);
+            partials.extend(drained.partials);
+            if let Some(outcome) = drained.outcome {
+                return (partials, outcome);
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{key} never ended"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_registered_job_delivers_partials_then_its_outcome_and_leaves() {
+        let mut jobs = JobRegistry::default();
+        jobs.start("count", || {
+            spawn_job("count", |reporter, _| {
+                for i in 0..3u32 {
+                    reporter.partial(i);
+                }
+                Ok(Finish::Done("done"))
+            })
+        });
+        assert!(jobs.is_running(&"count"));
+        let (partials, outcome) = finish::<&str, u32>(&mut jobs, "count");
+        assert_eq!(partials, vec![0, 1, 2]);
+        assert!(matches!(outcome, JobOutcome::Done("done")));
+        assert!(!jobs.is_running(&"count") && jobs.is_empty());
+    }
+
+    #[test]
+    fn cancel_and_failure_are_outcomes_not_values() {
+        let mut jobs = JobRegistry::default();
+        jobs.start("wait", || {
+            spawn_job("wait", |_: &super::Reporter<()>, cancel| {
+                while !cancel.is_cancelled() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Ok(Finish::Cancelled)
+            })
+        });
+        jobs.start("fail", || {
+            spawn_job("fail", |_: &super::Reporter<()>, _| {
+                anyhow::bail!("no such file")
+            })
+        });
+        jobs.cancel(&"wait");
+        assert!(
+            jobs.is_running(&"wait"),
+            "a cancelled job stays until it says so"
+        );
+        assert!(matches!(
+            finish::<(), ()>(&mut jobs, "wait").1,
+            JobOutcome::Cancelled
+        ));
+        match finish::<(), ()>(&mut jobs, "fail").1 {
+            JobOutcome::Failed(e) => assert!(e.contains("no such file"), "{e}"),
+            _ => panic!("the failure was not reported"),
+        }
+    }
+
+    #[test]
+    fn a_new_job_replaces_the_old_one_and_shutdown_joins_them_all() {
+        let mut jobs = JobRegistry::default();
+        let endless = || {
+            spawn_job("endless", |_: &super::Reporter<()>, cancel| {
+                while !cancel.is_cancelled() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Ok(Finish::Cancelled)
+            })
+        };
+        jobs.start("a", endless);
+        let first = jobs.cancel_token(&"a").unwrap();
+        jobs.start("a", endless);
+        assert!(first.is_cancelled(), "the replaced job was not cancelled");
+        assert_eq!(jobs.len(), 1);
+        jobs.start("b", endless);
+        let report = jobs.shutdown(Instant::now() + Duration::from_secs(10));
+        // Both running jobs, and the replaced one's thread unless it had already ended.
+        assert!((2..=3).contains(&report.stopped), "{report:?}");
+        assert_eq!(report.still_running, 0, "{report:?}");
+        assert!(jobs.is_empty());
+    }
 
     #[test]
     fn eta_uses_the_stage_own_start_not_the_job_start() {
