@@ -76,7 +76,7 @@ pub fn spawn_collect(config: CollectConfig) -> JobHandle<CollectSummary> {
     })
 }
 
-fn preprocess_label(p: &Preprocess) -> String {
+fn preprocess_label(p: Preprocess) -> String {
     match p {
         Preprocess::Squash => "squash".into(),
         Preprocess::ResizeShorterCrop { resize } => format!("resize_shorter_crop:{resize}"),
@@ -129,7 +129,7 @@ pub fn collect(
         batch_size: cfg.batch_size,
         chunk_images,
         acts_dtype: cfg.acts_dtype,
-        preprocess: preprocess_label(&cfg.preprocess),
+        preprocess: preprocess_label(cfg.preprocess),
     };
 
     let run = RunFolder::new(&cfg.out);

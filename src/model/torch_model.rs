@@ -239,7 +239,7 @@ impl AtlasModel {
 fn tensor_list(value: Option<IValue>, method: &str) -> Result<Vec<Tensor>> {
     let items = match value {
         Some(IValue::TensorList(ts)) => return Ok(ts),
-        Some(IValue::GenericList(items)) | Some(IValue::Tuple(items)) => items,
+        Some(IValue::GenericList(items) | IValue::Tuple(items)) => items,
         _ => bail!("{method}: expected a list of tensors"),
     };
     items
