@@ -559,31 +559,25 @@ impl AtlasView {
     /// Cells of a level as CSV: x, y (from the bottom), count, then the top five classes by
     /// name and value.
     pub fn cells_csv(&self, grid: usize) -> Option<String> {
-        use std::fmt::Write as _;
         let level = self.level(grid)?;
-        let mut out = String::from("x,y,count");
+        let mut header = vec!["x".to_string(), "y".into(), "count".into()];
         for k in 1..=5 {
-            let _ = write!(out, ",class{k},attribution{k}");
+            header.extend([format!("class{k}"), format!("attribution{k}")]);
         }
-        out.push('\n');
-        for c in &level.cells {
-            let _ = write!(out, "{},{},{}", c.x, c.y, c.count);
+        let names = &self.manifest.class_names;
+        let rows = level.cells.iter().map(|c| {
+            let mut row = vec![c.x.to_string(), c.y.to_string(), c.count.to_string()];
             for k in 0..5 {
                 match c.top.get(k) {
-                    Some((class, v)) => {
-                        let name = self
-                            .manifest
-                            .class_names
-                            .get(*class)
-                            .map(String::as_str)
-                            .unwrap_or("?");
-                        let _ = write!(out, ",\"{}\",{v}", name.replace('"', "\"\""));
-                    }
-                    None => out.push_str(",,"),
+                    Some((class, v)) => row.extend([
+                        names.get(*class).map_or("?", String::as_str).to_string(),
+                        v.to_string(),
+                    ]),
+                    None => row.extend([String::new(), String::new()]),
                 }
             }
-            out.push('\n');
-        }
-        Some(out)
+            row
+        });
+        crate::store::csv_io::to_string(std::iter::once(header).chain(rows)).ok()
     }
 }
