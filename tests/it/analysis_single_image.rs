@@ -279,7 +279,7 @@ fn nearest_cells_find_each_cells_own_mean() {
     for (p, (cell, sim)) in got.iter().enumerate() {
         let v = &a.acts[p * c..(p + 1) * c];
         let sims: Vec<f64> = (0..means.rows).map(|i| cos(v, means.row(i))).collect();
-        let best = sims.iter().cloned().fold(f64::MIN, f64::max);
+        let best = sims.iter().copied().fold(f64::MIN, f64::max);
         assert!((*sim as f64 - best).abs() < 1e-5, "position {p}");
         assert!(
             (sims[*cell] - best).abs() < 1e-5,

@@ -343,7 +343,7 @@ fn class_atlas_and_comparison_folders() {
     assert!(err < 1e-5, "comparison.json x differs from numpy by {err}");
     assert!(info.y.iter().all(|v| (0.0..=1.0).contains(v)));
     assert_eq!(
-        info.y.iter().cloned().fold(f32::INFINITY, f32::min),
+        info.y.iter().copied().fold(f32::INFINITY, f32::min),
         0.0,
         "normalised y spans [0, 1]"
     );

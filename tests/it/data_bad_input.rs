@@ -464,10 +464,10 @@ mod tiny_png {
         out
     }
 
-    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], body: &[u8]) {
+    fn chunk(out: &mut Vec<u8>, kind: [u8; 4], body: &[u8]) {
         out.extend_from_slice(&(body.len() as u32).to_be_bytes());
         let start = out.len();
-        out.extend_from_slice(kind);
+        out.extend_from_slice(&kind);
         out.extend_from_slice(body);
         let crc = crc32(&out[start..]);
         out.extend_from_slice(&crc.to_be_bytes());
@@ -486,12 +486,12 @@ mod tiny_png {
         ihdr.extend_from_slice(&w.to_be_bytes());
         ihdr.extend_from_slice(&h.to_be_bytes());
         ihdr.extend_from_slice(&[depth, color, 0, 0, 0]); // deflate, adaptive filter, no interlace
-        chunk(&mut out, b"IHDR", &ihdr);
+        chunk(&mut out, *b"IHDR", &ihdr);
         for (kind, body) in extra {
-            chunk(&mut out, kind, body);
+            chunk(&mut out, **kind, body);
         }
-        chunk(&mut out, b"IDAT", &zlib_stored(raw));
-        chunk(&mut out, b"IEND", &[]);
+        chunk(&mut out, *b"IDAT", &zlib_stored(raw));
+        chunk(&mut out, *b"IEND", &[]);
         out
     }
 
