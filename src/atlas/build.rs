@@ -9,17 +9,17 @@ use tch::{Kind, Tensor};
 use super::exemplars::{self, ExemplarSource};
 use super::manifest::{
     finished_tiles, kind_sheet_path, level_dir, partial_sheet_path, sheet_path, write_cells,
-    AtlasManifest, CellRecord, IconKind, IconSet, LevelRecord, FORMAT, SHEET_COLUMNS,
+    write_sheet, AtlasManifest, CellRecord, IconKind, IconSet, LevelRecord, FORMAT, SHEET_COLUMNS,
 };
-use crate::analysis::examples::row_norms;
 use crate::collect::run_folder::{RunFolder, RunManifest};
 use crate::grid;
+use crate::grid::rank::row_norms;
 use crate::jobs::{spawn, CancelToken, JobHandle, Reporter};
 use crate::layout::{normalize_layout, run_layout, LayoutMethod};
 use crate::model::AtlasModel;
+use crate::render::maco::Magnitude;
 use crate::render::objective::whiten;
 use crate::render::optimize::{render_accented, render_batch};
-use crate::render::maco::Magnitude;
 use crate::render::{whitening_matrix, IconMethod, RenderSettings};
 use crate::store::atomic;
 use crate::store::npy::{self, Dtype};
@@ -774,19 +774,11 @@ fn render_level<E>(
             // A sheet rendered as one batch keeps the seed it always had.
             let seed = ((g as u64) << 32 | sheet as u64) ^ ((range.start as u64) << 48);
             let done = progress.done;
-            let Some(images) = render_cells(
-                ctx,
-                renderer,
-                level,
-                cells,
-                means,
-                seed,
-                &mut |f| {
-                    let now = done as f32 + f * len as f32;
-                    ctx.reporter
-                        .progress(&stage, now as u64, progress.total as u64)
-                },
-            )?
+            let Some(images) = render_cells(ctx, renderer, level, cells, means, seed, &mut |f| {
+                let now = done as f32 + f * len as f32;
+                ctx.reporter
+                    .progress(&stage, now as u64, progress.total as u64)
+            })?
             else {
                 return Ok(None);
             };
@@ -982,27 +974,6 @@ fn write_partial_sheet(path: &Path, icons: &[RgbImage], count: usize) -> Result<
         let (cx, cy) = ((i % SHEET_COLUMNS) as u32, (i / SHEET_COLUMNS) as u32);
         let rgba = image::DynamicImage::ImageRgb8(icon.clone()).to_rgba8();
         image::imageops::replace(&mut sheet, &rgba, (cx * w) as i64, (cy * h) as i64);
-    }
-    let mut bytes = vec![];
-    sheet.write_to(
-        &mut std::io::Cursor::new(&mut bytes),
-        image::ImageFormat::Png,
-    )?;
-    atomic::write_bytes(path, &bytes)
-}
-
-/// Tiles `icons` into a sheet `SHEET_COLUMNS` wide and writes it atomically as PNG.
-pub(crate) fn write_sheet(path: &Path, icons: &[RgbImage]) -> Result<()> {
-    let Some(first) = icons.first() else {
-        bail!("no icons to write");
-    };
-    let (w, h) = first.dimensions();
-    let cols = SHEET_COLUMNS.min(icons.len()) as u32;
-    let rows = icons.len().div_ceil(SHEET_COLUMNS) as u32;
-    let mut sheet = RgbImage::from_pixel(cols * w, rows * h, image::Rgb([255, 255, 255]));
-    for (i, icon) in icons.iter().enumerate() {
-        let (cx, cy) = ((i % SHEET_COLUMNS) as u32, (i / SHEET_COLUMNS) as u32);
-        image::imageops::replace(&mut sheet, icon, (cx * w) as i64, (cy * h) as i64);
     }
     let mut bytes = vec![];
     sheet.write_to(

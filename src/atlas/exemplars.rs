@@ -1,8 +1,8 @@
 //! Exemplar icons (issue 13 §3): every cell drawn with real pixels instead of a feature
 //! visualisation. A cell's examples are its atlas rows ranked by the cosine similarity of their
-//! activation to the cell's mean activation ([`crate::analysis::examples::rank_by_similarity`],
+//! activation to the cell's mean activation ([`crate::grid::rank::rank_by_similarity`],
 //! the ranking of the app's dataset-examples list); the *exemplar* is the receptive-field patch
-//! ([`crate::analysis::examples::patch_rect`]) of the first one, the *mosaic* the patches of the
+//! ([`crate::collect::provenance::patch_rect`]) of the first one, the *mosaic* the patches of the
 //! first four in a 2×2 grid. Images are read with the run's own preprocessing (`squash` or
 //! `resize_shorter_crop:N` at the model's input size) and patches are resized with Pillow's
 //! LANCZOS ([`crate::data::resize_lanczos`]), so a sheet tile is exactly
@@ -20,11 +20,12 @@ use image::{Rgb, RgbImage};
 use rayon::prelude::*;
 
 use super::manifest::{kind_sheet_path, level_dir, IconKind};
-use crate::analysis::examples::{
-    parse_preprocess, patch_rect, rank_by_similarity, read_layer_provenance, ProvenanceRow,
+use crate::collect::provenance::{
+    parse_preprocess, patch_rect, read_layer_provenance, ProvenanceRow,
 };
 use crate::collect::run_folder::RunManifest;
 use crate::data::{load_rgb, resize_lanczos, Preprocess};
+use crate::grid::rank::rank_by_similarity;
 use crate::model::sidecar::Sidecar;
 use crate::store::atomic;
 
@@ -282,7 +283,7 @@ pub fn write_level(
             .collect();
         jobs.par_iter()
             .map(|(kind, s, tiles)| {
-                super::build::write_sheet(&kind_sheet_path(root, grid, *kind, *s), tiles)
+                super::manifest::write_sheet(&kind_sheet_path(root, grid, *kind, *s), tiles)
             })
             .collect::<Result<Vec<()>>>()?;
         stats.sheets += jobs.len() / 2;

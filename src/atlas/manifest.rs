@@ -2,6 +2,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::store::{atomic, csv_io};
@@ -183,6 +184,27 @@ impl IconSet {
     }
 }
 
+/// Tiles `icons` into a sheet `SHEET_COLUMNS` wide and writes it atomically as PNG.
+pub fn write_sheet(path: &Path, icons: &[RgbImage]) -> Result<()> {
+    let Some(first) = icons.first() else {
+        bail!("no icons to write");
+    };
+    let (w, h) = first.dimensions();
+    let cols = SHEET_COLUMNS.min(icons.len()) as u32;
+    let rows = icons.len().div_ceil(SHEET_COLUMNS) as u32;
+    let mut sheet = RgbImage::from_pixel(cols * w, rows * h, image::Rgb([255, 255, 255]));
+    for (i, icon) in icons.iter().enumerate() {
+        let (cx, cy) = ((i % SHEET_COLUMNS) as u32, (i / SHEET_COLUMNS) as u32);
+        image::imageops::replace(&mut sheet, icon, (cx * w) as i64, (cy * h) as i64);
+    }
+    let mut bytes = vec![];
+    sheet.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )?;
+    atomic::write_bytes(path, &bytes)
+}
+
 /// One line of `cells.csv`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CellRecord {
@@ -227,7 +249,10 @@ pub fn write_cells(path: &Path, cells: &[CellRecord]) -> Result<()> {
 pub fn read_cells(path: &Path) -> Result<Vec<CellRecord>> {
     let records = csv_io::read_records(path)?;
     let mut records = records.iter();
-    if records.next().map(|h| h.iter().collect::<Vec<_>>().join(",")) != Some(CELLS_HEADER.into())
+    if records
+        .next()
+        .map(|h| h.iter().collect::<Vec<_>>().join(","))
+        != Some(CELLS_HEADER.into())
     {
         bail!("{} is not a cell table", path.display());
     }

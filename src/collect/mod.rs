@@ -7,6 +7,7 @@
 pub mod attribution;
 pub mod job;
 pub mod positions;
+pub mod provenance;
 pub mod run_folder;
 
 pub use job::{collect, spawn_collect, CollectConfig, CollectSummary};

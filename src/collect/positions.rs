@@ -103,7 +103,7 @@ mod tests {
         assert_eq!(interior_positions(7, 7, 1), 25);
         let p = sample_positions(3, 5, 0, 40, 7, 7, 1);
         let mut all: Vec<(i64, i64)> = p.iter().map(|q| (q.y, q.x)).collect();
-        all.sort();
+        all.sort_unstable();
         let expected: Vec<(i64, i64)> = (1..6).flat_map(|y| (1..6).map(move |x| (y, x))).collect();
         assert_eq!(all, expected);
     }

@@ -5,6 +5,8 @@
 
 use rayon::prelude::*;
 
+pub mod rank;
+
 /// One occupied grid cell: `x` is the column (layout x), `y` the row index counted from the
 /// bottom (layout y, Cartesian y-up; flip with `G − 1 − y` for screen rows).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -183,7 +185,7 @@ mod tests {
                     .filter(|f| f.x / 2 == c.x && f.y / 2 == c.y)
                     .flat_map(|f| f.members.iter().copied())
                     .collect();
-                union.sort();
+                union.sort_unstable();
                 assert_eq!(union, c.members, "cell {},{} at G={g}", c.x, c.y);
             }
         }

@@ -2,14 +2,20 @@
 //! helpers in `common`. One binary links libtorch once instead of once per test file, and runs of
 //! the bundled images are collected once per process (`common::bundled`).
 //!
-//! Run them with `--test-threads=1` (`scripts/test` does): the app tests set the process-wide
-//! `ATLAS_RECENT` with `std::env::set_var` and `atlas_build` sets `ATLAS_DEVICE`, and environment
-//! variables are shared by every thread of the binary, so tests running in parallel would see
-//! each other's values (and `set_var` while another thread reads the environment is undefined
+//! Run them with `--test-threads=1` (`scripts/test` does): `atlas_build` sets `ATLAS_DEVICE`
+//! with `std::env::set_var`, and environment variables are shared by every thread of the binary,
+//! so tests running in parallel would see each other's values; the app tests also start
+//! libtorch-heavy jobs that only make sense one at a time on small machines (and `set_var` while another thread reads the environment is undefined
 //! behaviour with glibc, which is why Rust 2024 makes it `unsafe`).
 //!
 //! Scratch folders (`common::scratch`) are removed when their test ends; set
 //! `ATLAS_KEEP_TEST_DIRS=1` to keep them for a look afterwards.
+//!
+//! `too_many_lines` is allowed here (not in `src/`): the app tests are scenarios that read top to
+//! bottom as a user's session (build, zoom, hover, select, export, reopen), and cutting them
+//! into functions would hide the order of the steps they check.
+#![allow(clippy::too_many_lines)]
+
 mod common;
 
 mod analysis_examples;
