@@ -406,7 +406,10 @@ fn accent_score_and_gradient_match_pytorch() {
     let start = FftImage::from_rgb(&seeds);
     let back = tch::no_grad(|| start.rgb());
     let err = (&back - &seeds).abs().max().double_value(&[]);
-    assert!(err < 1e-3, "the seeded image differs from the photo by {err}");
+    assert!(
+        err < 1e-3,
+        "the seeded image differs from the photo by {err}"
+    );
     // A few steps away from the seed, so that the distance term has a gradient.
     let spectrum = start.spectrum.detach() + random_spectrum(b, size, size, 3, model.device) * 30.0;
     let image = FftImage::new(spectrum.set_requires_grad(true), size, size);
@@ -451,7 +454,11 @@ fn accent_score_and_gradient_match_pytorch() {
         &image.spectrum.detach(),
         &[b as usize, 3, size as usize, wf, 2],
     );
-    write("seed.npy", &seeds, &[b as usize, 3, size as usize, size as usize]);
+    write(
+        "seed.npy",
+        &seeds,
+        &[b as usize, 3, size as usize, size as usize],
+    );
     write("ref.npy", &reference, &[b as usize]);
     write("dirs.npy", &dirs, &[b as usize, c as usize]);
     let path = |f: &str| dir.join(f).into_os_string();
@@ -488,7 +495,9 @@ fn accent_score_and_gradient_match_pytorch() {
     let ours = to_vec(&score);
     let score_err = common::max_row_relative_error(&ours, &ref_score, ours.len());
     let grad_err = common::max_row_relative_error(&to_vec(&grad), &ref_grad, ref_grad.len() / 3);
-    println!("accent: score {ref_score:?}, rel. error score {score_err:.2e}, gradient {grad_err:.2e}");
+    println!(
+        "accent: score {ref_score:?}, rel. error score {score_err:.2e}, gradient {grad_err:.2e}"
+    );
     // Both terms matter: the pixel change is far from zero and so is the relative objective.
     assert!(
         ref_score.iter().all(|v| v.abs() > 1e-3),
