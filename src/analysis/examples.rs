@@ -1,7 +1,7 @@
 //! Dataset examples: the non-parametric view of an atlas cell (which image patches landed there).
 //!
 //! [`DatasetIndex::load`] joins an atlas folder with the collection run it was built from:
-//! the normalised layout (one point per atlas row), the layer's activation rows, and for every row
+//! the normalized layout (one point per atlas row), the layer's activation rows, and for every row
 //! the image and the layer position it was sampled at (`provenance.csv`, `images.csv`).
 //!
 //! Atlas rows are not always run rows: `atlas build --max-points M` keeps `M` evenly strided rows
@@ -212,7 +212,7 @@ impl DatasetIndex {
         self.c
     }
 
-    /// The normalised layout point of every atlas row, in [0, 1]² (x right, y up).
+    /// The normalized layout point of every atlas row, in [0, 1]² (x right, y up).
     pub fn points(&self) -> &[[f32; 2]] {
         &self.points
     }
@@ -424,7 +424,7 @@ impl AtlasActs {
     }
 }
 
-/// The atlas's normalised layout, one point per atlas row.
+/// The atlas's normalized layout, one point per atlas row.
 fn read_layout(manifest: &AtlasManifest, atlas_root: &Path) -> Result<Vec<[f32; 2]>> {
     let layout_path = atlas_root.join("layout_normalized.npy");
     let layout = npy::read(&layout_path)?;

@@ -1,8 +1,8 @@
 //! Where an image's vectors land on an atlas: each vector is placed into the atlas's layout the
 //! way umap-learn's `transform` places new points ([`crate::layout::transform`]: neighbours
 //! among the atlas's points in the layout's metric, fuzzy weights, the weighted mean of the
-//! neighbours' layout coordinates, then a few epochs of UMAP's optimisation against the fixed
-//! layout), and the result goes through the same normalisation as the atlas's own points
+//! neighbours' layout coordinates, then a few epochs of UMAP's optimization against the fixed
+//! layout), and the result goes through the same normalization as the atlas's own points
 //! ([`LayoutNormalization`], fitted on `layout.npy` and checked against
 //! `layout_normalized.npy`), so it can be drawn on every level and binned into a cell of any
 //! grid. For a t-SNE layout only the neighbour-weighted position is used (t-SNE has no
@@ -113,14 +113,14 @@ impl LandingMethod {
             ),
             LandingMethod::Tsne { metric } => format!(
                 "placed at the weighted mean of the {TSNE_NEIGHBOURS} nearest atlas points' \
-                 positions ({metric:?}; t-SNE layout: no optimisation epochs)"
+                 positions ({metric:?}; t-SNE layout: no optimization epochs)"
             ),
         }
     }
 }
 
 /// An atlas made ready to take new points: its points' activations, raw layout and
-/// normalisation, and how its run prepared images.
+/// normalization, and how its run prepared images.
 pub struct AtlasLanding {
     pub root: PathBuf,
     pub manifest: AtlasManifest,
@@ -140,7 +140,7 @@ pub struct Landed {
     pub raw: Vec<[f32; 2]>,
     /// The neighbour-weighted initial positions (layout coordinates).
     pub init_raw: Vec<[f32; 2]>,
-    /// Normalised positions in [0, 1]² (as `layout_normalized.npy`: x right, y up).
+    /// Normalized positions in [0, 1]² (as `layout_normalized.npy`: x right, y up).
     pub points: Vec<[f32; 2]>,
     pub n_epochs: usize,
     /// For the UI: how the points were placed.
@@ -236,7 +236,7 @@ impl AtlasLanding {
             .fold(0.0f32, f32::max);
         ensure!(
             worst <= 1e-5,
-            "{}: layout_normalized.npy is not the normalised layout.npy (off by {worst}), so new \
+            "{}: layout_normalized.npy is not the normalized layout.npy (off by {worst}), so new \
              points cannot be mapped onto the grids",
             root.display()
         );
@@ -257,7 +257,7 @@ impl AtlasLanding {
         &self.raw
     }
 
-    /// Normalises layout coordinates the way the atlas's points were.
+    /// Normalizes layout coordinates the way the atlas's points were.
     pub fn normalize(&self, p: [f32; 2]) -> [f32; 2] {
         self.normalization.apply(p)
     }
@@ -332,8 +332,8 @@ mod tests {
                 metric: Metric::Cosine
             }
         ));
-        assert!(!t.params().optimise);
-        assert!(t.describe(0).contains("no optimisation"));
+        assert!(!t.params().optimize);
+        assert!(t.describe(0).contains("no optimization"));
         let e = LandingMethod::parse("comparison x=(attr[3]-attr[1]) y=tsne").unwrap_err();
         assert!(e.to_string().contains("cannot be placed"), "{e}");
     }

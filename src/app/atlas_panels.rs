@@ -107,7 +107,7 @@ fn view_section(app: &mut AtlasApp, ui: &mut egui::Ui) {
             ui.selectable_value(&mut view.level_choice, LevelChoice::Grid(g), format!("{g}"));
         }
     });
-    // The icon switch: feature visualisations, real patches, or both.
+    // The icon switch: feature visualizations, real patches, or both.
     ui.horizontal_wrapped(|ui| {
         ui.label("icons:");
         for v in super::atlas_view::IconView::ALL {

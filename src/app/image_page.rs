@@ -1,6 +1,6 @@
 //! The "One image" page (spec §9.1): drop or pick an image and see its top-5 prediction, its
 //! spatial activation grid (each position drawn as the icon of the atlas cell its vector lands
-//! in, or as a feature-visualisation icon of its own vector on request), the attribution heat-map
+//! in, or as a feature-visualization icon of its own vector on request), the attribution heat-map
 //! of a chosen class over the input, and where its vectors land on the atlas (markers on the
 //! atlas view, at the positions umap-learn's `transform` would give them: see
 //! [`crate::analysis::landing`]). With an atlas the image is prepared as the atlas's run prepared
@@ -41,10 +41,10 @@ pub struct ImagePageState {
     pub attribution: Option<AttrMap>,
     pub show_overlay: bool,
     pub class_search: String,
-    /// Feature-visualisation icons of the positions (row `y·w + x`), as they arrive.
-    pub optimised: Vec<Option<TextureHandle>>,
-    /// Draw the optimised icons instead of the landing cells' icons.
-    pub show_optimised: bool,
+    /// Feature-visualization icons of the positions (row `y·w + x`), as they arrive.
+    pub optimized: Vec<Option<TextureHandle>>,
+    /// Draw the optimized icons instead of the landing cells' icons.
+    pub show_optimized: bool,
     /// Positions drawn in the last frame (for tests).
     pub drawn_positions: usize,
     /// The atlas whose view holds this image's markers.
@@ -64,15 +64,15 @@ pub fn open_image(page: &mut ImagePageState, cx: &mut PageCx, path: PathBuf) {
     page.class_search.clear();
     page.show_overlay = true;
     cx.jobs.cancel_and_forget(&JobId::Attribution);
-    clear_optimised(page, cx);
+    clear_optimized(page, cx);
     clear_markers(page, cx);
     start_analysis(page, cx);
 }
 
-fn clear_optimised(page: &mut ImagePageState, cx: &mut PageCx) {
-    cx.jobs.cancel_and_forget(&JobId::OptimiseIcons);
-    page.optimised.clear();
-    page.show_optimised = false;
+fn clear_optimized(page: &mut ImagePageState, cx: &mut PageCx) {
+    cx.jobs.cancel_and_forget(&JobId::OptimizeIcons);
+    page.optimized.clear();
+    page.show_optimized = false;
 }
 
 fn clear_markers(page: &mut ImagePageState, cx: &mut PageCx) {
@@ -138,21 +138,21 @@ fn start_attribution(page: &mut ImagePageState, cx: &mut PageCx, class: usize) {
     });
 }
 
-/// Renders a feature-visualisation icon for every position's vector.
-pub fn start_optimise(page: &mut ImagePageState, cx: &mut PageCx) {
+/// Renders a feature-visualization icon for every position's vector.
+pub fn start_optimize(page: &mut ImagePageState, cx: &mut PageCx) {
     let settings = cx
         .render_override
         .clone()
         .unwrap_or_else(crate::render::RenderSettings::preview);
-    clear_optimised(page, cx);
+    clear_optimized(page, cx);
     let Some(result) = &page.result else { return };
     let a = &result.analysis;
-    page.optimised = vec![None; a.h * a.w];
+    page.optimized = vec![None; a.h * a.w];
     let whitening = result
         .landing
         .as_ref()
         .map(|n| n.root.join("whitening.npy"));
-    let request = work::OptimiseRequest {
+    let request = work::OptimizeRequest {
         model: result.request.model.clone(),
         layer: result.layer_index,
         acts: a.acts.clone(),
@@ -161,8 +161,8 @@ pub fn start_optimise(page: &mut ImagePageState, cx: &mut PageCx) {
         settings,
     };
     let models = page.model_cache.clone();
-    cx.jobs.start(JobId::OptimiseIcons, || {
-        work::spawn_optimise(models, request)
+    cx.jobs.start(JobId::OptimizeIcons, || {
+        work::spawn_optimize(models, request)
     });
 }
 
@@ -196,7 +196,7 @@ fn logic(page: &mut ImagePageState, cx: &mut PageCx, ctx: &egui::Context) {
     poll_pick(page, cx);
     poll_analysis(page, cx, ctx);
     poll_attribution(page, cx);
-    poll_optimised(page, cx, ctx);
+    poll_optimized(page, cx, ctx);
 }
 
 fn poll_pick(page: &mut ImagePageState, cx: &mut PageCx) {
@@ -240,27 +240,27 @@ fn poll_attribution(page: &mut ImagePageState, cx: &mut PageCx) {
     }
 }
 
-fn poll_optimised(page: &mut ImagePageState, cx: &mut PageCx, ctx: &egui::Context) {
+fn poll_optimized(page: &mut ImagePageState, cx: &mut PageCx, ctx: &egui::Context) {
     let (batches, outcome) = cx
         .jobs
-        .poll::<(), IconBatch>(&JobId::OptimiseIcons)
+        .poll::<(), IconBatch>(&JobId::OptimizeIcons)
         .report_to(cx.problems, cx.log);
     for batch in batches {
         for (i, img) in batch.images.into_iter().enumerate() {
             let p = batch.first + i;
-            if let Some(slot) = page.optimised.get_mut(p) {
+            if let Some(slot) = page.optimized.get_mut(p) {
                 *slot = Some(ctx.load_texture(
                     format!("one-image-icon-{p}"),
                     img,
                     egui::TextureOptions::LINEAR,
                 ));
-                page.show_optimised = true;
+                page.show_optimized = true;
             }
         }
     }
     match outcome {
-        Some(JobOutcome::Cancelled) => cx.log.push("icon optimisation cancelled".into()),
-        Some(JobOutcome::Failed(e)) => page.error = Some(format!("icon optimisation failed: {e}")),
+        Some(JobOutcome::Cancelled) => cx.log.push("icon optimization cancelled".into()),
+        Some(JobOutcome::Failed(e)) => page.error = Some(format!("icon optimization failed: {e}")),
         Some(JobOutcome::Done(())) | None => {}
     }
 }
@@ -274,7 +274,7 @@ fn accept_result(
     ctx: &egui::Context,
 ) {
     clear_markers(page, cx);
-    clear_optimised(page, cx);
+    clear_optimized(page, cx);
     let input = &result.analysis.input;
     page.input_texture = Some(ctx.load_texture(
         "one-image-input",
@@ -305,7 +305,7 @@ fn accept_result(
     }
 }
 
-/// The atlas markers of landed vectors: their normalised layout positions in atlas units (x
+/// The atlas markers of landed vectors: their normalized layout positions in atlas units (x
 /// right, y down, so `1 − y`), drawn the same on every level; vectors without a position have no
 /// marker.
 pub fn landing_markers(landed: &crate::analysis::Landed) -> Vec<Pos2> {
@@ -625,14 +625,14 @@ fn activation_grid(page: &mut ImagePageState, cx: &mut PageCx, ui: &mut egui::Ui
             response.widget_info(|| {
                 egui::WidgetInfo::labeled(egui::Role::Image, true, format!("position ({y}, {x})"))
             });
-            let optimised = page
-                .optimised
+            let optimized = page
+                .optimized
                 .get(p)
                 .and_then(|t| t.as_ref())
-                .filter(|_| page.show_optimised);
+                .filter(|_| page.show_optimized);
             let mut cell_info = None;
             let mut drawn = false;
-            if let Some(tex) = optimised {
+            if let Some(tex) = optimized {
                 painter.image(tex.id(), r.shrink(0.5), full, Color32::WHITE);
                 drawn = true;
             } else if let Some((n, v)) = landing.as_mut() {
@@ -746,7 +746,7 @@ fn position_tooltip(
     }
 }
 
-/// Under the grid: where the icons come from, the icon optimisation and "Show on atlas".
+/// Under the grid: where the icons come from, the icon optimization and "Show on atlas".
 fn grid_footer(page: &mut ImagePageState, cx: &mut PageCx, ui: &mut egui::Ui) {
     let Some(result) = &page.result else { return };
     match &result.landing {
@@ -770,27 +770,27 @@ fn grid_footer(page: &mut ImagePageState, cx: &mut PageCx, ui: &mut egui::Ui) {
             }
         },
     };
-    let has_optimised = page.optimised.iter().any(Option::is_some);
-    let mut optimise_clicked = false;
+    let has_optimized = page.optimized.iter().any(Option::is_some);
+    let mut optimize_clicked = false;
     ui.horizontal(|ui| {
-        if cx.jobs.is_running(&JobId::OptimiseIcons) {
-            if let Some(p) = cx.jobs.progress(&JobId::OptimiseIcons) {
+        if cx.jobs.is_running(&JobId::OptimizeIcons) {
+            if let Some(p) = cx.jobs.progress(&JobId::OptimizeIcons) {
                 progress_row(ui, p);
             } else {
                 ui.spinner();
             }
             if ui.button("Cancel icons").clicked() {
-                cx.jobs.cancel(&JobId::OptimiseIcons);
+                cx.jobs.cancel(&JobId::OptimizeIcons);
             }
         } else if ui
-            .button("Optimise icons")
-            .on_hover_text("render a feature-visualisation icon for every position's vector")
+            .button("Optimize icons")
+            .on_hover_text("render a feature-visualization icon for every position's vector")
             .clicked()
         {
-            optimise_clicked = true;
+            optimize_clicked = true;
         }
-        if has_optimised {
-            ui.checkbox(&mut page.show_optimised, "show optimised icons");
+        if has_optimized {
+            ui.checkbox(&mut page.show_optimized, "show optimized icons");
         }
     });
     let marked = page.marked_atlas.clone();
@@ -808,8 +808,8 @@ fn grid_footer(page: &mut ImagePageState, cx: &mut PageCx, ui: &mut egui::Ui) {
             ui.label(format!("{n} markers on the atlas"));
         });
     }
-    if optimise_clicked {
-        start_optimise(page, cx);
+    if optimize_clicked {
+        start_optimize(page, cx);
     }
     if let (true, Some(root)) = (show_on_atlas, marked) {
         cx.act(Action::ShowAtlas(root));

@@ -26,7 +26,7 @@ pub enum JobId {
     // One image page.
     Analysis,
     Attribution,
-    OptimiseIcons,
+    OptimizeIcons,
     PickImage,
     // Classes page.
     ClassAtlas,

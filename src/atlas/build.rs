@@ -136,7 +136,7 @@ pub fn build_with<E>(
 
 /// The sizes of the render batches of one sheet of `count` icons. The first sheet of a level
 /// (`ramp`) starts with single icons and doubles, 1, 1, 2, 4, 8, …, so the first icon is on
-/// screen after one single-icon optimisation and the level fills progressively; the sheet is
+/// screen after one single-icon optimization and the level fills progressively; the sheet is
 /// rewritten (as a partial sheet) after each batch. Later sheets are one batch (on a GPU a
 /// batch costs about as much as a single icon, so splitting every sheet would multiply the
 /// build time). The schedule depends only on `count` and `ramp`, so a resumed build renders the

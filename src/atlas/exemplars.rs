@@ -1,5 +1,5 @@
 //! Exemplar icons (issue 13 §3): every cell drawn with real pixels instead of a feature
-//! visualisation. A cell's examples are its atlas rows ranked by the cosine similarity of their
+//! visualization. A cell's examples are its atlas rows ranked by the cosine similarity of their
 //! activation to the cell's mean activation ([`crate::grid::rank::rank_by_similarity`],
 //! the ranking of the app's dataset-examples list); the *exemplar* is the receptive-field patch
 //! ([`crate::collect::provenance::patch_rect`]) of the first one, the *mosaic* the patches of the
@@ -9,7 +9,7 @@
 //! `PIL.Image.open(p).convert("RGB").resize(input, BILINEAR).crop(rect).resize((S, S), LANCZOS)`
 //! for a squashed run.
 //!
-//! Exemplars need no model and no optimisation, only image decoding, so the build writes them
+//! Exemplars need no model and no optimization, only image decoding, so the build writes them
 //! right after the cell tables, before any synthetic icon is rendered. Sheets have the synthetic
 //! sheets' format (`levels/G/exemplars/sheet_NNNN.png`, `levels/G/mosaics/sheet_NNNN.png`).
 use std::collections::BTreeMap;

@@ -91,7 +91,7 @@ pub fn sheet_path(root: &Path, grid: usize, sheet: usize) -> PathBuf {
 /// pixels square), so the viewer and the poster read them the same way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum IconKind {
-    /// Feature visualisations of the cell's mean activation (`levels/G/icons/`).
+    /// Feature visualizations of the cell's mean activation (`levels/G/icons/`).
     Synthetic,
     /// The cell's most typical real patch: the receptive-field crop of the dataset example whose
     /// activation is most similar (cosine) to the cell mean (`levels/G/exemplars/`).

@@ -11,7 +11,7 @@ pub const BATCH: usize = 32;
 
 /// Softmax probabilities (full K vector per image) of model-sized RGB images, batched
 /// (batch ≤ 32), on `model.device`. Images must already be the model's input size; they are fed
-/// as [0, 1] pixels, the model applies its own normalisation.
+/// as [0, 1] pixels, the model applies its own normalization.
 pub fn probabilities(model: &AtlasModel, images: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
     let (w, h) = model.info.size();
     if let Some(bad) = images.iter().find(|im| im.dimensions() != (w, h)) {

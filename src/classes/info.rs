@@ -72,7 +72,7 @@ pub struct ComparisonInfo {
     pub b_count: usize,
     /// The source run's row of every sample (= atlas row).
     pub rows: Vec<usize>,
-    /// Per sample: x ∈ [−1, 1] (positive = more B) and y ∈ [0, 1] (normalised 1-D t-SNE).
+    /// Per sample: x ∈ [−1, 1] (positive = more B) and y ∈ [0, 1] (normalized 1-D t-SNE).
     pub x: Vec<f32>,
     pub y: Vec<f32>,
     /// The raw 1-D t-SNE coordinate.

@@ -653,7 +653,7 @@ struct Axes {
     /// x ∈ [−1, 1] (positive = more B) and the percentile value it was divided by.
     x: Vec<f32>,
     scale: f64,
-    /// The 1-D t-SNE coordinate, raw and normalised to [0, 1].
+    /// The 1-D t-SNE coordinate, raw and normalized to [0, 1].
     y_raw: Vec<f32>,
     y: Vec<f32>,
     /// The t-SNE's settings (`dims` = 1) and their text.

@@ -13,7 +13,7 @@
 //!   concatenates the magnitude list (largest first) and the winner list and keeps duplicates.
 //!
 //! Only those rows are laid out (default UMAP 20 / 0.02 / cosine, the published class atlases'
-//! `20_0.02_cosine`; t-SNE as the article prefers is an option), normalised (spec §2.4), binned
+//! `20_0.02_cosine`; t-SNE as the article prefers is an option), normalized (spec §2.4), binned
 //! on an 8×8 grid keeping cells with ≥ 5 points (NB-CLS: `n > 4`), and every cell gets its mean
 //! activation, mean attribution, top classes (its label is its own top class, not necessarily
 //! `c`) and an icon whitened with the **full** layer's matrix (all the run's rows of the layer,
@@ -45,10 +45,10 @@
 //! * x = `attr[i, B] − attr[i, A]`, divided by the 99th percentile (numpy's linear
 //!   interpolation) of its absolute value over the set and clipped to [−1, 1]; no re-centring;
 //!   positive = "more B";
-//! * y = 1-D t-SNE of the activations (cosine, perplexity 50, learning rate 10), normalised to
+//! * y = 1-D t-SNE of the activations (cosine, perplexity 50, learning rate 10), normalized to
 //!   [0, 1] with `normalize_layout`;
 //! * a 10×10 grid over x ∈ [−1, 1], y ∈ [0, 1] (the atlas folder stores `((x + 1) / 2, y)` as
-//!   its normalised layout, so cell column `i` spans x ∈ [−1 + 2i/G, −1 + 2(i+1)/G)), cells with
+//!   its normalized layout, so cell column `i` spans x ∈ [−1 + 2i/G, −1 + 2(i+1)/G)), cells with
 //!   ≥ 5 points, icons as for a class atlas.
 //!
 //! Output: an atlas folder as above plus `comparison.json` ([`ComparisonInfo`]: classes, run

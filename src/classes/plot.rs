@@ -25,7 +25,7 @@ pub fn comparison_png(root: &Path, grid: usize, info: &ComparisonInfo) -> Result
     };
     let mut panels = vec![(
         render_poster_kind(root, &opts, IconKind::Synthetic)?,
-        "synthetic icons (feature visualisation of the cell mean)",
+        "synthetic icons (feature visualization of the cell mean)",
     )];
     if kind_sheet_path(root, grid, IconKind::Exemplar, 0).is_file() {
         panels.push((

@@ -25,19 +25,19 @@ impl ModelArg {
     }
 }
 
-/// How feature-visualisation icons are rendered: a preset and the overrides given.
+/// How feature-visualization icons are rendered: a preset and the overrides given.
 #[derive(Args, Clone, Debug)]
 pub struct RenderArgs {
     /// Icon preset (its steps, tries, transforms, objective and whitening).
     #[arg(long, value_enum, default_value_t = IconPreset::Preview, value_parser = one_of::<IconPreset>())]
     preset: IconPreset,
-    /// Optimisation steps per icon (default: the preset's).
+    /// Optimization steps per icon (default: the preset's).
     #[arg(long)]
     steps: Option<usize>,
     /// Tries per icon, the best kept (default: the preset's).
     #[arg(long)]
     tries: Option<usize>,
-    /// Icons optimised together (default: the preset's).
+    /// Icons optimized together (default: the preset's).
     #[arg(long)]
     batch: Option<usize>,
 }

@@ -113,7 +113,7 @@ impl IconLevels {
 /// `--icons`.
 #[derive(ValueEnum, Clone, Copy, Debug)]
 enum IconsToMake {
-    /// Feature visualisations.
+    /// Feature visualizations.
     Synthetic,
     /// Each cell's most typical real patch and a 2×2 mosaic of its top four.
     #[value(alias = "exemplars")]

@@ -1,4 +1,4 @@
-//! `atlas icons`: feature-visualisation icons of directions of a layer, as a folder of PNGs.
+//! `atlas icons`: feature-visualization icons of directions of a layer, as a folder of PNGs.
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -14,7 +14,7 @@ use super::progress::bar;
 pub struct Args {
     #[command(flatten)]
     model: ModelArg,
-    /// The layer whose directions are visualised.
+    /// The layer whose directions are visualized.
     #[arg(long)]
     layer: String,
     /// [N, C] .npy of directions (raw; whitening is not applied here).

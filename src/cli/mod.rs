@@ -48,7 +48,7 @@ enum Command {
     Classify(classify::Args),
     /// Build an atlas from a collection run: layout, nested grids, icons (resumable).
     Build(build::Args),
-    /// Render feature-visualisation icons for directions of a layer (rows of an .npy, or random
+    /// Render feature-visualization icons for directions of a layer (rows of an .npy, or random
     /// non-negative directions) into a folder of PNGs.
     Icons(icons::Args),
     /// Write one level of an atlas as a PNG with class labels.

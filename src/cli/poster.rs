@@ -37,7 +37,7 @@ pub struct Args {
 /// `--icons`.
 #[derive(ValueEnum, Clone, Copy, Debug)]
 enum PosterIconsArg {
-    /// Feature visualisations.
+    /// Feature visualizations.
     Synthetic,
     /// Each cell's most typical real patch.
     #[value(alias = "exemplars")]

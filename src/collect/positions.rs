@@ -1,7 +1,7 @@
 //! Which spatial positions are sampled: a pure function of (seed, image, layer, draw), so that a
 //! resumed or repeated run samples exactly the same positions as an uninterrupted one.
 
-/// SplitMix64 finaliser: a good 64-bit mix, enough for sampling positions.
+/// SplitMix64 finalizer: a good 64-bit mix, enough for sampling positions.
 fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -104,7 +104,7 @@ fn read_provenance(path: &Path, layer: &str, rows: usize) -> Result<Vec<Provenan
 /// roughly Gaussian blob a few strides wide around the centre; two strides shows the position's
 /// own cell plus half of each neighbour, which is how overlapping patches look in Building
 /// Blocks' activation grids. The lower clamp W/8 keeps early layers (stride 4–8) from giving
-/// patches too small to recognise anything in. The region is shifted (not shrunk) to stay inside
+/// patches too small to recognize anything in. The region is shifted (not shrunk) to stay inside
 /// the image.
 pub fn patch_rect(
     pos_y: i64,

@@ -116,7 +116,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>, String> {
 /// Decode an in-memory file to 8-bit RGB with EXIF orientation applied.
 pub(crate) fn decode_bytes(bytes: &[u8]) -> Result<RgbImage, String> {
     let format = image::guess_format(bytes)
-        .map_err(|_| "not an image (unrecognised content)".to_string())?;
+        .map_err(|_| "not an image (unrecognized content)".to_string())?;
     if format == ImageFormat::Jpeg {
         jpeg::check_complete(bytes)?;
     }
@@ -211,7 +211,7 @@ mod tests {
     fn garbage_and_empty_are_reasons_not_panics() {
         assert_eq!(
             decode_bytes(b"hello").unwrap_err(),
-            "not an image (unrecognised content)"
+            "not an image (unrecognized content)"
         );
         assert!(decode_bytes(&[0xFF, 0xD8, 0xFF]).is_err());
         assert!(decode_bytes(b"\x89PNG\r\n\x1a\n").is_err());

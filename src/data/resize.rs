@@ -291,7 +291,7 @@ pub(crate) fn squash(src: &RgbImage, (w, h): (u32, u32)) -> RgbImage {
 }
 
 /// torchvision `Resize(resize)` (shorter side → `resize`, long side = int(resize·long/short))
-/// followed by `CenterCrop((h, w))`, computed without materialising the resized image.
+/// followed by `CenterCrop((h, w))`, computed without materializing the resized image.
 pub(crate) fn resize_shorter_crop(src: &RgbImage, resize: u32, (w, h): (u32, u32)) -> RgbImage {
     let (iw, ih) = (u64::from(src.width()), u64::from(src.height()));
     let r = u64::from(resize);

@@ -1,7 +1,7 @@
 //! Walk an image folder and list the images in it, without decoding them.
 //!
 //! Labels come from the folder layout used by torchvision's `ImageFolder`: `root/<label>/...`.
-//! Files are recognised by their first bytes, not their extension, because real folders contain
+//! Files are recognized by their first bytes, not their extension, because real folders contain
 //! `.jpg` files that are really PNGs (fine) and `.jpg` files that are really HTML error pages
 //! (not fine). Anything odd becomes a [`Problem`] the user can see, instead of an error that
 //! stops the scan.
@@ -78,7 +78,7 @@ impl Walk {
 
     /// Scan one folder. `label` is `None` only for the root itself.
     fn visit_dir(&mut self, dir: &Path, label: Option<&str>) {
-        // Canonicalising resolves every symlink, so a link back to an ancestor (or a second
+        // Canonicalizing resolves every symlink, so a link back to an ancestor (or a second
         // link to the same folder) maps to a path we have already seen.
         match fs::canonicalize(dir) {
             Ok(real) => {
@@ -170,7 +170,7 @@ pub(crate) fn sniff(path: &Path, len: u64) -> Result<(), String> {
         Ok(format) => Err(format!(
             "unsupported image format ({format:?}): this build cannot decode it"
         )),
-        Err(_) => Err("not an image (unrecognised content)".into()),
+        Err(_) => Err("not an image (unrecognized content)".into()),
     }
 }
 
@@ -243,7 +243,7 @@ mod tests {
             reasons,
             vec![
                 ("empty.jpg".into(), "empty file"),
-                ("notes.txt".into(), "not an image (unrecognised content)"),
+                ("notes.txt".into(), "not an image (unrecognized content)"),
             ]
         );
         fs::remove_dir_all(&root).unwrap();

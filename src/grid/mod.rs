@@ -1,4 +1,4 @@
-//! Grids over a normalised layout (spec §3.1–3.2): half-open binning into G×G cells and
+//! Grids over a normalized layout (spec §3.1–3.2): half-open binning into G×G cells and
 //! per-cell averages of activations and attributions. Each grid size is binned independently
 //! from the same layout; with doubling sizes every coarse cell is exactly the union of its 2×2
 //! finer cells, which is what makes zooming consistent.
@@ -34,7 +34,7 @@ pub fn cell_index(p: f32, g: usize) -> usize {
     }
 }
 
-/// Bin a normalised layout ([0, 1]²) into a `grid × grid` grid and keep the cells with at least
+/// Bin a normalized layout ([0, 1]²) into a `grid × grid` grid and keep the cells with at least
 /// `min_count` points (spec recommends 5). Cells are ordered by (y, x).
 pub fn bin(points: &[[f32; 2]], grid: usize, min_count: usize) -> Vec<Cell> {
     assert!(grid > 0, "grid size must be positive");

@@ -1,4 +1,4 @@
-//! Embedding: umap-learn's curve parameters (a, b), the initialisation and the SGD layout loop
+//! Embedding: umap-learn's curve parameters (a, b), the initialization and the SGD layout loop
 //! (`optimize_layout_euclidean`), reproduced step by step.
 
 use super::fuzzy::Graph;
@@ -95,7 +95,7 @@ pub fn default_n_epochs(n: usize) -> usize {
 /// Initial layout from 2-D coordinates (`coords`, e.g. the first two principal components):
 /// umap-learn's `init="pca"` path — scale so the largest |coordinate| is 10, add N(0, 1e-4)
 /// noise, then min–max scale each axis to [0, 10] as `simplicial_set_embedding` does for every
-/// initialisation. Falls back to uniform random in [−10, 10] (umap-learn's `init="random"`) when
+/// initialization. Falls back to uniform random in [−10, 10] (umap-learn's `init="random"`) when
 /// the coordinates are degenerate.
 pub fn init_from_coords(coords: &[[f32; 2]], seed: u64) -> Vec<[f32; 2]> {
     let mut rng = Rng::new(seed ^ 0x1417);
@@ -277,7 +277,7 @@ struct Grad {
 
 /// umap-learn's `optimize_layout_euclidean` (2-D, `move_other = True`, gradient clipping at 4,
 /// learning rate decaying linearly to 0) on the fuzzy graph, in place, with the same edge
-/// sampling schedule and the same gradients, organised so that it is parallel AND reproducible:
+/// sampling schedule and the same gradients, organized so that it is parallel AND reproducible:
 ///
 /// * Work is split by vertex blocks ([`VBLOCK`]); a block only ever writes its own vertices.
 ///   umap-learn's `move_other` moves the tail of an edge too; the graph is symmetric and an edge

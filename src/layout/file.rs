@@ -18,7 +18,7 @@ pub enum LayoutMethod {
 }
 
 /// Lays out the `n×d` rows of `data` with `method`: the coordinates (`n×dims`, row-major, raw,
-/// not normalised) and `dims`; `Ok(None)` when cancelled.
+/// not normalized) and `dims`; `Ok(None)` when cancelled.
 pub fn run_layout(
     data: &[f32],
     n: usize,
@@ -36,7 +36,7 @@ pub fn run_layout(
     })
 }
 
-/// Lays out the rows of `input` and writes the raw (un-normalised) coordinates to `output`
+/// Lays out the rows of `input` and writes the raw (un-normalized) coordinates to `output`
 /// atomically. Returns the number of rows.
 pub fn layout_file(
     input: &Path,

@@ -35,7 +35,7 @@ const NR: usize = 16; // database rows per micro-tile (two AVX registers)
 const QB: usize = 128; // query rows per task (their packed copy stays in L2)
 const DB: usize = 256; // database rows per cache block
 
-/// Rows after the metric's preprocessing: L2-normalised for cosine (so cosine distance is
+/// Rows after the metric's preprocessing: L2-normalized for cosine (so cosine distance is
 /// `1 − x·y` and equals half the squared Euclidean distance), unchanged for Euclidean.
 pub(crate) fn prepare(data: &[f32], d: usize, metric: Metric) -> Vec<f32> {
     let mut x = data.to_vec();

@@ -1,5 +1,5 @@
 //! Small dense linear algebra written by hand (no BLAS / nalgebra in this project): a cyclic
-//! Jacobi eigen-solver for the small symmetric matrices of PCA, and a vectorisable dot product.
+//! Jacobi eigen-solver for the small symmetric matrices of PCA, and a vectorizable dot product.
 
 /// Eigen-decomposition of a symmetric `n×n` matrix (row-major, overwritten).
 /// Returns eigenvalues in descending order and the matching eigenvectors as rows
@@ -70,7 +70,7 @@ pub(crate) fn sym_eigen(a: &mut [f64], n: usize) -> (Vec<f64>, Vec<f64>) {
     (vals, vecs)
 }
 
-/// f32 dot product with 8 independent partial sums, so the compiler can vectorise it (a plain
+/// f32 dot product with 8 independent partial sums, so the compiler can vectorize it (a plain
 /// iterator `sum` must keep the sequential order and stays scalar).
 #[inline]
 pub(crate) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
@@ -115,7 +115,7 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// Squared Euclidean distance, vectorisable like [`dot_f32`] (no cancellation for close points).
+/// Squared Euclidean distance, vectorizable like [`dot_f32`] (no cancellation for close points).
 #[inline]
 pub(crate) fn sqdist_f32(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];

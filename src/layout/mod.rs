@@ -1,14 +1,14 @@
 //! 2-D layout of activation vectors: UMAP (McInnes et al.), reimplemented after umap-learn
 //! because the `umap-rs` crate produced poor layouts on this data (see notes/toolchain.md).
 //!
-//! Pipeline ([`umap`]): metric preparation (L2-normalise for cosine) → optional PCA to
+//! Pipeline ([`umap`]): metric preparation (L2-normalize for cosine) → optional PCA to
 //! `pca_dims` → kNN ([`knn::neighbours`]: exact by blocked matrix products up to
 //! [`knn::EXACT_MAX_ROWS`] rows, NN-descent above, both re-ranked with exact distances) →
-//! umap-learn's fuzzy simplicial set ([`fuzzy`]) → PCA initialisation → umap-learn's SGD
+//! umap-learn's fuzzy simplicial set ([`fuzzy`]) → PCA initialization → umap-learn's SGD
 //! ([`embed`], parallel by vertex blocks and reproducible for a seed on any number of threads).
 //! [`normalize_layout`] then maps the layout to [0, 1]² for binning (spec §2.4).
 //!
-//! Initialisation: umap-learn's default is a spectral embedding of the graph; this
+//! Initialization: umap-learn's default is a spectral embedding of the graph; this
 //! implementation uses umap-learn's `init="pca"` path (first two principal components of the
 //! prepared rows, scaled to [0, 10]) because a robust eigensolver for large, often disconnected
 //! kNN graphs is not written yet.
@@ -74,7 +74,7 @@ pub(crate) fn process_cpu_secs() -> f64 {
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
         return 0.0;
     };
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    // Fields after the parenthesized command name; utime and stime are fields 14 and 15.
     let rest = stat.rsplit_once(')').map(|r| r.1).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
@@ -84,7 +84,7 @@ pub(crate) fn process_cpu_secs() -> f64 {
 /// Lay out the `n×d` row-major rows of `data` in 2-D with UMAP.
 ///
 /// `progress(stage, fraction)` is called on the calling thread with stages `"neighbours"`,
-/// `"graph"`, `"init"`, `"optimise"`; `cancel` is polled between batches of work. Returns
+/// `"graph"`, `"init"`, `"optimize"`; `cancel` is polled between batches of work. Returns
 /// `Ok(None)` when cancelled, otherwise one point per row (raw UMAP coordinates; see
 /// [`normalize_layout`]).
 pub fn umap(
@@ -193,17 +193,17 @@ pub fn umap(
         repulsion_strength: 1.0,
         seed: params.seed,
     };
-    progress("optimise", 0.0);
+    progress("optimize", 0.0);
     if !embed::optimize_layout(
         &mut emb,
         &graph,
         &sgd,
-        &mut |f| progress("optimise", f),
+        &mut |f| progress("optimize", f),
         cancel,
     ) {
         return Ok(None);
     }
-    lap("optimise");
+    lap("optimize");
     Ok(Some(emb))
 }
 
@@ -323,6 +323,6 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!(stages, ["neighbours", "graph", "init", "optimise"]);
+        assert_eq!(stages, ["neighbours", "graph", "init", "optimize"]);
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! Everything runs in the search space (the PCA projection of the prepared rows); the caller
 //! re-ranks the final lists with exact distances. Squared Euclidean distance in that space
-//! orders neighbours as cosine does for L2-normalised rows.
+//! orders neighbours as cosine does for L2-normalized rows.
 //!
 //! Determinism: every random choice comes from a hash of (seed, iteration, point), and updates
 //! are applied in the order of an ordered parallel collect, in fixed batches, so the result is

@@ -1,4 +1,4 @@
-//! Layout normalisation exactly as the reference code's `normalize_layout` (spec §2.4).
+//! Layout normalization exactly as the reference code's `normalize_layout` (spec §2.4).
 
 /// numpy `percentile(v, q)` with the default linear interpolation; `v` must be sorted.
 fn percentile_sorted(v: &[f32], q: f64) -> f64 {
@@ -9,7 +9,7 @@ fn percentile_sorted(v: &[f32], q: f64) -> f64 {
     v[lo] as f64 + t * (v[hi] as f64 - v[lo] as f64)
 }
 
-/// Normalise a 2-D layout in place, each axis independently (aspect ratio is not kept):
+/// Normalize a 2-D layout in place, each axis independently (aspect ratio is not kept):
 /// lo/hi = 1st/99th percentile; `lo -= 0.1·(hi − lo)` and then `hi += 0.1·(hi − lo)` with the
 /// already-widened `lo` (the reference code's quirk, reproduced); clip to [lo, hi]; subtract the
 /// minimum and divide by the maximum so the axis spans exactly [0, 1]. Outliers pile up on the
@@ -44,7 +44,7 @@ struct AxisMap {
 }
 
 impl LayoutNormalization {
-    /// The normalisation [`normalize_layout`] would apply to `points`.
+    /// The normalization [`normalize_layout`] would apply to `points`.
     pub fn fit(points: &[[f32; 2]]) -> Self {
         let mut axes = [None, None];
         for (ax, slot) in axes.iter_mut().enumerate() {

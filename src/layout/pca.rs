@@ -3,7 +3,7 @@
 //!
 //! Used twice by the layout: to reduce 512–1280-d activations to ~64 dims before the kNN search
 //! (where the squared-distance matrix product dominates the cost), and for the PCA
-//! initialisation of the embedding. Every reduction sums fixed-size chunks in a fixed order, so
+//! initialization of the embedding. Every reduction sums fixed-size chunks in a fixed order, so
 //! results do not depend on the number of threads.
 
 use super::linalg::sym_eigen;
@@ -13,7 +13,7 @@ use rayon::prelude::*;
 /// Rows used to fit the components; projecting all rows is cheap, fitting on all is not needed
 /// for a search-space reduction whose candidates are re-ranked exactly anyway.
 const MAX_FIT_ROWS: usize = 10_000;
-/// Up to this input dimension the covariance matrix is formed and diagonalised exactly.
+/// Up to this input dimension the covariance matrix is formed and diagonalized exactly.
 const EXACT_MAX_DIM: usize = 256;
 const OVERSAMPLE: usize = 10;
 const POWER_ITERS: usize = 3;
@@ -83,7 +83,7 @@ impl Pca {
         out.par_chunks_mut(m)
             .zip(data[..n * d].par_chunks(d))
             .for_each(|(o, x)| {
-                // axpy form (no reductions) so the compiler vectorises it.
+                // axpy form (no reductions) so the compiler vectorizes it.
                 for ((xi, mi), ct) in x.iter().zip(&self.mean).zip(self.comp_t.chunks_exact(m)) {
                     let v = xi - mi;
                     o.iter_mut().zip(ct).for_each(|(a, b)| *a += v * b);
@@ -159,7 +159,7 @@ fn x_times(xc: &[f32], d: usize, z: &[f32], l: usize) -> Vec<f32> {
     y
 }
 
-/// Orthonormalise the columns of the row-major `r×l` matrix `a` in place through the
+/// Orthonormalize the columns of the row-major `r×l` matrix `a` in place through the
 /// eigen-decomposition of its Gram matrix (`A ← A V Λ^(-1/2)`); columns whose eigenvalue is
 /// negligible become zero. Used after every half power step, when the column scales differ by
 /// at most one factor of the spectrum, so squaring the condition number is harmless.

@@ -14,7 +14,7 @@
 //!    skipped as in umap-learn's bisection — with the `MIN_K_DIST_SCALE` floor of the mean
 //!    distance over all new points;
 //! 3. the initial position: the weighted mean of the neighbours' layout coordinates (weights
-//!    normalised to sum 1, neighbours in index order), or exactly a neighbour's coordinates when
+//!    normalized to sum 1, neighbours in index order), or exactly a neighbour's coordinates when
 //!    its weight is 1 (the new point coincides with it);
 //! 4. a few epochs of umap-learn's SGD that move only the new points against the fixed layout:
 //!    edges lighter than max/n_epochs dropped, the same sampling schedule, one attraction per
@@ -23,7 +23,7 @@
 //!    third of the fit's epochs when those were set explicitly).
 //!
 //! The new points are independent of each other (the layout does not move), so each is
-//! optimised on its own random stream keyed by (seed, point): the result for a seed does not
+//! optimized on its own random stream keyed by (seed, point): the result for a seed does not
 //! depend on the number of threads. The random streams differ from umap-learn's, so only steps
 //! 1–3 can be compared number for number (`tests/reference/umap_transform_ref.py`).
 
@@ -39,7 +39,7 @@ use super::UmapParams;
 /// Index value of a dropped neighbour (at or beyond the disconnection distance).
 pub const NO_NEIGHBOUR: u32 = u32::MAX;
 
-/// The layout's points, prepared for the metric (L2-normalised for cosine), to search new
+/// The layout's points, prepared for the metric (L2-normalized for cosine), to search new
 /// points' neighbours among.
 pub struct TransformIndex {
     prepared: Vec<f32>,
@@ -277,8 +277,8 @@ pub struct TransformParams {
     /// The fit's `n_epochs` setting (`None`: its default); see [`transform_epochs`].
     pub fit_n_epochs: Option<usize>,
     /// Run the SGD epochs (UMAP) or keep the weighted initial positions (t-SNE layouts, which
-    /// have no UMAP objective to optimise against).
-    pub optimise: bool,
+    /// have no UMAP objective to optimize against).
+    pub optimize: bool,
     /// The fit's learning rate; the transform uses a quarter of it.
     pub learning_rate: f32,
     pub negative_sample_rate: usize,
@@ -295,7 +295,7 @@ impl TransformParams {
             a,
             b,
             fit_n_epochs: p.n_epochs,
-            optimise: true,
+            optimize: true,
             learning_rate: p.learning_rate,
             negative_sample_rate: p.negative_sample_rate,
             repulsion_strength: 1.0,
@@ -310,7 +310,7 @@ impl TransformParams {
             a: 1.0,
             b: 1.0,
             fit_n_epochs: None,
-            optimise: false,
+            optimize: false,
             learning_rate: 1.0,
             negative_sample_rate: 5,
             repulsion_strength: 1.0,
@@ -325,10 +325,10 @@ pub struct Placement {
     pub graph: TransformGraph,
     /// Weighted initial positions (layout coordinates).
     pub init: Vec<[f32; 2]>,
-    /// Final positions (equal to `init` without optimisation; NaN for a point without
+    /// Final positions (equal to `init` without optimization; NaN for a point without
     /// neighbours).
     pub positions: Vec<[f32; 2]>,
-    /// Epochs run (0 without optimisation).
+    /// Epochs run (0 without optimization).
     pub n_epochs: usize,
 }
 
@@ -365,13 +365,13 @@ pub fn transform(
     let (indices, dists) = index.neighbours(queries, q, k);
     let graph = membership_graph(indices, dists, k, disconnection_distance(index.metric()));
     let init = initial_positions(&graph, embedding);
-    let n_epochs = if params.optimise {
+    let n_epochs = if params.optimize {
         transform_epochs(params.fit_n_epochs, q)
     } else {
         0
     };
     let positions = if n_epochs > 0 {
-        optimise_new_points(&init, &graph, embedding, params, n_epochs)
+        optimize_new_points(&init, &graph, embedding, params, n_epochs)
     } else {
         init.clone()
     };
@@ -385,7 +385,7 @@ pub fn transform(
 
 /// umap-learn's `optimize_layout_euclidean(head=new points, tail=layout, move_other=False)`
 /// with `initial_alpha = learning_rate / 4`, one new point at a time.
-fn optimise_new_points(
+fn optimize_new_points(
     init: &[[f32; 2]],
     graph: &TransformGraph,
     embedding: &[[f32; 2]],

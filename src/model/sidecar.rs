@@ -35,8 +35,9 @@ pub struct Sidecar {
     pub format: String,
     pub name: String,
     pub input_size: [u32; 2],
-    #[serde(default)]
-    pub normalisation: String,
+    /// Spelled `normalisation` in the sidecar files (models/export.py writes them).
+    #[serde(default, rename = "normalisation")]
+    pub normalization: String,
     pub classify_preprocess: ClassifyPreprocess,
     pub classes: Vec<ClassInfo>,
     pub layers: Vec<LayerInfo>,
@@ -147,7 +148,7 @@ mod tests {
             format: FORMAT.into(),
             name: "tiny".into(),
             input_size: [32, 32],
-            normalisation: String::new(),
+            normalization: String::new(),
             classify_preprocess: ClassifyPreprocess::Squash,
             classes: vec![
                 ClassInfo {

@@ -1,11 +1,11 @@
-//! MACO-style phase-only parameterisation (spec feature-visualisation-modern.md §1, §3, §7):
+//! MACO-style phase-only parameterization (spec feature-visualization-modern.md §1, §3, §7):
 //! the magnitude of every icon's spectrum is fixed to an average natural-image spectrum and only
-//! the phase is optimised; the accumulated pixel gradient gives an attribution (alpha) mask.
+//! the phase is optimized; the accumulated pixel gradient gives an attribution (alpha) mask.
 //!
 //! Image formation per icon: `x = irfft2(r·cos φ + i·r·sin φ)` in the decorrelated colour space,
-//! standardised over its `(3,h,w)` values (unbiased std, `+1e-4`), times `gain`, mapped to RGB with
+//! standardized over its `(3,h,w)` values (unbiased std, `+1e-4`), times `gain`, mapped to RGB with
 //! lucid's colour matrix (as [`super::param`]) and squashed by a sigmoid. The phase starts
-//! uniform in `(−π, π)` and is not standardised (§1.4 of the spec: avoids the corner blob).
+//! uniform in `(−π, π)` and is not standardized (§1.4 of the spec: avoids the corner blob).
 use anyhow::{ensure, Result};
 use image::RgbImage;
 use tch::{Device, Kind, Tensor};
@@ -203,7 +203,7 @@ mod tests {
     }
 
     #[test]
-    fn images_are_standardised_and_in_range() {
+    fn images_are_standardized_and_in_range() {
         let m = Magnitude::default_for(20, 20);
         let img = MacoImage::random(2, &m, 1.0, 5, Device::Cpu);
         let rgb = img.rgb();
@@ -227,7 +227,7 @@ mod tests {
     }
 
     #[test]
-    fn alpha_is_clipped_and_normalised() {
+    fn alpha_is_clipped_and_normalized() {
         let acc = Tensor::arange(10, (Kind::Float, Device::Cpu)).view([1, 1, 2, 5]);
         let a = alpha_from_attribution(&acc);
         assert!((a.max().double_value(&[]) - 1.0).abs() < 1e-6);

@@ -1,12 +1,12 @@
-//! Feature visualisation of activation directions (spec §4): the icons of an atlas.
+//! Feature visualization of activation directions (spec §4): the icons of an atlas.
 //!
-//! One icon is an image optimised so that the chosen layer's activation vector at the centre of
+//! One icon is an image optimized so that the chosen layer's activation vector at the centre of
 //! its output points along a direction `v` (a cell's mean activation):
 //!
-//! * [`param`]: lucid's FFT + decorrelated-colour parameterisation, squashed by a sigmoid;
-//! * [`maco`]: MACO's phase-only parameterisation with a fixed magnitude spectrum and its
+//! * [`param`]: lucid's FFT + decorrelated-colour parameterization, squashed by a sigmoid;
+//! * [`maco`]: MACO's phase-only parameterization with a fixed magnitude spectrum and its
 //!   attribution alpha mask (the `maco` icon method);
-//! * feature accentuation (the `accent` method): lucid's parameterisation started from a cell's
+//! * feature accentuation (the `accent` method): lucid's parameterization started from a cell's
 //!   exemplar patch and kept near it ([`optimize::render_accented`]);
 //! * [`transforms`]: lucid's random crop-jitter / scale / rotate stacks (REC default, NB option);
 //! * [`objective`]: `dot × cos⁴` in the notebook form or the clean form, plus whitening;

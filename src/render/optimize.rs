@@ -1,4 +1,4 @@
-//! Optimising many icons at once (spec §4.6): Adam 0.05 on the Fourier coefficients, the summed
+//! Optimizing many icons at once (spec §4.6): Adam 0.05 on the Fourier coefficients, the summed
 //! per-icon objective (each icon's gradient depends only on its own image), several tries from
 //! fresh random starts, and per icon the try with the best score kept.
 use anyhow::{ensure, Result};
@@ -12,14 +12,14 @@ use super::transforms::{Crops, TransformStack};
 use crate::layout::rng::Rng;
 use crate::model::AtlasModel;
 
-/// How icon images are parameterised and transformed.
+/// How icon images are parameterized and transformed.
 #[derive(Clone, Debug, PartialEq)]
 pub enum IconMethod {
     /// lucid's FFT + decorrelated colour (spec §4.3) with `transforms` (the `paper` recipe).
     Lucid,
     /// MACO: fixed magnitude spectrum, trainable phase, random crops (see [`MacoSettings`]).
     Maco(MacoSettings),
-    /// Feature accentuation: lucid's FFT parameterisation started from a real patch (the cell's
+    /// Feature accentuation: lucid's FFT parameterization started from a real patch (the cell's
     /// exemplar) and kept near it (see [`AccentSettings`], [`render_accented`]).
     Accent(AccentSettings),
 }
@@ -78,7 +78,7 @@ impl IconMethod {
     }
 }
 
-/// The MACO recipe's knobs (spec feature-visualisation-modern.md §7, tuned with
+/// The MACO recipe's knobs (spec feature-visualization-modern.md §7, tuned with
 /// scripts/legibility.py, see docs/legibility.md).
 #[derive(Clone, Debug, PartialEq)]
 pub struct MacoSettings {
@@ -89,7 +89,7 @@ pub struct MacoSettings {
     /// has them, instead of the built-in ImageNet one.
     pub own_spectrum: bool,
     pub crops: Crops,
-    /// Contrast of the standardised image before the sigmoid.
+    /// Contrast of the standardized image before the sigmoid.
     pub gain: f64,
     /// Composite each icon over white with its attribution alpha (accumulated |∂obj/∂pixel|).
     pub alpha_mask: bool,
@@ -117,8 +117,8 @@ impl Default for MacoSettings {
     }
 }
 
-/// Feature accentuation's knobs (spec feature-visualisation-modern.md §5): the icon starts as
-/// the cell's exemplar patch, and each step maximises the objective relative to the patch's own
+/// Feature accentuation's knobs (spec feature-visualization-modern.md §5): the icon starts as
+/// the cell's exemplar patch, and each step maximizes the objective relative to the patch's own
 /// value minus `distance_weight` × the mean squared pixel change in units of 0.1² (a 10% RMS
 /// change costs as much as doubling the objective). It uses MACO's crops, not lucid's stack.
 #[derive(Clone, Debug, PartialEq)]
@@ -145,7 +145,7 @@ pub struct RenderSettings {
     pub size: i64,
     pub steps: usize,
     pub tries: usize,
-    /// Icons optimised together as one image batch.
+    /// Icons optimized together as one image batch.
     pub batch: usize,
     pub learning_rate: f64,
     pub transforms: TransformStack,
@@ -156,7 +156,7 @@ pub struct RenderSettings {
     /// objective (spec §4.5: weight 1 in the REC code; 0 = off). Off in the presets: the
     /// objective's scale depends on the model, and on EfficientNet-Lite0 (ReLU6 activations,
     /// notebook form dividing by C) it is ~1e-4 while the penalty of a coloured border is ~10, so
-    /// weight 1 turns every icon mid-grey (measured: saturation 0.005, 0/30 icons recognised).
+    /// weight 1 turns every icon mid-grey (measured: saturation 0.005, 0/30 icons recognized).
     pub boundary_penalty: f64,
     /// Whether directions are whitened with the layer's inverse second moment (spec §4.2).
     pub whiten: bool,
@@ -392,7 +392,7 @@ pub fn accent_score_and_gradient(
 /// The pixel change (RMS, in [0,1] units) that accentuation's distance term counts as 1.
 pub const ACCENT_PIXEL_SCALE: f64 = 0.1;
 
-/// Adam as TensorFlow implements it (lucid's optimiser): bias correction folded into the step.
+/// Adam as TensorFlow implements it (lucid's optimizer): bias correction folded into the step.
 struct Adam {
     lr: f64,
     m: Tensor,
@@ -414,7 +414,7 @@ impl Adam {
         }
     }
 
-    /// Moves `param` along `ascent` (the gradient of what is maximised).
+    /// Moves `param` along `ascent` (the gradient of what is maximized).
     fn step(&mut self, param: &mut Tensor, ascent: &Tensor) {
         self.t += 1;
         tch::no_grad(|| {
@@ -500,7 +500,7 @@ pub fn render_batch(
     best.finish().map(Some)
 }
 
-/// [`render_batch`] with the MACO parameterisation.
+/// [`render_batch`] with the MACO parameterization.
 #[allow(clippy::too_many_arguments)]
 fn render_maco(
     model: &AtlasModel,
@@ -567,9 +567,9 @@ fn render_maco(
     best.finish().map(Some)
 }
 
-/// Feature accentuation (spec feature-visualisation-modern.md §5): one icon per row of
+/// Feature accentuation (spec feature-visualization-modern.md §5): one icon per row of
 /// `directions` `[B,C]`, each started from its row of `seeds` `[B,3,s,s]` (RGB in [0,1], the
-/// icon size) and optimised with Adam on lucid's coefficients. One try: the start is fixed.
+/// icon size) and optimized with Adam on lucid's coefficients. One try: the start is fixed.
 /// `progress(fraction)` after every step; `Ok(None)` when `cancel` says so.
 #[allow(clippy::too_many_arguments)]
 pub fn render_accented(
@@ -597,7 +597,7 @@ pub fn render_accented(
     let seeds = seeds.to_device(model.device).to_kind(Kind::Float);
     let mut rng = Rng::derived(batch_seed ^ settings.seed, 0xACCE, 0);
     let mut image = FftImage::from_rgb(&seeds);
-    // The seed as the parameterisation reproduces it (pixels clamped away from 0 and 1).
+    // The seed as the parameterization reproduces it (pixels clamped away from 0 and 1).
     let start = tch::no_grad(|| image.rgb());
     let reference = tch::no_grad(|| {
         crops_objective(

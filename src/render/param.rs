@@ -1,4 +1,4 @@
-//! Lucid's image parameterisation `param.image(size, fft=True, decorrelate=True, sigmoid)`
+//! Lucid's image parameterization `param.image(size, fft=True, decorrelate=True, sigmoid)`
 //! (spec §4.3): trainable Fourier coefficients, scaled by 1/frequency, inverse real FFT (ortho),
 //! divided by 4, mapped from a decorrelated colour space to RGB and squashed by a sigmoid.
 use tch::{Device, Kind, Tensor};
@@ -45,7 +45,7 @@ pub fn random_spectrum(batch: i64, h: i64, w: i64, seed: u64, device: Device) ->
         .to_device(device)
 }
 
-/// The 3×3 colour matrix normalised by its largest column norm (≈0.462), `[3, 3]`.
+/// The 3×3 colour matrix normalized by its largest column norm (≈0.462), `[3, 3]`.
 pub fn colour_matrix(device: Device) -> Tensor {
     let c = COLOR_CORRELATION_SQRT;
     let max_norm = (0..3)

@@ -509,7 +509,7 @@ fn landing_places_the_runs_own_vectors_in_their_cells_and_the_page_prepares_as_t
                 own.row(i)
             );
         }
-        // The cell at any level is the grid index of the normalised position.
+        // The cell at any level is the grid index of the normalized position.
         for g in [1, 4, 8, 80] {
             assert_eq!(
                 landed.cell(i, g),
@@ -560,7 +560,7 @@ fn landing_places_the_runs_own_vectors_in_their_cells_and_the_page_prepares_as_t
     let t_landed = tsne.land(&acts.data, c).unwrap();
     assert_eq!(t_landed.n_epochs, 0);
     assert_eq!(t_landed.raw, t_landed.init_raw);
-    assert!(t_landed.description.contains("no optimisation epochs"));
+    assert!(t_landed.description.contains("no optimization epochs"));
     for (i, same_i) in same.iter().enumerate() {
         let d = same_i
             .iter()

@@ -24,7 +24,7 @@ fn step_until(h: &mut Harness<'static, AtlasApp>, what: &str, done: impl Fn(&Atl
 
 fn new_app(runs: &Path) -> AtlasApp {
     let mut app = AtlasApp::new_in(common::model(), common::assets(), runs.to_path_buf());
-    // A few optimisation steps: this test is about the app, tests/icons.rs about the icons.
+    // A few optimization steps: this test is about the app, tests/icons.rs about the icons.
     app.render_override = Some(RenderSettings {
         steps: 4,
         batch: 16,

@@ -130,7 +130,7 @@ fn class_atlas_comparison_and_patch() {
 
     let mut app = AtlasApp::new_in(common::model(), common::assets(), dir.join("runs"));
     app.open_atlas(atlas_dir.clone());
-    // A few optimisation steps: this test is about the page, tests/icons.rs about the icons.
+    // A few optimization steps: this test is about the page, tests/icons.rs about the icons.
     app.classes_page.render_override = Some(RenderSettings {
         steps: 4,
         batch: 16,
@@ -393,7 +393,7 @@ fn class_atlas_comparison_and_patch() {
         assert!(what.starts_with("icon of cell"), "{what}");
         assert_eq!(img.dimensions(), (64, 64));
         // The patch is exactly the rendered icon of that cell (its tile in the level's sheet),
-        // and the tile is not a blank one. (How much contrast an optimised icon has depends on
+        // and the tile is not a blank one. (How much contrast an optimized icon has depends on
         // the machine's kernels, so no threshold on it.)
         let st = &h.state().classes_page;
         let root = st.compare_root.clone().unwrap();
@@ -462,7 +462,7 @@ fn class_atlas_comparison_and_patch() {
     assert_eq!(h.state().classes_page.class_b, Some(pair.b));
 
     // --- closing the window stops this page's jobs too -------------------------------------------
-    // A comparison with a very long icon optimisation, and the window closes while it runs.
+    // A comparison with a very long icon optimization, and the window closes while it runs.
     h.state_mut().classes_page.render_override = Some(RenderSettings {
         steps: 100_000,
         batch: 16,

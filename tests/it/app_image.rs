@@ -3,7 +3,7 @@
 //! the window, and the page must show the model's top-5 (on the image prepared as the atlas's
 //! run prepared its images), an H×W grid of positions, the image's markers on the atlas (where
 //! the landing library places its vectors), a heat-map that follows the picked
-//! class, optimised icons on request, the same in another layer, and a clear error for a corrupt
+//! class, optimized icons on request, the same in another layer, and a clear error for a corrupt
 //! file after which the page still works.
 use crate::common;
 use crate::common::bundled::BundledRun;
@@ -43,7 +43,7 @@ fn icons() -> RenderSettings {
 }
 
 /// Collects head and stage6 of 12 bundled images (4 positions each) and builds a 2/4 atlas of
-/// each layer with a few optimisation steps per icon.
+/// each layer with a few optimization steps per icon.
 fn tiny_atlases(dir: &Path) -> Vec<PathBuf> {
     let run = dir.join("run");
     let t = Instant::now();
@@ -146,7 +146,7 @@ fn view_index(app: &AtlasApp, layer: &str) -> usize {
 
 /// Where the page should put the image's markers, computed here from the model and the atlas
 /// files: the image prepared as the atlas's run did, its vectors placed on the atlas by the
-/// landing library (umap-learn's `transform`), at their normalised positions.
+/// landing library (umap-learn's `transform`), at their normalized positions.
 fn expected_markers(
     model: &AtlasModel,
     image: &Path,
@@ -269,31 +269,31 @@ fn one_image_prediction_grid_markers_heatmap_icons_and_errors() {
     h.run_steps(2);
     h.get_by_label(&format!("heat-map of: {}", names[other]));
 
-    // Optimised icons for every position, on the tiny settings.
+    // Optimized icons for every position, on the tiny settings.
     let t2 = Instant::now();
-    h.get_by_label("Optimise icons").click();
-    step_until(&mut h, "the icon job", |a| a.running(JobId::OptimiseIcons));
+    h.get_by_label("Optimize icons").click();
+    step_until(&mut h, "the icon job", |a| a.running(JobId::OptimizeIcons));
     h.step();
     h.get_by_label("Cancel icons"); // the job shows its progress and can be cancelled
-    step_until(&mut h, "the optimised icons", |a| {
-        !a.running(JobId::OptimiseIcons)
+    step_until(&mut h, "the optimized icons", |a| {
+        !a.running(JobId::OptimizeIcons)
     });
     eprintln!(
-        "optimised {} icons in {:.1} s",
+        "optimized {} icons in {:.1} s",
         hh * ww,
         t2.elapsed().as_secs_f64()
     );
     {
         let p = &h.state().image_page;
         assert!(p.error.is_none(), "{:?}", p.error);
-        assert_eq!(p.optimised.len(), hh * ww);
+        assert_eq!(p.optimized.len(), hh * ww);
         assert!(p
-            .optimised
+            .optimized
             .iter()
             .all(|t| t.as_ref().is_some_and(|t| t.size() == [64, 64])));
-        assert!(p.show_optimised);
+        assert!(p.show_optimized);
     }
-    h.get_by_label("show optimised icons");
+    h.get_by_label("show optimized icons");
 
     // Show on atlas: the atlas page with the markers.
     h.get_by_label("Show on atlas").click();

@@ -345,7 +345,7 @@ fn class_atlas_and_comparison_folders() {
     assert_eq!(
         info.y.iter().copied().fold(f32::INFINITY, f32::min),
         0.0,
-        "normalised y spans [0, 1]"
+        "normalized y spans [0, 1]"
     );
     // The folder's layout is ((x + 1) / 2, y) and the cells are the 10×10 bins of (x, y).
     let layout = npy::read(&out.join("layout_normalized.npy")).unwrap();

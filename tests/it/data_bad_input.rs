@@ -520,7 +520,7 @@ mod tiny_png {
     }
 }
 
-/// Baseline and progressive JPEGs made of flat 8×8 blocks. With an all-ones quantisation table
+/// Baseline and progressive JPEGs made of flat 8×8 blocks. With an all-ones quantization table
 /// a flat block of sample value v has a single non-zero coefficient, DC = 8·(v − 128), so the
 /// encoder needs no DCT: just Huffman-coded DC differences and an end-of-block per block.
 mod tiny_jpeg {

@@ -1,4 +1,4 @@
-//! Icon rendering (feature visualisation) against an independent PyTorch reference, and the
+//! Icon rendering (feature visualization) against an independent PyTorch reference, and the
 //! behaviours the issue asks for: a channel's icon drives that channel, whitening matters.
 use crate::common;
 
@@ -150,7 +150,7 @@ fn objective_and_gradient_match_pytorch() {
     }
 }
 
-/// The MACO parameterisation (fixed magnitude, trainable phase, per-icon standardisation, gain,
+/// The MACO parameterization (fixed magnitude, trainable phase, per-icon standardization, gain,
 /// lucid colours, sigmoid) and the objective: value and phase gradient against the PyTorch
 /// reference, on the built-in spectrum and on one estimated from the bundled photographs.
 #[test]
@@ -359,7 +359,7 @@ fn whitening_changes_the_icons_and_each_wins_its_own_objective() {
     let diff = (&xr - &xw).abs().mean(Kind::Float).double_value(&[]);
     println!("mean |raw icon - whitened icon| = {diff:.3}");
     assert!(diff > 0.05, "whitening did not change the icons ({diff})");
-    // Each icon scores higher than the other on the objective it was optimised for.
+    // Each icon scores higher than the other on the objective it was optimized for.
     let obj = Objective::default();
     let score = |x: &Tensor, v: &Tensor| {
         let out = tch::no_grad(|| model.forward(x)).unwrap();
@@ -376,7 +376,7 @@ fn whitening_changes_the_icons_and_each_wins_its_own_objective() {
 }
 
 /// Feature accentuation's score (objective relative to the seed's, minus the weighted squared
-/// pixel change from the seed) and its gradient through lucid's parameterisation, against the
+/// pixel change from the seed) and its gradient through lucid's parameterization, against the
 /// PyTorch reference; and its start: coefficients made from a photo reproduce the photo.
 #[test]
 fn accent_score_and_gradient_match_pytorch() {

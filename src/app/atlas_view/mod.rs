@@ -327,7 +327,7 @@ pub fn focus_alphas(level: &LevelData, classes: usize, focus: &ClassFocus) -> Op
 /// Which icons the canvas draws (the icon switch above the canvas).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IconView {
-    /// Feature visualisations.
+    /// Feature visualizations.
     Synthetic,
     /// Each cell's most typical real patch.
     Exemplar,

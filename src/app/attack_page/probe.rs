@@ -53,7 +53,7 @@ pub enum ProbeInput {
 }
 
 pub struct ProbeRequest {
-    /// Increases with every request; answers carry it so stale ones can be recognised.
+    /// Increases with every request; answers carry it so stale ones can be recognized.
     pub id: u64,
     pub model: PathBuf,
     pub input: ProbeInput,

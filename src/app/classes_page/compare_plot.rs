@@ -1,5 +1,5 @@
 //! The comparison on screen: the 10×10 icons on an `egui_plot` plot at their cells' (x, y) ranges
-//! (x from −1 "more A" to 1 "more B", y the normalised 1-D t-SNE), the two class atlases beside
+//! (x from −1 "more A" to 1 "more B", y the normalized 1-D t-SNE), the two class atlases beside
 //! it, and clicks on either that pick a cell. A switch above the plot shows synthetic icons,
 //! exemplar icons (each cell's most typical real patch) or both, synthetic left, exemplar right
 //! (the comparison view's [`IconView`]).

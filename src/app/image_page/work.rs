@@ -1,6 +1,6 @@
 //! The One image page's background work: the analysis of an image (prediction, activation grid,
 //! where its vectors land on the atlas), the attribution map of a class, and
-//! feature-visualisation icons for every position. Each runs as a [`crate::jobs`] job; the loaded
+//! feature-visualization icons for every position. Each runs as a [`crate::jobs`] job; the loaded
 //! model is shared between them through [`ModelCache`], so only the first request of a session
 //! pays for loading it, and the atlas's points through [`LandingCache`].
 use std::path::{Path, PathBuf};
@@ -219,7 +219,7 @@ pub struct IconBatch {
     pub images: Vec<ColorImage>,
 }
 
-pub struct OptimiseRequest {
+pub struct OptimizeRequest {
     pub model: PathBuf,
     pub layer: usize,
     /// `[positions, c]` activation vectors.
@@ -230,19 +230,19 @@ pub struct OptimiseRequest {
     pub settings: RenderSettings,
 }
 
-/// Renders one feature-visualisation icon per activation vector, a batch at a time; every batch
+/// Renders one feature-visualization icon per activation vector, a batch at a time; every batch
 /// arrives as a partial result, and the job ends with `Done(())`.
-pub fn spawn_optimise(cache: ModelCache, req: OptimiseRequest) -> JobHandle<(), IconBatch> {
+pub fn spawn_optimize(cache: ModelCache, req: OptimizeRequest) -> JobHandle<(), IconBatch> {
     jobs::spawn_job("one-image-icons", move |reporter, cancel| {
         with_model(&cache, &req.model, reporter, |model| {
-            optimise(model, &req, reporter, cancel)
+            optimize(model, &req, reporter, cancel)
         })
     })
 }
 
-fn optimise(
+fn optimize(
     model: &AtlasModel,
-    req: &OptimiseRequest,
+    req: &OptimizeRequest,
     reporter: &Reporter<(), IconBatch>,
     cancel: &CancelToken,
 ) -> Result<Finish<()>> {
@@ -278,7 +278,7 @@ fn optimise(
             first as u64,
             &mut |f| {
                 reporter.progress(
-                    "optimising icons",
+                    "optimizing icons",
                     (first as f32 + f * count as f32) as u64,
                     n as u64,
                 )
@@ -295,7 +295,7 @@ fn optimise(
                 ColorImage::from_rgb([img.width() as usize, img.height() as usize], img.as_raw())
             })
             .collect();
-        reporter.progress("optimising icons", (first + count) as u64, n as u64);
+        reporter.progress("optimizing icons", (first + count) as u64, n as u64);
         reporter.partial(IconBatch { first, images });
     }
     Ok(Finish::Done(()))

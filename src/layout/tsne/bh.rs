@@ -4,7 +4,7 @@
 //!
 //! Like scikit-learn's `_QuadTree.summarize`, a node of squared width `w²` at squared distance
 //! `d²` from the query (to its centre of mass) stands for all its points when
-//! `w² / d² < θ²`. Unlike scikit-learn, leaves hold up to [`LEAF`] points and an unsummarised
+//! `w² / d² < θ²`. Unlike scikit-learn, leaves hold up to [`LEAF`] points and an unsummarized
 //! leaf is summed exactly, point by point (scikit-learn's leaves hold one point, so this is at
 //! least as accurate). The tree is rebuilt every iteration; points are reordered into tree
 //! order so the traversals of neighbouring points touch the same memory.
@@ -101,7 +101,7 @@ impl<const D: usize> Tree<D> {
         tree
     }
 
-    /// Repulsive part of the gradient, unnormalised, for every point (written to `neg`, `n×D`
+    /// Repulsive part of the gradient, unnormalized, for every point (written to `neg`, `n×D`
     /// in the original order): `Σ_j (1 + |y_i − y_j|²)^{-2} (y_i − y_j)`; returns
     /// `Z = Σ_{i≠j} (1 + |y_i − y_j|²)^{-1}`. Deterministic whatever the thread count.
     pub(crate) fn repulsion(&self, theta: f32, neg: &mut [f32]) -> f64 {

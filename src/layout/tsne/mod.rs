@@ -7,8 +7,8 @@
 //!    `1 − cos`), with the layouts' kNN ([`crate::layout::knn`]: exact up to 100k rows,
 //!    NN-descent above);
 //! 2. conditional Gaussians on the *squared* distances, bandwidths binary-searched to the
-//!    perplexity, symmetrised and normalised ([`affinity`]);
-//! 3. PCA initialisation of the raw rows, rescaled so the first coordinate has standard
+//!    perplexity, symmetrized and normalized ([`affinity`]);
+//! 3. PCA initialization of the raw rows, rescaled so the first coordinate has standard
 //!    deviation 1e-4 (sklearn's `init="pca"`), or Gaussian noise of that size;
 //! 4. gradient descent on KL(P‖Q) with a Student-t (one degree of freedom) kernel: attraction
 //!    over P's non-zeros, repulsion by Barnes-Hut ([`bh`], θ = `angle`); the first
@@ -104,7 +104,7 @@ const N_ITER_CHECK: usize = 50;
 /// Lay out the `n×d` row-major rows of `data` with t-SNE in `params.dims` dimensions.
 ///
 /// `progress(stage, fraction)` is called on the calling thread with stages `"neighbours"`,
-/// `"affinities"`, `"init"`, `"optimise"`; `cancel` is polled between iterations. Returns
+/// `"affinities"`, `"init"`, `"optimize"`; `cancel` is polled between iterations. Returns
 /// `Ok(None)` when cancelled, otherwise `n×dims` raw coordinates, row-major.
 ///
 /// A perplexity too large for `n` is lowered to `(n − 1) / 3` (sklearn refuses it instead).
@@ -181,10 +181,10 @@ pub fn tsne(
     let mut y = initial_layout(data, n, d, params);
     progress("init", 1.0);
 
-    progress("optimise", 0.0);
+    progress("optimize", 0.0);
     let done = match dims {
-        1 => optimise::<1>(&p, &mut y, params, progress, cancel),
-        _ => optimise::<2>(&p, &mut y, params, progress, cancel),
+        1 => optimize::<1>(&p, &mut y, params, progress, cancel),
+        _ => optimize::<2>(&p, &mut y, params, progress, cancel),
     };
     Ok(done.then_some(y))
 }
@@ -345,7 +345,7 @@ fn recentre(y: &mut [f32], dims: usize) {
 }
 
 /// sklearn's `_gradient_descent` over both phases. Returns false when cancelled.
-fn optimise<const D: usize>(
+fn optimize<const D: usize>(
     p: &Csr,
     y: &mut [f32],
     params: &TsneParams,
@@ -424,7 +424,7 @@ fn optimise<const D: usize>(
             // resolution does (a drifting centroid lets a collapsed embedding round to a point).
             recentre(y, D);
             if it % 10 == 0 || it + 1 == total {
-                progress("optimise", (it + 1) as f32 / total as f32);
+                progress("optimize", (it + 1) as f32 / total as f32);
             }
             if check {
                 if error < best_error {
@@ -439,7 +439,7 @@ fn optimise<const D: usize>(
             }
         }
     }
-    progress("optimise", 1.0);
+    progress("optimize", 1.0);
     true
 }
 
@@ -536,7 +536,7 @@ mod tests {
         assert_ne!(a, c);
         let r = tsne(&x, n, 8, &p, &mut |_, _| {}, &|| true).unwrap();
         assert!(r.is_none());
-        // Cancelled during the optimisation (after some progress calls).
+        // Cancelled during the optimization (after some progress calls).
         let calls = std::cell::Cell::new(0);
         let r = tsne(
             &x,
@@ -544,7 +544,7 @@ mod tests {
             8,
             &p,
             &mut |s, _| {
-                if s == "optimise" {
+                if s == "optimize" {
                     calls.set(calls.get() + 1)
                 }
             },
@@ -617,6 +617,6 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!(stages, ["neighbours", "affinities", "init", "optimise"]);
+        assert_eq!(stages, ["neighbours", "affinities", "init", "optimize"]);
     }
 }
