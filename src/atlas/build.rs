@@ -9,7 +9,8 @@ use tch::{Kind, Tensor};
 use super::exemplars::{self, ExemplarSource};
 use super::manifest::{
     finished_tiles, kind_sheet_path, level_dir, partial_sheet_path, sheet_path, write_cells,
-    write_sheet, AtlasManifest, CellRecord, IconKind, IconSet, LevelRecord, FORMAT, SHEET_COLUMNS,
+    write_png, write_sheet, AtlasManifest, CellRecord, IconKind, IconSet, LevelRecord, FORMAT,
+    SHEET_COLUMNS,
 };
 use crate::collect::run_folder::{RunFolder, RunManifest};
 use crate::grid;
@@ -519,15 +520,7 @@ fn exemplar_stage<E>(
 ) -> Result<Option<()>> {
     let t = Instant::now();
     let manifest = &levels.manifest;
-    let source = ExemplarSource::load(
-        &ctx.config.run,
-        &data.manifest,
-        &ctx.config.layer,
-        &manifest.model_file,
-        data.run_rows,
-        &data.rows,
-    );
-    let source = match source {
+    let source = match exemplar_source(ctx, data, manifest) {
         Err(e) if icons == IconSet::Both => {
             ctx.reporter.log(format!("exemplar icons skipped: {e:#}"));
             return Ok(Some(()));
@@ -586,6 +579,22 @@ fn exemplar_stage<E>(
         ));
     }
     Ok(Some(()))
+}
+
+/// Where the atlas rows' images and patches come from (for exemplars and the own spectrum).
+fn exemplar_source<E>(
+    ctx: &Stage<E>,
+    data: &RunData,
+    manifest: &AtlasManifest,
+) -> Result<ExemplarSource> {
+    ExemplarSource::load(
+        &ctx.config.run,
+        &data.manifest,
+        &ctx.config.layer,
+        &manifest.model_file,
+        data.run_rows,
+        &data.rows,
+    )
 }
 
 /// The model and layer the synthetic icons are rendered with, and the whitening (if any).
@@ -699,15 +708,8 @@ fn icon_renderer<E>(
 
 /// MACO's magnitude spectrum estimated from (up to 64 of) the run's own images at the icon size.
 fn own_spectrum<E>(ctx: &Stage<E>, data: &RunData, manifest: &AtlasManifest) -> Result<Magnitude> {
-    let source = ExemplarSource::load(
-        &ctx.config.run,
-        &data.manifest,
-        &ctx.config.layer,
-        &manifest.model_file,
-        data.run_rows,
-        &data.rows,
-    )
-    .context("the own spectrum is estimated from the run's images")?;
+    let source = exemplar_source(ctx, data, manifest)
+        .context("the own spectrum is estimated from the run's images")?;
     let size = ctx.config.render.size;
     let images = source.sample_images(64, size as u32);
     ensure!(
@@ -975,12 +977,7 @@ fn write_partial_sheet(path: &Path, icons: &[RgbImage], count: usize) -> Result<
         let rgba = image::DynamicImage::ImageRgb8(icon.clone()).to_rgba8();
         image::imageops::replace(&mut sheet, &rgba, (cx * w) as i64, (cy * h) as i64);
     }
-    let mut bytes = vec![];
-    sheet.write_to(
-        &mut std::io::Cursor::new(&mut bytes),
-        image::ImageFormat::Png,
-    )?;
-    atomic::write_bytes(path, &bytes)
+    write_png(path, &sheet)
 }
 
 /// Reads synthetic icon `index` of a level back from its sheet.

@@ -197,8 +197,18 @@ pub fn write_sheet(path: &Path, icons: &[RgbImage]) -> Result<()> {
         let (cx, cy) = ((i % SHEET_COLUMNS) as u32, (i / SHEET_COLUMNS) as u32);
         image::imageops::replace(&mut sheet, icon, (cx * w) as i64, (cy * h) as i64);
     }
+    write_png(path, &sheet)
+}
+
+/// Encodes `image` as PNG and writes it atomically.
+pub fn write_png<P, C>(path: &Path, image: &image::ImageBuffer<P, C>) -> Result<()>
+where
+    P: image::PixelWithColorType,
+    [P::Subpixel]: image::EncodableLayout,
+    C: std::ops::Deref<Target = [P::Subpixel]>,
+{
     let mut bytes = vec![];
-    sheet.write_to(
+    image.write_to(
         &mut std::io::Cursor::new(&mut bytes),
         image::ImageFormat::Png,
     )?;
