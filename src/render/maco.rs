@@ -1,4 +1,4 @@
-//! MACO-style phase-only parameterization (spec feature-visualization-modern.md §1, §3, §7):
+//! MACO-style phase-only parameterization (spec feature-visualisation-modern.md §1, §3, §7):
 //! the magnitude of every icon's spectrum is fixed to an average natural-image spectrum and only
 //! the phase is optimized; the accumulated pixel gradient gives an attribution (alpha) mask.
 //!

@@ -78,7 +78,7 @@ impl IconMethod {
     }
 }
 
-/// The MACO recipe's knobs (spec feature-visualization-modern.md §7, tuned with
+/// The MACO recipe's knobs (spec feature-visualisation-modern.md §7, tuned with
 /// scripts/legibility.py, see docs/legibility.md).
 #[derive(Clone, Debug, PartialEq)]
 pub struct MacoSettings {
@@ -117,7 +117,7 @@ impl Default for MacoSettings {
     }
 }
 
-/// Feature accentuation's knobs (spec feature-visualization-modern.md §5): the icon starts as
+/// Feature accentuation's knobs (spec feature-visualisation-modern.md §5): the icon starts as
 /// the cell's exemplar patch, and each step maximizes the objective relative to the patch's own
 /// value minus `distance_weight` × the mean squared pixel change in units of 0.1² (a 10% RMS
 /// change costs as much as doubling the objective). It uses MACO's crops, not lucid's stack.
@@ -567,7 +567,7 @@ fn render_maco(
     best.finish().map(Some)
 }
 
-/// Feature accentuation (spec feature-visualization-modern.md §5): one icon per row of
+/// Feature accentuation (spec feature-visualisation-modern.md §5): one icon per row of
 /// `directions` `[B,C]`, each started from its row of `seeds` `[B,3,s,s]` (RGB in [0,1], the
 /// icon size) and optimized with Adam on lucid's coefficients. One try: the start is fixed.
 /// `progress(fraction)` after every step; `Ok(None)` when `cancel` says so.

@@ -155,7 +155,7 @@ pub fn crop_or_pad(x: &Tensor, size: i64) -> Tensor {
     t
 }
 
-/// MACO-style per-icon random crops (spec feature-visualization-modern.md §2, §7): for each of
+/// MACO-style per-icon random crops (spec feature-visualisation-modern.md §2, §7): for each of
 /// `crops` copies of every icon, a square of side `U[min_side, max_side]` of the canvas centred at
 /// `0.5 + N(0, centre_sd)` per axis (kept inside the canvas), resampled bilinearly (border
 /// padding) to `out × out`,
