@@ -25,6 +25,7 @@ use std::sync::Arc;
 use eframe::egui::{self, RichText, TextureHandle};
 use image::RgbImage;
 
+use super::file_dialog::{self, PickRequest, IMAGE_EXTENSIONS};
 use super::page::{Page, PageCx};
 use super::widgets::class_picker;
 use super::{JobId, Jobs};
@@ -146,20 +147,16 @@ enum Loaded {
     },
 }
 
-/// The native file dialog for an image, off the UI thread.
+/// A file dialog for an image, off the UI thread.
 fn spawn_pick(for_patch: bool) -> JobHandle<Loaded> {
-    jobs::spawn_task("attack-pick", move |_| {
-        let path = rfd::FileDialog::new()
-            .set_title(if for_patch {
-                "Add a patch"
-            } else {
-                "Open an image to attack"
-            })
-            .add_filter(
-                "Images",
-                &["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"],
-            )
-            .pick_file();
+    jobs::spawn_task("attack-pick", move |cancel| {
+        let title = if for_patch {
+            "Add a patch"
+        } else {
+            "Open an image to attack"
+        };
+        let request = PickRequest::file(title).filter("Images", IMAGE_EXTENSIONS);
+        let path = file_dialog::pick(&request, cancel);
         Ok(path.map_or(Finish::Cancelled, |path| {
             Finish::Done(Loaded::Picked { path, for_patch })
         }))

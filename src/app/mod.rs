@@ -6,6 +6,7 @@ pub mod atlas_view;
 pub mod attack_page;
 pub mod classes_page;
 pub mod examples;
+pub mod file_dialog;
 pub mod image_page;
 mod job_id;
 pub mod page;
@@ -137,6 +138,8 @@ pub struct AtlasApp {
     pub log: Vec<String>,
     /// Every background job of the window, all pages (see [`JobId`]).
     pub jobs: Jobs,
+    /// The in-app file browser, for desktops where no native dialog opens.
+    pub browser: file_dialog::BuiltinBrowser,
     pub collect_form: CollectForm,
     /// Layers the next "Build atlas" collects and lays out.
     pub build_layers: Vec<bool>,
@@ -197,6 +200,7 @@ impl AtlasApp {
             errors: vec![],
             log: vec![],
             jobs: Jobs::default(),
+            browser: file_dialog::BuiltinBrowser::new(),
             collect_form: CollectForm {
                 layers: vec![],
                 samples_per_image: 1,
@@ -662,6 +666,7 @@ impl AtlasApp {
             Tab::Attack => self.with_pages(|p, cx| p.attack.ui(ui, cx)),
         }
         panels::drag_indicator(&ctx);
+        self.browser.show(&ctx);
     }
 
     /// Runs `f` on the pages with what they may use of the app, then carries out the actions

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use eframe::egui::ColorImage;
 
+use crate::app::file_dialog::{self, PickRequest, IMAGE_EXTENSIONS};
 use crate::classify::{classify, Classified};
 use crate::data::scan_folder;
 use crate::jobs::{self, Finish, JobHandle};
@@ -99,27 +100,21 @@ pub fn picked(path: Option<PathBuf>) -> anyhow::Result<Finish<PathBuf>> {
     Ok(path.map_or(Finish::Cancelled, Finish::Done))
 }
 
-/// Opens the native folder dialog off the UI thread (it can block; with no portal it is
-/// cancelled at once).
+/// Opens a folder dialog off the UI thread (it blocks; see `file_dialog` for the routes).
 pub fn spawn_pick_folder() -> JobHandle<PathBuf> {
-    jobs::spawn_task("pick-folder", |_| {
-        picked(
-            rfd::FileDialog::new()
-                .set_title("Open an image folder")
-                .pick_folder(),
-        )
+    jobs::spawn_task("pick-folder", |cancel| {
+        picked(file_dialog::pick(
+            &PickRequest::folder("Open an image folder"),
+            cancel,
+        ))
     })
 }
 
-/// Opens the native file dialog for a model file.
+/// Opens a file dialog for a model file.
 pub fn spawn_pick_model() -> JobHandle<PathBuf> {
-    jobs::spawn_task("pick-model", |_| {
-        picked(
-            rfd::FileDialog::new()
-                .set_title("Open an atlas model")
-                .add_filter("TorchScript", &["pt"])
-                .pick_file(),
-        )
+    jobs::spawn_task("pick-model", |cancel| {
+        let request = PickRequest::file("Open an atlas model").filter("TorchScript", &["pt"]);
+        picked(file_dialog::pick(&request, cancel))
     })
 }
 
@@ -149,17 +144,10 @@ pub fn spawn_load_atlases(
     })
 }
 
-/// Opens the native file dialog for one image (the One image page).
+/// Opens a file dialog for one image (the One image page).
 pub fn spawn_pick_image() -> JobHandle<PathBuf> {
-    jobs::spawn_task("pick-image", |_| {
-        picked(
-            rfd::FileDialog::new()
-                .set_title("Open an image")
-                .add_filter(
-                    "Images",
-                    &["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"],
-                )
-                .pick_file(),
-        )
+    jobs::spawn_task("pick-image", |cancel| {
+        let request = PickRequest::file("Open an image").filter("Images", IMAGE_EXTENSIONS);
+        picked(file_dialog::pick(&request, cancel))
     })
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use eframe::egui::{self, Color32, RichText, Sense, Stroke};
 use image::RgbImage;
 
+use crate::app::file_dialog::{self, PickRequest, IMAGE_EXTENSIONS};
 use crate::app::{JobId, Jobs};
 use crate::attack::load_image;
 use crate::attack::patch_source::file_name;
@@ -150,13 +151,11 @@ impl Cutter {
     }
 }
 
-/// Asks for a picture with the native dialog and reads it (closing the dialog cancels).
+/// Asks for a picture with a file dialog and reads it (closing the dialog cancels).
 fn spawn_pick_picture() -> JobHandle<(PathBuf, RgbImage)> {
-    jobs::spawn_task("attack-cut-pick", |_| {
-        let Some(path) = rfd::FileDialog::new()
-            .set_title("Cut a patch from…")
-            .pick_file()
-        else {
+    jobs::spawn_task("attack-cut-pick", |cancel| {
+        let request = PickRequest::file("Cut a patch from…").filter("Images", IMAGE_EXTENSIONS);
+        let Some(path) = file_dialog::pick(&request, cancel) else {
             return Ok(Finish::Cancelled);
         };
         let img = load_image(&path)?;
