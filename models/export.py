@@ -6,9 +6,14 @@
         --weights none --out models/resnet18-random
     python models/export.py inceptionv1 --weights random --out models/inceptionv1-random
     python models/export.py inceptionv1 --weights path/to/inception5h.pth --out models/inceptionv1
+    python models/export.py torchvision --arch vit_b_16 --layers encoder.layers.encoder_layer_6 \
+        --weights none --out models/vit_b_16-random
+    python models/export.py module --factory models.examples.tiny_hybrid:tiny_hybrid \
+        --layers stages.s1,stages.s2.mix,attn --labels imagenet --out models/tiny
 
 Every module written here takes RGB in [0,1] as [B,3,H,W] float32 and returns
-`(logits[B,K], [act_0, ..., act_{L-1}])`; `forward_relaxed` gives the same values with the
+`(logits[B,K], [act_0, ..., act_{L-1}])`, each layer a feature map [B,C,h,w], tokens [B,N,C] or
+channels-last [B,h,w,C] (the sidecar's `layout`); `forward_relaxed` gives the same values with the
 Building-Blocks L2 max-pool relaxation in the backward pass; `linear_head()` returns (W, b) when the
 sidecar names a `linear_head_layer`.
 
@@ -22,7 +27,10 @@ from __future__ import annotations
 import argparse
 import copy
 import hashlib
+import importlib
+import importlib.util
 import json
+import math
 import os
 import sys
 from typing import Dict, List, Optional, Tuple
@@ -118,6 +126,143 @@ class Tap(nn.Module):
         return x.clone()
 
 
+def math_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor] = None,
+                   dropout_p: float = 0.0, is_causal: bool = False,
+                   scale: Optional[float] = None, enable_gqa: bool = False) -> Tensor:
+    """`F.scaled_dot_product_attention` written out as softmax(q·kᵀ·scale + mask)·v (eval: no dropout).
+
+    Why: on the CPU PyTorch runs the fused flash kernel, whose backward has no derivative
+    ("derivative for aten::_scaled_dot_product_flash_attention_for_cpu_backward is not
+    implemented"), and the atlas's attribution needs a double backward. Matmul and softmax have one.
+    """
+    if enable_gqa:
+        raise RuntimeError("grouped-query attention (enable_gqa) is not supported by the export")
+    d = q.size(-1)
+    s = (1.0 / math.sqrt(d)) if scale is None else scale
+    attn = torch.matmul(q, k.transpose(-2, -1)) * s
+    if is_causal:
+        keep = torch.ones(q.size(-2), k.size(-2), dtype=torch.bool, device=q.device).tril()
+        attn = attn.masked_fill(~keep, float("-inf"))
+    if attn_mask is not None:
+        if attn_mask.dtype == torch.bool:
+            attn = attn.masked_fill(~attn_mask, float("-inf"))
+        else:
+            attn = attn + attn_mask
+    return torch.matmul(attn.softmax(-1), v)
+
+
+class MathMultiheadAttention(nn.Module):
+    """Drop-in for an eval-mode nn.MultiheadAttention (batch_first, no masks) through
+    `math_attention`, sharing its parameters: same values, twice differentiable on the CPU."""
+
+    def __init__(self, mha: nn.MultiheadAttention):
+        super().__init__()
+        if not mha.batch_first or not mha._qkv_same_embed_dim or mha.bias_k is not None \
+                or mha.add_zero_attn or mha.in_proj_bias is None:
+            raise ExportError("only batch_first nn.MultiheadAttention with a packed, biased input "
+                              "projection is supported")
+        self.num_heads: int = mha.num_heads
+        self.in_proj_weight = mha.in_proj_weight
+        self.in_proj_bias = mha.in_proj_bias
+        self.out_proj = mha.out_proj
+
+    def forward(self, query: Tensor, key: Tensor, value: Tensor,
+                key_padding_mask: Optional[Tensor] = None, need_weights: bool = True,
+                attn_mask: Optional[Tensor] = None, average_attn_weights: bool = True,
+                is_causal: bool = False) -> Tuple[Tensor, Optional[Tensor]]:
+        torch._assert(key_padding_mask is None and attn_mask is None and not is_causal,
+                      "MathMultiheadAttention: masks are not supported")
+        b, n, e = query.size(0), query.size(1), query.size(2)
+        h = self.num_heads
+        w_q, w_k, w_v = self.in_proj_weight.chunk(3)
+        b_q, b_k, b_v = self.in_proj_bias.chunk(3)
+        s = key.size(1)
+        q = F.linear(query, w_q, b_q).reshape(b, n, h, e // h).transpose(1, 2)
+        k = F.linear(key, w_k, b_k).reshape(b, s, h, e // h).transpose(1, 2)
+        v = F.linear(value, w_v, b_v).reshape(b, s, h, e // h).transpose(1, 2)
+        out = math_attention(q, k, v).transpose(1, 2).reshape(b, n, e)
+        return self.out_proj(out), None
+
+
+def swap_attention(model: nn.Module) -> int:
+    """Replace every nn.MultiheadAttention by MathMultiheadAttention (shared parameters)."""
+    n = 0
+    for mod in list(model.modules()):
+        for cname, child in list(mod.named_children()):
+            if isinstance(child, nn.MultiheadAttention):
+                setattr(mod, cname, MathMultiheadAttention(child))
+                n += 1
+    return n
+
+
+def grid_fits(h: int, w: int, input_size: List[int]) -> bool:
+    """Whether an h×w grid has the input's aspect ratio (to a cell) and is not larger than it."""
+    H, W = input_size
+    return 0 < h <= H and 0 < w <= W and abs(h * W - w * H) <= max(H, W)
+
+
+def token_grid(n: int, input_size: List[int], prefix: Optional[int]) -> Tuple[int, int, int]:
+    """(prefix tokens, h, w) for n tokens: the fewest leading class/register tokens after which
+    the rest form a grid with the input's aspect ratio (ViT: 197 = 1 + 14·14; DINOv2 with 4
+    registers: 261 = 5 + 16·16), or the given prefix."""
+    H, W = input_size
+    for p in ([prefix] if prefix is not None else range(n)):
+        m = n - p
+        if m <= 0:
+            break
+        w = max(1, round(math.sqrt(m * W / H)))
+        h = m // w
+        if h * w == m and grid_fits(h, w, input_size):
+            return p, h, w
+    raise ExportError(f"{n} tokens do not form a patch grid with the input's aspect ratio "
+                      f"{H}x{W}" + (f" after {prefix} prefix tokens" if prefix is not None else ""))
+
+
+def layer_spec(name: str, shape: List[int], input_size: List[int],
+               prefix_tokens: Optional[int] = None) -> Dict:
+    """The sidecar entry of a layer from the shape the module returns (batch 1).
+
+    [B,C,h,w] is a feature map; [B,h,w,C] (Swin) is recognised when only its dims 1,2 have the
+    input's aspect ratio; [B,N,C] are tokens (see token_grid). A 4-D shape that fits both ways
+    (C = h = w) is taken as channels first.
+    """
+    if len(shape) == 4:
+        _, a, b, c = shape
+        if grid_fits(a, b, input_size) and not grid_fits(b, c, input_size):
+            return {"name": name, "channels": c, "height": a, "width": b, "layout": "channels_last"}
+        return {"name": name, "channels": a, "height": b, "width": c}
+    if len(shape) == 3:
+        p, h, w = token_grid(shape[1], input_size, prefix_tokens)
+        spec = {"name": name, "channels": shape[2], "height": h, "width": w, "layout": "tokens"}
+        if p:
+            spec["prefix_tokens"] = p
+        return spec
+    raise ExportError(f"layer {name!r} is not a [B,C,H,W] feature map, [B,H,W,C] channels-last map "
+                      f"nor [B,N,C] tokens (shape {shape})")
+
+
+def module_shape(spec: Dict, batch: int) -> Tuple[int, ...]:
+    """The shape the module returns for a sidecar layer entry (inverse of layer_spec)."""
+    c, h, w = spec["channels"], spec["height"], spec["width"]
+    layout = spec.get("layout", "channels_first")
+    if layout == "channels_last":
+        return (batch, h, w, c)
+    if layout == "tokens":
+        return (batch, spec.get("prefix_tokens", 0) + h * w, c)
+    return (batch, c, h, w)
+
+
+def token_index(spec: Dict, y: int, x: int) -> Tuple:
+    """Index of position (y, x) of a layer's feature map in the module's own tensor, without the
+    batch dimension, e.g. `t[b][token_index(...)]` is the channel vector there."""
+    layout = spec.get("layout", "channels_first")
+    if layout == "channels_last":
+        return (y, x, slice(None))
+    if layout == "tokens":
+        return (spec.get("prefix_tokens", 0) + y * spec["width"] + x, slice(None))
+    return (slice(None), y, x)
+
+
 def load_state_dict_file(path: str) -> Dict[str, Tensor]:
     if not os.path.isfile(path):
         raise ExportError(f"weights file not found: {path}")
@@ -146,18 +291,14 @@ def sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def layer_shapes(model: nn.Module, input_size: List[int], names: List[str]) -> List[Dict]:
+def layer_shapes(model: nn.Module, input_size: List[int], names: List[str],
+                 prefix_tokens: Optional[int] = None) -> List[Dict]:
     with torch.no_grad():
         logits, acts = model(torch.zeros(1, 3, input_size[0], input_size[1]))
     if len(acts) != len(names):
         raise ExportError(f"model returned {len(acts)} activations for {len(names)} layers")
-    out = []
-    for n, a in zip(names, acts):
-        if a.dim() != 4:
-            raise ExportError(f"layer {n!r} is not a [B,C,H,W] feature map (shape {list(a.shape)})")
-        out.append({"name": n, "channels": int(a.shape[1]), "height": int(a.shape[2]),
-                    "width": int(a.shape[3])})
-    return out
+    return [layer_spec(n, [int(d) for d in a.shape], input_size, prefix_tokens)
+            for n, a in zip(names, acts)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -703,19 +844,22 @@ def build_torchvision(args) -> Tuple[nn.Module, Dict]:
             raise ExportError(f"{arch} has no node {l!r}; top-level nodes: {', '.join(tops)} "
                               "(see torchvision.models.feature_extraction.get_graph_node_names)")
         if l == logits_node:
-            raise ExportError(f"{l!r} is the logits node; layers must be spatial feature maps")
+            raise ExportError(f"{l!r} is the logits node; layers must be spatial feature maps "
+                              "or patch tokens")
     keys = [f"act{i}" for i in range(len(layers))]
     return_nodes = {l: k for l, k in zip(layers, keys)}
     return_nodes[logits_node] = "logits"
 
+    # Vision transformers: attention written out, so that it has a double backward on the CPU.
+    swap_attention(model)
     # The relaxed copy shares every parameter and buffer with the original.
     memo = {id(t): t for t in list(model.parameters()) + list(model.buffers())}
     relaxed = copy.deepcopy(model, memo)
     n_pools = swap_maxpools(relaxed)
+    leaves = {"leaf_modules": [RelaxedMaxPool2d, MathMultiheadAttention]}
     try:
-        fx = create_feature_extractor(model, return_nodes=return_nodes)
-        fx_r = create_feature_extractor(relaxed, return_nodes=return_nodes,
-                                        tracer_kwargs={"leaf_modules": [RelaxedMaxPool2d]})
+        fx = create_feature_extractor(model, return_nodes=return_nodes, tracer_kwargs=leaves)
+        fx_r = create_feature_extractor(relaxed, return_nodes=return_nodes, tracer_kwargs=leaves)
         fx = torch.fx.GraphModule(fx, fx.graph).eval()
         fx_r = torch.fx.GraphModule(fx_r, fx_r.graph).eval()
     except Exception as e:
@@ -735,7 +879,8 @@ def build_torchvision(args) -> Tuple[nn.Module, Dict]:
     with torch.no_grad():
         full = fx(probe)
         for l, k in zip(layers, keys):
-            alone = create_feature_extractor(model, return_nodes={l: "a"})(probe)["a"]
+            alone = create_feature_extractor(model, return_nodes={l: "a"},
+                                             tracer_kwargs=leaves)(probe)["a"]
             if not torch.equal(alone, full[k]):
                 raise ExportError(f"layer {l!r} is modified in place further down the network; "
                                   "pick another node (e.g. the enclosing module's output)")
@@ -779,6 +924,289 @@ def build_torchvision(args) -> Tuple[nn.Module, Dict]:
 
 
 # ----------------------------------------------------------------------------------------------
+# Any nn.Module, by its factory (`module --factory PKG.MOD:FUNC --layers a.b,c.d`)
+# ----------------------------------------------------------------------------------------------
+
+
+class math_attention_everywhere:
+    """While active, `F.scaled_dot_product_attention` is `math_attention` (see there): also inside
+    nn.MultiheadAttention, which calls it through torch.nn.functional."""
+
+    def __enter__(self):
+        self.saved = F.scaled_dot_product_attention
+        F.scaled_dot_product_attention = math_attention
+
+    def __exit__(self, *exc):
+        F.scaled_dot_product_attention = self.saved
+
+
+class HookedAtlas(nn.Module):
+    """Normalise, run the user's network, return (logits, [outputs of the named submodules]).
+
+    A forward hook on each named submodule sends its output through a Tap, and the Tap's copy is
+    what flows downstream and what is returned (see Tap). `forward_relaxed` runs a copy of the
+    network that shares every parameter and buffer, with each nn.MaxPool2d relaxed. Hooks cannot be
+    scripted, so the export traces both methods (`trace_module_atlas`); attention runs through
+    `math_attention` so the trace has a double backward.
+    """
+
+    def __init__(self, net: nn.Module, paths: List[str], mean: List[float], std: List[float]):
+        super().__init__()
+        memo = {id(t): t for t in list(net.parameters()) + list(net.buffers())}
+        relaxed = copy.deepcopy(net, memo)
+        self.n_pools = swap_maxpools(relaxed)
+        self.net = net
+        self.net_relaxed = relaxed
+        self.paths = paths
+        self.taps = nn.ModuleList([Tap() for _ in paths])
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        self._captured: Dict[int, List[Tensor]] = {}
+        for network in (net, relaxed):
+            for i, path in enumerate(paths):
+                network.get_submodule(path).register_forward_hook(self._hook(i))
+
+    def _hook(self, i: int):
+        def hook(_module, _inputs, out):
+            if not isinstance(out, Tensor):
+                raise ExportError(f"layer {self.paths[i]!r} returns a {type(out).__name__}, not a "
+                                  "tensor; pick a submodule that returns one")
+            out = self.taps[i](out)
+            self._captured.setdefault(i, []).append(out)
+            return out
+        return hook
+
+    def _run(self, network: nn.Module, x: Tensor) -> Tuple[Tensor, List[Tensor]]:
+        self._captured = {}
+        with math_attention_everywhere():
+            out = network((x - self.mean) / self.std)
+        captured, self._captured = self._captured, {}
+        logits = logits_of(out)
+        acts = []
+        for i, path in enumerate(self.paths):
+            calls = len(captured.get(i, []))
+            if calls != 1:
+                raise ExportError(f"layer {path!r} ran {calls} times in one forward pass; "
+                                  "a layer must run exactly once")
+            acts.append(captured[i][0])
+        return logits, acts
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, List[Tensor]]:
+        return self._run(self.net, x)
+
+    def forward_relaxed(self, x: Tensor) -> Tuple[Tensor, List[Tensor]]:
+        return self._run(self.net_relaxed, x)
+
+    def tap_modules(self) -> List[nn.Module]:
+        return list(self.taps)
+
+
+def logits_of(out) -> Tensor:
+    """The logits in what a network returns: a tensor, the first item of a tuple/list, or an
+    object's `.logits` (Hugging Face style)."""
+    if isinstance(out, (tuple, list)) and out:
+        out = out[0]
+    if not isinstance(out, Tensor) and isinstance(getattr(out, "logits", None), Tensor):
+        out = out.logits
+    if not isinstance(out, Tensor) or out.dim() != 2:
+        raise ExportError(f"the network must return logits [B,K], got {type(out).__name__}"
+                          + (f" of shape {list(out.shape)}" if isinstance(out, Tensor) else ""))
+    return out
+
+
+def trace_module_atlas(model: HookedAtlas, input_size) -> torch.jit.ScriptModule:
+    example = torch.rand(2, 3, input_size[0], input_size[1],
+                         generator=torch.Generator().manual_seed(1))
+    # Traced with gradients on: nn.MultiheadAttention would otherwise take its fused fast path.
+    with torch.enable_grad():
+        return torch.jit.trace_module(model, {"forward": example, "forward_relaxed": example},
+                                      strict=False, check_trace=False)
+
+
+def import_factory(spec: str):
+    """`PKG.MOD:FUNC` (importable from here or the current folder) or `path/to/file.py:FUNC`."""
+    mod_name, sep, func = spec.rpartition(":")
+    if not sep or not mod_name or not func:
+        raise ExportError(f"--factory {spec!r}: expected PKG.MOD:FUNC or path/to/file.py:FUNC")
+    try:
+        if mod_name.endswith(".py"):
+            path = os.path.abspath(mod_name)
+            loader_spec = importlib.util.spec_from_file_location(
+                os.path.splitext(os.path.basename(path))[0], path)
+            if loader_spec is None or not os.path.isfile(path):
+                raise ExportError(f"--factory: no file {mod_name}")
+            module = importlib.util.module_from_spec(loader_spec)
+            loader_spec.loader.exec_module(module)
+        else:
+            if os.getcwd() not in sys.path:
+                sys.path.append(os.getcwd())
+            module = importlib.import_module(mod_name)
+    except ImportError as e:
+        raise ExportError(f"--factory: cannot import {mod_name}: {e}") from e
+    fn = getattr(module, func, None)
+    if not callable(fn):
+        raise ExportError(f"--factory: {mod_name} has no callable {func!r}")
+    return fn
+
+
+def factory_preprocessing(fn, kwargs: Dict, net: nn.Module) -> Dict:
+    """What the factory's weights say about preprocessing (and class names), when they say it:
+    a torchvision weights name passed as kwargs["weights"] (e.g. "DEFAULT"), or a timm-style
+    `pretrained_cfg` (mean, std, input_size, crop_pct) on the network."""
+    w = kwargs.get("weights")
+    if isinstance(w, str):
+        try:
+            import torchvision
+            w = torchvision.models.get_model_weights(fn).verify(w)
+        except Exception:
+            w = None
+        if w is not None:
+            t = w.transforms()
+            crop = int(t.crop_size[0])
+            return {"mean": [float(v) for v in t.mean], "std": [float(v) for v in t.std],
+                    "size": [crop, crop], "resize": int(t.resize_size[0]),
+                    "categories": w.meta.get("categories"), "from": f"torchvision weights {w}"}
+    cfg = getattr(net, "pretrained_cfg", None) or getattr(net, "default_cfg", None)
+    if isinstance(cfg, dict) and "mean" in cfg and "std" in cfg and "input_size" in cfg:
+        _, h, w_ = [int(v) for v in cfg["input_size"]]
+        crop_pct = float(cfg.get("crop_pct") or 1.0)
+        return {"mean": [float(v) for v in cfg["mean"]], "std": [float(v) for v in cfg["std"]],
+                "size": [h, w_], "resize": int(math.floor(min(h, w_) / crop_pct)),
+                "from": "the network's pretrained_cfg"}
+    return {}
+
+
+def floats(text: str, n: int, what: str) -> List[float]:
+    try:
+        vals = [float(v) for v in text.split(",")]
+    except ValueError as e:
+        raise ExportError(f"{what} {text!r}: expected {n} comma-separated numbers") from e
+    if len(vals) != n:
+        raise ExportError(f"{what} {text!r}: expected {n} comma-separated numbers")
+    return vals
+
+
+def read_labels(path: str) -> List[Dict[str, str]]:
+    """`--labels imagenet` (torchvision's ImageNet-1k order), or a text file with one class per
+    line: `name`, or `n01440764 name` (a WordNet id first gives the synset)."""
+    if path == "imagenet":
+        return imagenet1k_classes()
+    try:
+        lines = [ln.strip() for ln in open(path, encoding="utf-8").read().splitlines()]
+    except OSError as e:
+        raise ExportError(f"--labels: cannot read {path}: {e}") from e
+    while lines and not lines[-1]:
+        lines.pop()
+    out = []
+    for ln in lines:
+        first, _, rest = ln.partition(" ") if " " in ln else ln.partition("\t")
+        if len(first) == 9 and first[0] == "n" and first[1:].isdigit() and rest.strip():
+            out.append({"name": rest.strip(), "synset": first})
+        else:
+            out.append({"name": ln})
+    return out
+
+
+def check_layer_paths(net: nn.Module, paths: List[str]) -> None:
+    for path in paths:
+        try:
+            net.get_submodule(path)
+        except AttributeError:
+            parent = path.rpartition(".")[0]
+            try:
+                kids = [n for n, _ in net.get_submodule(parent).named_children()]
+                where = f"'{parent}'" if parent else "the network"
+            except AttributeError:
+                kids, where = [n for n, _ in net.named_children()], "the network"
+            raise ExportError(f"no submodule {path!r}; {where} has: {', '.join(kids)}") from None
+
+
+def build_module(args) -> Tuple[nn.Module, Dict]:
+    fn = import_factory(args.factory)
+    try:
+        kwargs = json.loads(args.kwargs) if args.kwargs else {}
+    except ValueError as e:
+        raise ExportError(f"--kwargs is not JSON: {e}") from e
+    if not isinstance(kwargs, dict):
+        raise ExportError("--kwargs must be a JSON object")
+    paths = [l.strip() for l in args.layers.split(",") if l.strip()]
+    if not paths or len(set(paths)) != len(paths):
+        raise ExportError("--layers must name distinct submodules, e.g. layer3,blocks.6")
+    torch.manual_seed(args.seed)
+    try:
+        net = fn(**kwargs)
+    except Exception as e:
+        raise ExportError(f"{args.factory}(**{kwargs}) failed: {e}") from e
+    if not isinstance(net, nn.Module):
+        raise ExportError(f"{args.factory} returned a {type(net).__name__}, not an nn.Module")
+    if args.weights != "none":
+        state = load_state_dict_file(args.weights)
+        for key in ("state_dict", "model"):  # common checkpoint wrappers
+            if isinstance(state.get(key), dict):
+                state = state[key]
+        try:
+            net.load_state_dict(state, strict=True)
+        except RuntimeError as e:
+            raise ExportError(f"{args.weights} does not match the network: "
+                              f"{str(e).splitlines()[0]}") from e
+    net.eval()
+    check_layer_paths(net, paths)
+
+    found = factory_preprocessing(fn, kwargs, net)
+    mean = floats(args.mean, 3, "--mean") if args.mean else found.get("mean", [0.485, 0.456, 0.406])
+    std = floats(args.std, 3, "--std") if args.std else found.get("std", [0.229, 0.224, 0.225])
+    if args.size:
+        hw = [int(v) for v in args.size.lower().split("x")]
+        size = hw * 2 if len(hw) == 1 else hw
+    else:
+        size = found.get("size", [224, 224])
+    resize = args.resize or str(found.get("resize", "squash" if args.size else 256))
+    if resize == "squash":
+        preprocess = {"kind": "squash"}
+    else:
+        try:
+            preprocess = {"kind": "resize_shorter_crop", "resize": max(int(resize), min(size))}
+        except ValueError as e:
+            raise ExportError(f"--resize {resize!r}: a number or 'squash'") from e
+    told = [f for f in ("mean", "std", "size", "resize") if getattr(args, f)]
+    print(f"preprocessing: mean {mean}, std {std}, input {size[0]}x{size[1]}, {preprocess} "
+          f"(from {'the command line' if told else found.get('from', 'the ImageNet defaults')})")
+
+    model = HookedAtlas(net, paths, mean, std).eval()
+    with torch.no_grad():
+        logits, _ = model(torch.zeros(1, 3, size[0], size[1]))
+    K = int(logits.shape[1])
+    if args.labels:
+        classes = read_labels(args.labels)
+    elif found.get("categories"):
+        classes = [{"name": c} for c in found["categories"]]
+    else:
+        classes = [{"name": f"class-{i}"} for i in range(K)]
+    if len(classes) != K:
+        raise ExportError(f"{len(classes)} class names for {K} logits")
+    wnote = ("the factory's own weights (random unless it loads some), seed "
+             f"{args.seed}" if args.weights == "none"
+             else f"weights from {os.path.basename(args.weights)} (sha256 {sha256(args.weights)[:16]})")
+    meta = {
+        "name": args.name or args.factory.rpartition(":")[2],
+        "input_size": size,
+        "normalisation": f"(x-mean)/std inside the module, mean={mean}, std={std}",
+        "classify_preprocess": preprocess,
+        "classes": classes,
+        "layer_names": paths,
+        "prefix_tokens": args.prefix_tokens,
+        "relaxed_method": "forward_relaxed",
+        "source": (f"{args.factory}(**{json.dumps(kwargs)}); {wnote}. Layers are submodule paths, "
+                   f"tapped with forward hooks and traced; {model.n_pools} nn.MaxPool2d relaxed "
+                   "(BB-L2) in forward_relaxed; attention written out as softmax(q·kᵀ)·v."),
+        "export": {"family": "module", "factory": args.factory, "kwargs": kwargs, "layers": paths,
+                   "mean": mean, "std": std, "seed": args.seed,
+                   "weights": "none" if args.weights == "none" else "file"},
+    }
+    return model, meta
+
+
+# ----------------------------------------------------------------------------------------------
 # Rebuild (used by the reference scripts) and export driver
 # ----------------------------------------------------------------------------------------------
 
@@ -801,6 +1229,13 @@ def rebuild_eager(sidecar: Dict, pt_path: str) -> nn.Module:
         model, _ = build_torchvision(argparse.Namespace(
             arch=e["arch"], layers=",".join(e["layers"]), weights="none", seed=e.get("seed", 0),
             input_size=e.get("input_size")))
+        target = model
+    elif fam == "module":
+        # Without downloads: the parameters come from the .pt below.
+        kwargs = {k: v for k, v in e["kwargs"].items() if k not in ("weights", "pretrained")}
+        torch.manual_seed(e.get("seed", 0))
+        net = import_factory(e["factory"])(**kwargs).eval()
+        model = HookedAtlas(net, e["layers"], e["mean"], e["std"]).eval()
         target = model
     else:
         raise ExportError(f"unknown family {fam!r}")
@@ -830,8 +1265,7 @@ def check_saved(pt: str, eager: nn.Module, meta: Dict, sidecar: Dict) -> None:
     if tuple(l5.shape) != (5, K) or tuple(l1.shape) != (1, K):
         raise ExportError(f"logits shapes {tuple(l5.shape)}/{tuple(l1.shape)}, expected (5|1, {K})")
     for a, a_1, spec in zip(a5, a1, sidecar["layers"]):
-        want = (spec["channels"], spec["height"], spec["width"])
-        if tuple(a.shape) != (5,) + want or tuple(a_1.shape) != (1,) + want:
+        if tuple(a.shape) != module_shape(spec, 5) or tuple(a_1.shape) != module_shape(spec, 1):
             raise ExportError(f"layer {spec['name']}: shapes {tuple(a.shape)}, {tuple(a_1.shape)}")
     if not torch.allclose(l5[:1], l1, rtol=1e-4, atol=1e-4 * (1 + l1.abs().max().item())):
         raise ExportError("batch of 5 and batch of 1 disagree")
@@ -853,6 +1287,9 @@ def check_saved(pt: str, eager: nn.Module, meta: Dict, sidecar: Dict) -> None:
                 raise ExportError(f"{meth_name} call {rep + 1}: no gradient path from the logits "
                                   f"to layers {missing}")
     msg = f"checked {pt}: B=5 and B=1 ok, forward_relaxed == forward, d logits/d act ok (3 calls)"
+    if not sidecar.get("jvp_method"):
+        check_double_backward(m, sidecar, torch.rand(1, 3, H, W, generator=gen))
+        msg += ", double backward ok"
     if sidecar.get("linear_head_layer"):
         Wt, b = m.linear_head()
         idx = [l["name"] for l in sidecar["layers"]].index(sidecar["linear_head_layer"])
@@ -864,10 +1301,30 @@ def check_saved(pt: str, eager: nn.Module, meta: Dict, sidecar: Dict) -> None:
     print(msg)
 
 
+def check_double_backward(m, sidecar: Dict, x: Tensor) -> None:
+    """The Rust attribution's double-backward trick must run through the saved module: for each
+    layer, the vector at the grid's centre, `∂⟨∂(logits·u)/∂A, h⟩/∂u`, all layers at once."""
+    x = x.requires_grad_(True)
+    logits, acts = m.forward_relaxed(x)
+    u = torch.zeros_like(logits, requires_grad=True)
+    grads = torch.autograd.grad((logits * u).sum(), acts, create_graph=True)
+    total = logits.new_zeros(())
+    for g, a, spec in zip(grads, acts, sidecar["layers"]):
+        at = token_index(spec, spec["height"] // 2, spec["width"] // 2)
+        total = total + (g[0][at] * a[0][at].detach()).sum()
+    try:
+        (attr,) = torch.autograd.grad(total, u)
+    except RuntimeError as e:
+        raise ExportError(f"the attribution's double backward fails: {str(e).splitlines()[0]} "
+                          "(a fused kernel without a second derivative?)") from e
+    if not torch.isfinite(attr).all():
+        raise ExportError("the attribution's double backward gives non-finite values")
+
+
 def export(model: nn.Module, meta: Dict, out: str, family: str) -> None:
     input_size = meta["input_size"]
     names = meta.pop("layer_names")
-    layers = layer_shapes(model, input_size, names)
+    layers = layer_shapes(model, input_size, names, meta.pop("prefix_tokens", None))
     sidecar = {
         "format": FORMAT,
         "name": meta["name"],
@@ -878,6 +1335,9 @@ def export(model: nn.Module, meta: Dict, out: str, family: str) -> None:
         "layers": layers,
     }
     if meta.get("linear_head_layer"):
+        head = [l for l in layers if l["name"] == meta["linear_head_layer"]][0]
+        if head.get("layout", "channels_first") != "channels_first":
+            raise ExportError(f"linear head layer {head['name']!r} is not a [B,C,H,W] feature map")
         sidecar["linear_head_layer"] = meta["linear_head_layer"]
     sidecar["relaxed_method"] = meta["relaxed_method"]
     if meta.get("jvp_method"):
@@ -888,6 +1348,8 @@ def export(model: nn.Module, meta: Dict, out: str, family: str) -> None:
     try:
         if family == "efficientnet-lite0":
             scripted = script_efficientnet(model, input_size)
+        elif family == "module":
+            scripted = trace_module_atlas(model, input_size)
         else:
             scripted = torch.jit.script(model)
     except Exception as e:
@@ -902,9 +1364,12 @@ def export(model: nn.Module, meta: Dict, out: str, family: str) -> None:
     write_json(js, sidecar)
     check_saved(pt, model, meta, sidecar)
     print(f"wrote {pt} ({os.path.getsize(pt) / 1e6:.1f} MB, sha256 {sha256(pt)[:16]}) and {js}")
+    col = max([12] + [len(l["name"]) for l in layers])
     for l in layers:
-        print(f"  {l['name']:<12} {l['channels']:>5} x {l['height']:>3} x {l['width']:<3}")
-    print(f"  logits       {len(sidecar['classes']):>5}; linear_head_layer = "
+        how = {"tokens": f"  tokens ({l.get('prefix_tokens', 0)} prefix + patch grid)",
+               "channels_last": "  [B,H,W,C]"}.get(l.get("layout"), "")
+        print(f"  {l['name']:<{col}} {l['channels']:>5} x {l['height']:>3} x {l['width']:<3}{how}")
+    print(f"  {'logits':<{col}} {len(sidecar['classes']):>5}; linear_head_layer = "
           f"{sidecar.get('linear_head_layer')}")
 
 
@@ -934,6 +1399,26 @@ def main(argv=None) -> int:
     i.add_argument("--seed", type=int, default=0, help="seed for --weights random")
     i.add_argument("--out", required=True)
 
+    m = sub.add_parser("module", help="any nn.Module from a factory function")
+    m.add_argument("--factory", required=True,
+                   help="PKG.MOD:FUNC (importable, or from the current folder) or file.py:FUNC")
+    m.add_argument("--kwargs", default=None, help='JSON keyword arguments, e.g. \'{"num_classes": 10}\'')
+    m.add_argument("--weights", default="none",
+                   help="'none' (what the factory built) or a state-dict file, loaded strictly")
+    m.add_argument("--layers", required=True, help="comma list of submodule paths, e.g. layer3,blocks.6")
+    m.add_argument("--labels", default=None,
+                   help="'imagenet', or a file with one class per line ('name' or 'n01440764 name')")
+    m.add_argument("--mean", default=None, help="three comma-separated values (default: weights' or ImageNet)")
+    m.add_argument("--std", default=None, help="three comma-separated values")
+    m.add_argument("--size", default=None, help="input size, N or HxW (default: weights' or 224)")
+    m.add_argument("--resize", default=None,
+                   help="shorter side before the centre crop, or 'squash' (default: weights' or 256)")
+    m.add_argument("--prefix-tokens", type=int, default=None,
+                   help="class/register tokens before the patch tokens of [B,N,C] layers (default: detected)")
+    m.add_argument("--name", default=None, help="model name shown in the app (default: FUNC)")
+    m.add_argument("--seed", type=int, default=0, help="torch.manual_seed before the factory runs")
+    m.add_argument("--out", required=True)
+
     args = p.parse_args(argv)
     try:
         torch.set_grad_enabled(True)
@@ -941,6 +1426,8 @@ def main(argv=None) -> int:
             model, meta = build_efficientnet_lite0(args)
         elif args.family == "torchvision":
             model, meta = build_torchvision(args)
+        elif args.family == "module":
+            model, meta = build_module(args)
         else:
             model, meta = build_inceptionv1(args)
         export(model, meta, args.out, args.family)

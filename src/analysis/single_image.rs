@@ -174,7 +174,7 @@ pub fn attribution_map_for_input(
     let fwd = model.forward_for_attribution(&x)?;
     let act = &fwd.layers[layer];
     let target = fwd.logits.get(0).get(class as i64);
-    let mut grads = Tensor::f_run_backward(&[&target], &[act], false, false)?;
+    let mut grads = fwd.layer_gradients(&target, &[layer], false, false)?;
     let grad = grads.remove(0);
     let map = (grad * act.detach()).sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
     Ok(Vec::<f32>::try_from(

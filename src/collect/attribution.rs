@@ -43,13 +43,10 @@ pub fn linear_head_attribution(vectors: &Tensor, head: &LinearHead, act_size: &[
 
 /// Attribution rows `[B,K]` for several sample sets over one forward graph.
 ///
-/// `logits` and `layers` must come from a forward pass recorded with gradients (the input or the
-/// weights require grad). Returns one tensor per entry of `samples`, in order.
-pub fn backprop_attributions(
-    logits: &Tensor,
-    layers: &[Tensor],
-    samples: &[LayerSamples],
-) -> Result<Vec<Tensor>> {
+/// `fwd` must be a forward pass recorded with gradients (the input or the weights require grad).
+/// Returns one tensor per entry of `samples`, in order.
+pub fn backprop_attributions(fwd: &Forward, samples: &[LayerSamples]) -> Result<Vec<Tensor>> {
+    let (logits, layers) = (&fwd.logits, &fwd.layers);
     if samples.is_empty() {
         return Ok(vec![]);
     }
@@ -59,8 +56,7 @@ pub fn backprop_attributions(
     involved.dedup();
     let u = logits.zeros_like().set_requires_grad(true);
     let s = (logits * &u).sum(Kind::Float);
-    let inputs: Vec<&Tensor> = involved.iter().map(|&l| &layers[l]).collect();
-    let grads = Tensor::f_run_backward(&[&s], &inputs, true, true)?;
+    let grads = fwd.layer_gradients(&s, &involved, true, true)?;
 
     let mut out = Vec::with_capacity(samples.len());
     for sample in samples {
@@ -118,6 +114,6 @@ pub fn forward_with_attributions(
     // Record a graph from the input so the layers have autograd edges to the logits.
     let x = x.detach().set_requires_grad(true);
     let fwd = model.forward_for_attribution(&x)?;
-    let attrs = backprop_attributions(&fwd.logits, &fwd.layers, samples)?;
+    let attrs = backprop_attributions(&fwd, samples)?;
     Ok((fwd, attrs))
 }

@@ -1,10 +1,13 @@
 //! The model contract (`models/CONTRACT.md`): a TorchScript file plus a JSON sidecar.
 //!
 //! `sidecar` parses and checks the JSON; `torch_model` loads the TorchScript module, checks that it
-//! really produces what the sidecar promises, and runs it.
+//! really produces what the sidecar promises, and runs it; `layout` turns token and channels-last
+//! layers into the `[B,C,h,w]` feature maps everything else works on.
+pub mod layout;
 pub mod sidecar;
 pub mod torch_model;
 
+pub use layout::LayerLayout;
 pub use sidecar::{ClassInfo, LayerInfo, Sidecar};
 pub use torch_model::{AtlasModel, Forward, LinearHead};
 

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use super::layout::LayerLayout;
 use crate::data::Preprocess;
 
 pub const FORMAT: &str = "activation-atlas-model/1";
@@ -19,8 +20,19 @@ pub struct ClassInfo {
 pub struct LayerInfo {
     pub name: String,
     pub channels: i64,
+    /// The feature map's grid (for a token layer: the patch grid).
     pub height: i64,
     pub width: i64,
+    /// How the module returns the layer; `channels_first` when the sidecar omits it.
+    #[serde(default, skip_serializing_if = "LayerLayout::is_channels_first")]
+    pub layout: LayerLayout,
+    /// `tokens` layout: how many leading class/register tokens precede the patch tokens.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub prefix_tokens: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -95,6 +107,20 @@ impl Sidecar {
             if self.layers[..i].iter().any(|o| o.name == l.name) {
                 bail!("layer {:?} is listed twice", l.name);
             }
+            if l.prefix_tokens < 0 || (l.prefix_tokens > 0 && l.layout != LayerLayout::Tokens) {
+                bail!(
+                    "layer {:?}: prefix_tokens {} needs layout \"tokens\" and a count >= 0",
+                    l.name,
+                    l.prefix_tokens
+                );
+            }
+            // The forward-mode method takes positions in the module's own coordinates.
+            if self.jvp_method.is_some() && !l.layout.is_channels_first() {
+                bail!(
+                    "layer {:?} is not channels_first, which jvp_method needs",
+                    l.name
+                );
+            }
         }
         if let Some(head) = &self.linear_head_layer {
             if self.layer_index(head).is_none() {
@@ -165,6 +191,8 @@ mod tests {
                 channels: 4,
                 height: 8,
                 width: 8,
+                layout: LayerLayout::ChannelsFirst,
+                prefix_tokens: 0,
             }],
             linear_head_layer: None,
             relaxed_method: None,
@@ -190,5 +218,21 @@ mod tests {
         let mut s = sample();
         s.format = "other".into();
         assert!(s.validate().unwrap_err().to_string().contains("format"));
+        let mut s = sample();
+        s.layers[0].prefix_tokens = 1;
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("prefix_tokens"), "{err}");
+    }
+
+    #[test]
+    fn token_layers_read_from_json_and_feature_maps_stay_as_they_were() {
+        let json = r#"{"name": "block6", "channels": 768, "height": 14, "width": 14,
+                       "layout": "tokens", "prefix_tokens": 1}"#;
+        let l: LayerInfo = serde_json::from_str(json).unwrap();
+        assert_eq!((l.layout, l.prefix_tokens), (LayerLayout::Tokens, 1));
+        let plain = r#"{"name":"a","channels":4,"height":8,"width":8}"#;
+        let l: LayerInfo = serde_json::from_str(plain).unwrap();
+        assert_eq!(l, sample().layers[0]);
+        assert_eq!(serde_json::to_string(&l).unwrap(), plain);
     }
 }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use tch::{CModule, Device, IValue, Kind, Tensor};
 
-use super::sidecar::Sidecar;
+use super::sidecar::{LayerInfo, Sidecar};
 
 /// An atlas model: its TorchScript module and its sidecar, checked against each other.
 pub struct AtlasModel {
@@ -17,7 +17,38 @@ pub struct AtlasModel {
 /// One forward pass: pre-softmax logits `[B,K]` and the exposed layers `[B,C,h,w]` in sidecar order.
 pub struct Forward {
     pub logits: Tensor,
+    /// The layers as feature maps (token and channels-last layers reshaped, see `layout`).
     pub layers: Vec<Tensor>,
+    /// The layers as the module returned them: the tensors the logits were computed from.
+    module_outputs: Vec<Tensor>,
+    infos: Vec<LayerInfo>,
+}
+
+impl Forward {
+    /// The gradients of `target` (a scalar computed from the logits) with respect to the feature
+    /// maps of the layers `which`, in that order. `keep_graph` keeps the graph for another
+    /// backward; `create_graph` makes the gradients differentiable (the double-backward trick).
+    ///
+    /// A reshaped feature map is computed *from* the module's output, beside the path to the
+    /// logits, so autograd cannot differentiate the logits with respect to it. The gradient is
+    /// taken with respect to the module's output instead and reshaped the same way: the reshape
+    /// only selects and permutes entries, so that is exactly the gradient at each map entry
+    /// (class/register tokens are dropped with their gradients).
+    pub fn layer_gradients(
+        &self,
+        target: &Tensor,
+        which: &[usize],
+        keep_graph: bool,
+        create_graph: bool,
+    ) -> Result<Vec<Tensor>> {
+        let inputs: Vec<&Tensor> = which.iter().map(|&l| &self.module_outputs[l]).collect();
+        let grads = Tensor::f_run_backward(&[target], &inputs, keep_graph, create_graph)?;
+        Ok(which
+            .iter()
+            .zip(grads)
+            .map(|(&l, g)| self.infos[l].feature_map(&g))
+            .collect())
+    }
 }
 
 /// `logits = W · avgpool(layer) + b` for the sidecar's `linear_head_layer`.
@@ -66,14 +97,15 @@ impl AtlasModel {
                 out.logits.size()
             );
         }
-        for (t, l) in out.layers.iter().zip(&self.info.layers) {
-            let want = [1, l.channels, l.height, l.width];
+        for (t, l) in out.module_outputs.iter().zip(&self.info.layers) {
+            let want = l.module_shape(1);
             if t.size() != want {
                 bail!(
-                    "layer {:?} has shape {:?}, the sidecar says {:?}",
+                    "layer {:?} has shape {:?}, the sidecar says {:?} ({:?} layout)",
                     l.name,
                     t.size(),
-                    want
+                    want,
+                    l.layout
                 );
             }
         }
@@ -150,7 +182,23 @@ impl AtlasModel {
                 self.info.layers.len()
             );
         }
-        Ok(Forward { logits, layers })
+        Ok(self.as_feature_maps(logits, layers))
+    }
+
+    /// The forward pass with every layer also as a `[B,C,h,w]` feature map: the one place where
+    /// token and channels-last layers are reshaped.
+    fn as_feature_maps(&self, logits: Tensor, module_outputs: Vec<Tensor>) -> Forward {
+        let layers = module_outputs
+            .iter()
+            .zip(&self.info.layers)
+            .map(|(t, info)| info.feature_map(t))
+            .collect();
+        Forward {
+            logits,
+            layers,
+            module_outputs,
+            infos: self.info.layers.clone(),
+        }
     }
 
     /// Whether the model offers forward-mode attribution.
@@ -197,7 +245,7 @@ impl AtlasModel {
                 requests.len()
             );
         }
-        Ok((Forward { logits, layers }, attrs))
+        Ok((self.as_feature_maps(logits, layers), attrs))
     }
 
     /// The exact linear map of the `linear_head_layer`, when the sidecar names one.

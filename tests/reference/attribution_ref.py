@@ -5,6 +5,8 @@ For each entry {"image": i, "layer": name, "y": y, "x": x} of --positions it com
 
     attr[c] = sum_channels h[:, y, x] * d logit_c / d h[:, y, x]      for every class c
 
+(for a token layer, h is the patch token of grid cell (y, x); for a channels-last one, h[y, x, :])
+
 with forward_relaxed semantics (the max-pools after the layer use the BB-L2 relaxation in the
 derivative), and writes --out as float32 [n, K].
 
@@ -53,14 +55,21 @@ def load_images(paths: List[str], size) -> np.ndarray:
     return np.stack(out).astype(np.float32)
 
 
-def jvp_rows(model, fn, layer_idx: int, x: torch.Tensor, ys: List[int], xs: List[int]) -> torch.Tensor:
-    """Forward-mode JVP of the logits for a batch: item b gets tangent h_b[:, ys[b], xs[b]]."""
+def jvp_rows(model, fn, layer_idx: int, x: torch.Tensor, ys: List[int], xs: List[int],
+             spec=None) -> torch.Tensor:
+    """Forward-mode JVP of the logits for a batch: item b gets tangent h_b at (ys[b], xs[b]).
+
+    `spec` is the layer's sidecar entry: for a token or channels-last layer the position is found
+    in the module's own tensor by E.token_index (token prefix + y·w + x), independently of the
+    Rust reshape."""
     tap = model.tap_modules()[layer_idx]
+    spec = spec or {}
 
     def hook(_mod, _inp, out):
         t = torch.zeros_like(out)
         for b in range(out.shape[0]):
-            t[b, :, ys[b], xs[b]] = out[b, :, ys[b], xs[b]]
+            at = E.token_index(spec, ys[b], xs[b])
+            t[b][at] = out[b][at]
         return fwAD.make_dual(out, t)
 
     with torch.no_grad(), fwAD.dual_level():
@@ -75,7 +84,7 @@ def jvp_rows(model, fn, layer_idx: int, x: torch.Tensor, ys: List[int], xs: List
     return tangent.clone()
 
 
-def double_backward_rows(ts, layer_idx, x, ys, xs) -> torch.Tensor:
+def double_backward_rows(ts, layer_idx, x, ys, xs, spec) -> torch.Tensor:
     """The Rust path's method, on the TorchScript module (for --compare-double-backward)."""
     x = x.clone().requires_grad_(True)
     logits, acts = ts.forward_relaxed(x)
@@ -84,7 +93,8 @@ def double_backward_rows(ts, layer_idx, x, ys, xs) -> torch.Tensor:
     (g,) = torch.autograd.grad((logits * u).sum(), h, create_graph=True)
     tan = torch.zeros_like(h)
     for b in range(h.shape[0]):
-        tan[b, :, ys[b], xs[b]] = h[b, :, ys[b], xs[b]].detach()
+        at = E.token_index(spec, ys[b], xs[b])
+        tan[b][at] = h[b][at].detach()
     (attr,) = torch.autograd.grad((g * tan).sum(), u)
     return attr.detach()
 
@@ -154,10 +164,11 @@ def main() -> int:
             xb = X[[entries[i]["image"] for i in chunk]]
             ys = [entries[i]["y"] for i in chunk]
             xs = [entries[i]["x"] for i in chunk]
-            rows = jvp_rows(model, fn, li, xb, ys, xs)
+            spec = side["layers"][li]
+            rows = jvp_rows(model, fn, li, xb, ys, xs, spec)
             out[chunk] = rows.numpy()
             if ts is not None:
-                ref = double_backward_rows(ts, li, xb, ys, xs)
+                ref = double_backward_rows(ts, li, xb, ys, xs, spec)
                 d = ((ref - rows).abs().max() / (rows.abs().max() + 1e-12)).item()
                 worst = max(worst, d)
     np.save(a.out, out)
@@ -180,7 +191,7 @@ def main() -> int:
                 for s in range(0, len(hw), a.batch):
                     part = hw[s:s + a.batch]
                     rows = jvp_rows(model, fn, li, xi.expand(len(part), -1, -1, -1),
-                                    [y for y, _ in part], [x for _, x in part])
+                                    [y for y, _ in part], [x for _, x in part], spec)
                     total += rows.sum(0)
                 target = logits[0] - b
                 err = (total - target).abs().max().item()
