@@ -64,12 +64,17 @@ struct Binning {
 }
 
 /// An atlas joined with its run: layout points, activations and provenance of every atlas row.
+///
+/// The activation rows stay in the run's `acts.npy` and are read on demand (a cell's members
+/// when its examples are ranked): at a million rows of 1,280 channels they would be 5 GB in
+/// memory. Loading streams the file once, for the row norms and the check of the coarsest level.
 pub struct DatasetIndex {
     root: PathBuf,
     manifest: AtlasManifest,
     points: Vec<[f32; 2]>,
-    /// `[N, C]` activations of the atlas rows (run rows gathered), f32.
-    acts: Vec<f32>,
+    /// The layer's `acts.npy`; atlas row `i` is its row `source[i]`.
+    acts: npy::RowReader,
+    source: Vec<usize>,
     norms: Vec<f32>,
     c: usize,
     rows: Vec<ProvenanceRow>,
@@ -87,7 +92,7 @@ impl DatasetIndex {
         let run = RunFolder::new(&manifest.run);
         let (run_manifest, layer_dir) = run_layer(&manifest, &run, atlas_root)?;
         let acts_path = manifest.run.join(layer_dir).join("acts.npy");
-        let acts = AtlasActs::read(&manifest, atlas_root, &acts_path)?;
+        let acts = AtlasActs::open(&manifest, atlas_root, &acts_path)?;
         let c = manifest.channels;
         let points = read_layout(&manifest, atlas_root)?;
         let rows = atlas_provenance(&run, &manifest.layer, &acts)?;
@@ -121,11 +126,13 @@ impl DatasetIndex {
         let preprocess = parse_preprocess(&run_manifest.settings.preprocess)
             .with_context(|| format!("in {}", run.manifest_path().display()))?;
 
-        let norms = row_norms(&acts.gathered, c);
+        let coarsest = coarsest_level_cells(&manifest, atlas_root, &points)?;
+        let (norms, sums) = stream_rows(&acts, coarsest.as_ref())?;
         let index = DatasetIndex {
             root: atlas_root.to_path_buf(),
             points,
-            acts: acts.gathered,
+            acts: acts.reader,
+            source: acts.source,
             norms,
             c,
             rows,
@@ -136,18 +143,18 @@ impl DatasetIndex {
             binnings: Mutex::new(HashMap::new()),
             manifest,
         };
-        index.check_against_level()?;
+        if let (Some(level), Some(sums)) = (coarsest, sums) {
+            index.check_against_level(level.grid, &sums)?;
+        }
         Ok(index)
     }
 
-    /// Re-derives the coarsest level's cell counts and mean activations from the mapped rows and
-    /// compares them with `cells.csv` and `mean_acts.npy`: a wrong row mapping (a re-collected
-    /// run, a mismatched build) cannot pass.
-    fn check_against_level(&self) -> Result<()> {
-        let Some(level) = self.manifest.levels.iter().min_by_key(|l| l.grid) else {
-            return Ok(());
-        };
-        let dir = level_dir(&self.root, level.grid);
+    /// Compares the coarsest level's cell counts and mean activations, re-derived from the mapped
+    /// rows while loading (`sums`: per cell of `cells.csv`, its row count and activation sum),
+    /// with `cells.csv` and `mean_acts.npy`: a wrong row mapping (a re-collected run, a
+    /// mismatched build) cannot pass.
+    fn check_against_level(&self, grid: usize, sums: &[(usize, Vec<f64>)]) -> Result<()> {
+        let dir = level_dir(&self.root, grid);
         let cells = read_cells(&dir.join("cells.csv"))?;
         let means_path = dir.join("mean_acts.npy");
         let means = npy::read(&means_path)?;
@@ -160,18 +167,17 @@ impl DatasetIndex {
             cells.len(),
             self.c
         );
-        for (i, cell) in cells.iter().enumerate() {
-            let members = self.cell_members(level.grid, cell.x, cell.y);
+        for (i, (cell, (count, sum))) in cells.iter().zip(sums).enumerate() {
             ensure!(
-                members.len() == cell.count,
-                "{}: cell {i} ({}, {}) has {} points, the layout puts {} there",
+                *count == cell.count,
+                "{}: cell {i} ({}, {}) has {} points, the layout puts {count} there",
                 dir.join("cells.csv").display(),
                 cell.x,
                 cell.y,
                 cell.count,
-                members.len()
             );
-            let mean = self.mean_of(&members);
+            let n = (*count).max(1) as f64;
+            let mean: Vec<f32> = sum.iter().map(|v| (v / n) as f32).collect();
             let want = means.row(i);
             let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
             let err = mean
@@ -227,9 +233,21 @@ impl DatasetIndex {
         self.rows[row].run_row
     }
 
-    /// The activation vector of atlas row `row`. Panics when `row >= len()`.
-    pub fn activation(&self, row: usize) -> &[f32] {
-        &self.acts[row * self.c..(row + 1) * self.c]
+    /// The activation vector of atlas row `row`, read from the run's `acts.npy`. Panics when
+    /// `row >= len()` or when the file can no longer be read.
+    pub fn activation(&self, row: usize) -> Vec<f32> {
+        self.acts
+            .row(self.source[row])
+            .unwrap_or_else(|e| panic!("activation of atlas row {row}: {e:#}"))
+    }
+
+    /// The activations of atlas rows `rows` (ascending), `[rows.len(), C]` row-major.
+    fn activations_of(&self, rows: &[usize]) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(rows.len() * self.c);
+        for &r in rows {
+            self.acts.read_rows_into(self.source[r], 1, &mut out)?;
+        }
+        Ok(out)
     }
 
     /// The layer grid as (height, width).
@@ -284,15 +302,15 @@ impl DatasetIndex {
         b.order[lo..hi].iter().map(|&i| i as usize).collect()
     }
 
-    /// Mean activation of `rows` (sums in f64, as `grid::summarize` does).
-    fn mean_of(&self, rows: &[usize]) -> Vec<f32> {
+    /// Mean activation of the `[rows, C]` matrix `acts` (sums in f64, as `grid::summarize` does).
+    fn mean_of(&self, acts: &[f32]) -> Vec<f32> {
         let mut s = vec![0f64; self.c];
-        for &r in rows {
+        for row in acts.chunks_exact(self.c) {
             s.iter_mut()
-                .zip(self.activation(r))
+                .zip(row)
                 .for_each(|(a, b)| *a += *b as f64);
         }
-        let n = rows.len().max(1) as f64;
+        let n = (acts.len() / self.c).max(1) as f64;
         s.into_iter().map(|v| (v / n) as f32).collect()
     }
 
@@ -310,10 +328,16 @@ impl DatasetIndex {
         if members.is_empty() || max == 0 {
             return vec![];
         }
-        let mean = self.mean_of(&members);
-        rank_by_similarity(&self.acts, self.c, &self.norms, &members, &mean, max)
+        // The members' rows, read once: local row j is atlas row members[j].
+        let acts = self
+            .activations_of(&members)
+            .unwrap_or_else(|e| panic!("examples of cell ({cell_x}, {cell_y}): {e:#}"));
+        let norms: Vec<f32> = members.iter().map(|&r| self.norms[r]).collect();
+        let local: Vec<usize> = (0..members.len()).collect();
+        let mean = self.mean_of(&acts);
+        rank_by_similarity(&acts, self.c, &norms, &local, &mean, max)
             .into_iter()
-            .map(|(r, similarity)| self.example(r, similarity))
+            .map(|(j, similarity)| self.example(members[j], similarity))
             .collect()
     }
 
@@ -365,28 +389,27 @@ fn run_layer(
     Ok((run_manifest, dir))
 }
 
-/// The activations of the atlas rows and the run rows they are.
+/// The layer's `acts.npy` opened for reading and the run row of every atlas row.
 struct AtlasActs {
+    reader: npy::RowReader,
     /// The run's row count of the layer.
     run_rows: usize,
-    /// The run row of every atlas row.
+    /// The run row of every atlas row (ascending).
     source: Vec<usize>,
-    /// `[N, C]` activations of the atlas rows.
-    gathered: Vec<f32>,
 }
 
 impl AtlasActs {
-    /// Reads the layer's `acts.npy` and keeps the atlas's rows, after checking that the run
-    /// still has the rows the atlas was built from.
-    fn read(manifest: &AtlasManifest, atlas_root: &Path, acts_path: &Path) -> Result<AtlasActs> {
+    /// Opens the layer's `acts.npy` after checking that the run still has the rows the atlas was
+    /// built from.
+    fn open(manifest: &AtlasManifest, atlas_root: &Path, acts_path: &Path) -> Result<AtlasActs> {
         let mpath = AtlasManifest::path(atlas_root);
-        let acts = npy::read(acts_path)?;
-        let total = acts.rows;
+        let reader = npy::RowReader::open(acts_path)?;
+        let total = reader.rows;
         ensure!(
-            acts.cols == manifest.channels,
+            reader.cols == manifest.channels,
             "{} has {} channels, the atlas manifest {} says {}",
             acts_path.display(),
-            acts.cols,
+            reader.cols,
             mpath.display(),
             manifest.channels
         );
@@ -407,21 +430,120 @@ impl AtlasActs {
             acts_path.display()
         );
         let source = pick_rows(total, Some(manifest.points));
-        let c = acts.cols;
-        let gathered: Vec<f32> = if source.len() == total {
-            acts.data
-        } else {
-            source
-                .iter()
-                .flat_map(|&r| acts.data[r * c..(r + 1) * c].iter().copied())
-                .collect()
-        };
         Ok(AtlasActs {
+            reader,
             run_rows: total,
             source,
-            gathered,
         })
     }
+}
+
+/// Run rows read per block while streaming `acts.npy` at load time.
+const STREAM_BLOCK_ROWS: usize = 8192;
+
+/// Which kept cell of the coarsest level every atlas row falls in.
+struct CoarsestCells {
+    grid: usize,
+    /// Rows of its `cells.csv`.
+    cells: usize,
+    /// Per atlas row, its cell's index in `cells.csv` (`usize::MAX`: a cell the build dropped).
+    cell_of_row: Vec<usize>,
+}
+
+/// The coarsest level's cells of every atlas row; `None` for an atlas without levels.
+fn coarsest_level_cells(
+    manifest: &AtlasManifest,
+    atlas_root: &Path,
+    points: &[[f32; 2]],
+) -> Result<Option<CoarsestCells>> {
+    let Some(level) = manifest.levels.iter().min_by_key(|l| l.grid) else {
+        return Ok(None);
+    };
+    let g = level.grid;
+    let cells = read_cells(&level_dir(atlas_root, g).join("cells.csv"))?;
+    let by_cell: HashMap<(usize, usize), usize> = cells
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ((c.x, c.y), i))
+        .collect();
+    let cell_of_row = points
+        .iter()
+        .map(|p| {
+            let key = (cell_index(p[0], g), cell_index(p[1], g));
+            by_cell.get(&key).copied().unwrap_or(usize::MAX)
+        })
+        .collect();
+    Ok(Some(CoarsestCells {
+        grid: g,
+        cells: cells.len(),
+        cell_of_row,
+    }))
+}
+
+/// Per cell: its row count and f64 activation sum.
+type CellSums = Vec<(usize, Vec<f64>)>;
+
+/// One pass over the atlas rows of `acts.npy`, a block at a time (blocks in parallel, merged in
+/// order): every row's L2 norm and, where `coarsest` is given, each of its cells' row count and
+/// f64 activation sum.
+fn stream_rows(
+    acts: &AtlasActs,
+    coarsest: Option<&CoarsestCells>,
+) -> Result<(Vec<f32>, Option<CellSums>)> {
+    use rayon::prelude::*;
+    let c = acts.reader.cols;
+    let n = acts.source.len();
+    let cell_of_row = coarsest.map(|l| l.cell_of_row.as_slice());
+    let cells = coarsest.map_or(0, |l| l.cells);
+    // Per block of atlas rows: norms and the partial sums of the cells it touches.
+    let blocks: Vec<(Vec<f32>, HashMap<usize, (usize, Vec<f64>)>)> = (0..n)
+        .step_by(STREAM_BLOCK_ROWS)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|lo| -> Result<_> {
+            let hi = (lo + STREAM_BLOCK_ROWS).min(n);
+            let rows = read_atlas_rows(acts, lo..hi)?;
+            let norms = row_norms(&rows, c);
+            let mut sums: HashMap<usize, (usize, Vec<f64>)> = HashMap::new();
+            if let Some(ids) = cell_of_row {
+                for (row, &cell) in rows.chunks_exact(c).zip(&ids[lo..hi]) {
+                    if cell == usize::MAX {
+                        continue;
+                    }
+                    let (count, sum) = sums.entry(cell).or_insert_with(|| (0, vec![0f64; c]));
+                    *count += 1;
+                    sum.iter_mut().zip(row).for_each(|(a, b)| *a += *b as f64);
+                }
+            }
+            Ok((norms, sums))
+        })
+        .collect::<Result<_>>()?;
+    let mut norms = Vec::with_capacity(n);
+    let mut totals = vec![(0usize, vec![0f64; c]); cells];
+    for (block_norms, block_sums) in blocks {
+        norms.extend(block_norms);
+        for (cell, (count, sum)) in block_sums {
+            totals[cell].0 += count;
+            totals[cell].1.iter_mut().zip(sum).for_each(|(a, b)| *a += b);
+        }
+    }
+    Ok((norms, coarsest.map(|_| totals)))
+}
+
+/// Atlas rows `range` as `[range.len(), C]` f32: one read when they are consecutive run rows.
+fn read_atlas_rows(acts: &AtlasActs, range: std::ops::Range<usize>) -> Result<Vec<f32>> {
+    let c = acts.reader.cols;
+    let mut out = Vec::with_capacity(range.len() * c);
+    let src = &acts.source[range.clone()];
+    let (first, last) = (src[0], src[src.len() - 1]);
+    if last - first + 1 == src.len() {
+        acts.reader.read_rows_into(first, src.len(), &mut out)?;
+    } else {
+        for &r in src {
+            acts.reader.read_rows_into(r, 1, &mut out)?;
+        }
+    }
+    Ok(out)
 }
 
 /// The atlas's normalized layout, one point per atlas row.

@@ -190,7 +190,9 @@ pub fn build_icons<E>(
         !grids.is_empty() && grids[0] > 0,
         "give at least one positive grid size"
     );
-    let data = read_run(&ctx)?;
+    let t = Instant::now();
+    let mut data = read_run(&ctx)?;
+    log_stage(&ctx, "reading the activations", t);
     let layout_desc = match &inputs.layout {
         Some(given) => given.description.clone(),
         None => describe_layout(&config.layout),
@@ -204,9 +206,11 @@ pub fn build_icons<E>(
     if !inputs.source_key.is_empty() {
         layout_key.push_str(&format!(" source={}", inputs.source_key));
     }
+    let t = Instant::now();
     let Some(points) = layout_stage(&ctx, &data, &layout_key)? else {
         return Ok(None);
     };
+    log_stage(&ctx, "layout", t);
     if cancel.is_cancelled() {
         return Ok(None);
     }
@@ -220,7 +224,15 @@ pub fn build_icons<E>(
             grids.insert(0, added);
         }
     }
+    // Read only now: the layout's own copy of the activations is gone (at 1M × 1,280 each is
+    // 5 GB, the attributions over 1,000 classes 4 GB more).
+    let t = Instant::now();
+    data.attr = read_attributions(&ctx, &data)?;
+    log_stage(&ctx, "reading the attributions", t);
+    let t = Instant::now();
     let levels = grid_stage(&ctx, &data, &points, &grids, &layout_key, layout_desc)?;
+    drop(std::mem::take(&mut data.attr));
+    log_stage(&ctx, "grids", t);
     reporter.partial(wrap(BuildEvent::LevelsReady(levels.manifest.clone())));
 
     let wanted: Vec<usize> = grids
@@ -228,18 +240,22 @@ pub fn build_icons<E>(
         .copied()
         .filter(|g| config.icon_levels.as_ref().is_none_or(|l| l.contains(g)))
         .collect();
+    let t = Instant::now();
     if icons.exemplars()
         && !wanted.is_empty()
         && exemplar_stage(&ctx, &data, &levels, &wanted, icons)?.is_none()
     {
         return Ok(None);
     }
+    log_stage(&ctx, "exemplar icons", t);
     let mut icons_rendered = 0usize;
     if icons.synthetic() && !wanted.is_empty() {
+        let t = Instant::now();
         let Some(rendered) = synthetic_stage(&ctx, &data, &levels, &wanted)? else {
             return Ok(None);
         };
         icons_rendered = rendered;
+        log_stage(&ctx, "synthetic icons (with model load and whitening)", t);
     }
     Ok(Some(BuildEvent::Finished {
         manifest: levels.manifest,
@@ -258,6 +274,14 @@ struct Stage<'a, E> {
     out: &'a Path,
 }
 
+/// Logs how long a stage took (from `start`), for the scaling measurements (`scripts/bench-scale`).
+fn log_stage<E>(ctx: &Stage<E>, stage: &str, start: Instant) {
+    ctx.reporter.log(format!(
+        "stage {stage}: {:.1} s",
+        start.elapsed().as_secs_f64()
+    ));
+}
+
 /// The run's rows the atlas uses, read once.
 struct RunData {
     manifest: RunManifest,
@@ -265,9 +289,11 @@ struct RunData {
     run_rows: usize,
     /// Atlas row `i` is run row `rows[i]`.
     rows: Vec<usize>,
-    /// `[n, c]` activations and `[n, k]` attributions of the used rows.
+    /// `[n, c]` activations of the used rows.
     acts: Vec<f32>,
+    /// `[n, k]` attributions of the used rows: read after the layout, dropped after the grids.
     attr: Vec<f32>,
+    attr_path: PathBuf,
     n: usize,
     c: usize,
     k: usize,
@@ -295,7 +321,7 @@ fn read_run<E>(ctx: &Stage<E>) -> Result<RunData> {
     ctx.reporter.progress("reading the run", 0, 1);
     let layer_dir = config.run.join(&layer.dir);
     let acts = npy::read(&layer_dir.join("acts.npy"))?;
-    let attr = npy::read(&layer_dir.join("attr.npy"))?;
+    let attr = npy::RowReader::open(&layer_dir.join("attr.npy"))?;
     ensure!(
         acts.rows == attr.rows,
         "acts.npy and attr.npy have different row counts"
@@ -305,7 +331,6 @@ fn read_run<E>(ctx: &Stage<E>) -> Result<RunData> {
     let (c, k) = (acts.cols, attr.cols);
     // Moved, not copied, when every row is used: at 1M rows each matrix is gigabytes.
     let acts = gather(acts.data, c, &rows);
-    let attr = gather(attr.data, k, &rows);
     let n = rows.len();
     ensure!(
         n >= 3,
@@ -316,11 +341,24 @@ fn read_run<E>(ctx: &Stage<E>) -> Result<RunData> {
         run_rows,
         rows,
         acts,
-        attr,
+        attr: vec![],
+        attr_path: layer_dir.join("attr.npy"),
         n,
         c,
         k,
     })
+}
+
+/// The used rows of the layer's `attr.npy`, `[n, k]`.
+fn read_attributions<E>(ctx: &Stage<E>, data: &RunData) -> Result<Vec<f32>> {
+    ctx.reporter.progress("reading the attributions", 0, 1);
+    let attr = npy::read(&data.attr_path)?;
+    ensure!(
+        attr.rows == data.run_rows && attr.cols == data.k,
+        "{} changed while the atlas was built",
+        data.attr_path.display()
+    );
+    Ok(gather(attr.data, data.k, &data.rows))
 }
 
 /// The layout in [0, 1]²: given, reused from the folder when its key matches, or computed.
@@ -664,6 +702,7 @@ fn icon_renderer<E>(
     );
     let whitening = if config.render.whiten {
         ctx.reporter.progress("whitening", 0, 1);
+        let t = Instant::now();
         let s = match &ctx.inputs.whitening {
             Some((m, _)) => {
                 ensure!(
@@ -682,6 +721,7 @@ fn icon_renderer<E>(
             c,
             Dtype::F32,
         )?;
+        log_stage(ctx, "whitening", t);
         Some(s)
     } else {
         None

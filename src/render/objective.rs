@@ -116,23 +116,91 @@ pub fn centre_vectors(layer: &Tensor) -> Tensor {
     layer.select(2, s[2] / 2).select(2, s[3] / 2)
 }
 
+/// Rows per chunk of [`SecondMoment::add_rows`] in [`whitening_matrix`]: a chunk's f64 copy is
+/// `WHITENING_CHUNK_ROWS × C` values (40 MB at 1,280 channels), whatever N is.
+pub const WHITENING_CHUNK_ROWS: usize = 4096;
+
+/// The uncentred second moment `AᵀA` of a matrix `A` (`n×c`) whose rows arrive in chunks,
+/// accumulated in f64: the whitening of a million-row layer never holds more than one chunk in
+/// f64 (the whole matrix would be 10 GB at 1M × 1,280).
+pub struct SecondMoment {
+    c: usize,
+    rows: usize,
+    /// `Σ_chunks AₖᵀAₖ`, `[c, c]`, f64.
+    sum: Tensor,
+}
+
+impl SecondMoment {
+    pub fn new(c: usize) -> Self {
+        SecondMoment {
+            c,
+            rows: 0,
+            sum: Tensor::zeros([c as i64, c as i64], (Kind::Double, Device::Cpu)),
+        }
+    }
+
+    /// Adds the rows of `chunk` (`rows × c`, row-major) to the sum.
+    pub fn add_rows(&mut self, chunk: &[f32]) -> Result<()> {
+        ensure!(
+            chunk.len() % self.c == 0,
+            "a chunk of {} values is not whole rows of {} channels",
+            chunk.len(),
+            self.c
+        );
+        let rows = chunk.len() / self.c;
+        if rows == 0 {
+            return Ok(());
+        }
+        let a = Tensor::from_slice(chunk)
+            .view([rows as i64, self.c as i64])
+            .to_kind(Kind::Double);
+        let _ = self.sum.addmm_(&a.transpose(0, 1), &a);
+        self.rows += rows;
+        Ok(())
+    }
+
+    /// Rows added so far.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// `S = (Σ + λI)⁻¹` with `Σ = AᵀA/N` and `λ = ridge × mean diagonal of Σ`, as f32 `[c, c]`.
+    pub fn whitening(&self, ridge: f64) -> Result<Tensor> {
+        ensure!(self.rows > 0, "whitening needs at least one row");
+        let sigma = &self.sum / self.rows as f64;
+        let mean_diag = sigma.diagonal(0, 0, 1).mean(Kind::Double).double_value(&[]);
+        let lambda = ridge * mean_diag.max(1e-12);
+        let eye = Tensor::eye(self.c as i64, (Kind::Double, Device::Cpu));
+        let s = Tensor::f_linalg_inv(&(sigma + eye * lambda))?;
+        Ok(s.to_kind(Kind::Float))
+    }
+}
+
 /// Whitening matrix `S = (Σ + λI)⁻¹` with `Σ = AᵀA/N`, the uncentred second moment of the
-/// layer's sampled activations `A` (`n×c`, row-major), computed in f64. `λ` is a small ridge
+/// layer's sampled activations `A` (`n×c`, row-major), accumulated in f64 a chunk of
+/// [`WHITENING_CHUNK_ROWS`] rows at a time ([`SecondMoment`]). `λ` is a small ridge
 /// (`ridge × mean diagonal`) because dead channels make `Σ` singular (spec §4.2).
 pub fn whitening_matrix(acts: &[f32], n: usize, c: usize, ridge: f64) -> Result<Tensor> {
+    whitening_matrix_chunked(acts, n, c, ridge, WHITENING_CHUNK_ROWS)
+}
+
+/// [`whitening_matrix`] with `chunk_rows` rows per chunk.
+pub fn whitening_matrix_chunked(
+    acts: &[f32],
+    n: usize,
+    c: usize,
+    ridge: f64,
+    chunk_rows: usize,
+) -> Result<Tensor> {
     ensure!(
-        acts.len() == n * c && n > 0,
+        acts.len() == n * c && n > 0 && chunk_rows > 0,
         "whitening needs an n×c matrix"
     );
-    let a = Tensor::from_slice(acts)
-        .view([n as i64, c as i64])
-        .to_kind(Kind::Double);
-    let sigma = a.transpose(0, 1).matmul(&a) / n as f64;
-    let mean_diag = sigma.diagonal(0, 0, 1).mean(Kind::Double).double_value(&[]);
-    let lambda = ridge * mean_diag.max(1e-12);
-    let eye = Tensor::eye(c as i64, (Kind::Double, Device::Cpu));
-    let s = Tensor::f_linalg_inv(&(sigma + eye * lambda))?;
-    Ok(s.to_kind(Kind::Float))
+    let mut moment = SecondMoment::new(c);
+    for chunk in acts.chunks(chunk_rows * c) {
+        moment.add_rows(chunk)?;
+    }
+    moment.whitening(ridge)
 }
 
 /// `v' = S v` for every row of `directions` `[B,C]`.
@@ -204,5 +272,30 @@ mod tests {
             .abs()
             .max();
         assert!(err.double_value(&[]) < 1e-5);
+    }
+
+    #[test]
+    fn chunked_whitening_equals_the_one_shot_one() {
+        // 37 rows of 5 channels (one dead), in chunks of 8: the last chunk has 5 rows.
+        let (n, c) = (37usize, 5usize);
+        let acts: Vec<f32> = (0..n * c)
+            .map(|i| if i % c == 3 { 0.0 } else { ((i * 7919) % 101) as f32 / 10.0 - 3.0 })
+            .collect();
+        // The one-shot reference: the whole matrix in f64 at once.
+        let a = t(&acts, n as i64).to_kind(Kind::Double);
+        let sigma = a.transpose(0, 1).matmul(&a) / n as f64;
+        let mean_diag = sigma.diagonal(0, 0, 1).mean(Kind::Double).double_value(&[]);
+        let eye = Tensor::eye(c as i64, (Kind::Double, Device::Cpu));
+        let want = (sigma + eye * (1e-3 * mean_diag)).inverse().to_kind(Kind::Float);
+        for chunk_rows in [8, 1, 36, 37, 100] {
+            let got = whitening_matrix_chunked(&acts, n, c, 1e-3, chunk_rows).unwrap();
+            let scale = want.abs().max().double_value(&[]);
+            let err = (&got - &want).abs().max().double_value(&[]);
+            assert!(err <= 1e-5 * scale, "chunk {chunk_rows}: {err} (scale {scale})");
+        }
+        let default = whitening_matrix(&acts, n, c, 1e-3).unwrap();
+        assert!((&default - &want).abs().max().double_value(&[]) <= 1e-5 * want.abs().max().double_value(&[]));
+        // Not whole rows: refused.
+        assert!(SecondMoment::new(c).add_rows(&acts[..7]).is_err());
     }
 }
