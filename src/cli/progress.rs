@@ -17,6 +17,16 @@ pub fn bar(total: u64) -> ProgressBar {
     pb
 }
 
+/// Prints a line above the bar; to stderr when the bar is hidden (stderr is not a terminal), where
+/// indicatif would drop it, so that a job's log reaches a log file.
+fn print_line(pb: &ProgressBar, line: String) {
+    if pb.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        pb.println(line);
+    }
+}
+
 /// Shows a background job's progress on a bar until it ends. Skipped inputs are printed as they
 /// come; `on_partial` sees partial results. Returns the result and the number of problems.
 /// `what` names the job if it vanishes without a result.
@@ -36,9 +46,9 @@ pub fn follow_job<T>(
             }
             Ok(JobEvent::Problem(p)) => {
                 problems += 1;
-                pb.println(format!("skipped {}: {}", p.path.display(), p.reason));
+                print_line(&pb, format!("skipped {}: {}", p.path.display(), p.reason));
             }
-            Ok(JobEvent::Log(line)) => pb.println(line),
+            Ok(JobEvent::Log(line)) => print_line(&pb, line),
             Ok(JobEvent::Partial(item)) => on_partial(&pb, item),
             Ok(JobEvent::Finished(outcome)) => {
                 pb.finish_and_clear();
