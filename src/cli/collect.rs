@@ -5,6 +5,7 @@ use anyhow::Result;
 use clap::ValueEnum;
 
 use atlas::collect::attribution::AttributionMethod;
+use atlas::collect::shard::Shard;
 use atlas::collect::{spawn_collect, CollectConfig};
 use atlas::data::Preprocess;
 use atlas::store::npy::Dtype;
@@ -51,6 +52,11 @@ pub struct Args {
     /// How attributions are computed.
     #[arg(long, value_enum, default_value_t = Attribution::Auto, value_parser = one_of::<Attribution>())]
     attribution: Attribution,
+    /// Collect only shard i of N (numbered from 0: 0/4 … 3/4), a fixed 1/N of the images, into
+    /// --out; `atlas merge` joins the N shard folders into the run an unsharded collection
+    /// writes. Each shard resumes on its own.
+    #[arg(long, value_name = "i/N")]
+    shard: Option<Shard>,
 }
 
 /// `--attribution`.
@@ -94,10 +100,19 @@ pub fn run(args: Args) -> Result<()> {
         decode_workers: args.workers,
         limit: args.limit,
         attribution: args.attribution.into(),
+        shard: args.shard,
     };
     let (summary, problems) = follow_job(spawn_collect(cfg), "collection", |_, _| {})?;
     let out = args.out.display();
     let m = &summary.manifest;
+    if let Some(shard) = args.shard {
+        println!(
+            "shard {shard} complete: {} images ({} processed now in {:.1} s); merge every shard \
+             with `atlas merge --out RUN SHARD_DIR...`",
+            m.images_done, summary.images_processed_now, summary.seconds,
+        );
+        return Ok(());
+    }
     println!(
         "run complete: {} images ({} processed now in {:.1} s), {} problems (see {out}/problems.csv)",
         m.images_done,

@@ -18,6 +18,7 @@ mod collect;
 mod compare;
 mod icons;
 mod layout;
+mod merge;
 mod poster;
 mod progress;
 mod values;
@@ -42,8 +43,12 @@ pub struct Cli {
 enum Command {
     /// Open the desktop app (the default when no command is given).
     App(app::Args),
-    /// Collect activation vectors and their attributions into a run folder (resumable).
+    /// Collect activation vectors and their attributions into a run folder (resumable; with
+    /// --shard i/N one part of the images, for `atlas merge`).
     Collect(collect::Args),
+    /// Merge the shard folders of `atlas collect --shard i/N` into one run folder, byte for byte
+    /// the one an unsharded collection writes.
+    Merge(merge::Args),
     /// Print the top-k classes of images (files or folders); with labelled folders, the accuracy.
     Classify(classify::Args),
     /// Build an atlas from a collection run: layout, nested grids, icons (resumable).
@@ -79,6 +84,7 @@ impl Cli {
         match self.command.unwrap_or(Command::App(app::Args::default())) {
             Command::App(args) => app::run(args),
             Command::Collect(args) => collect::run(args),
+            Command::Merge(args) => merge::run(args),
             Command::Classify(args) => classify::run(args),
             Command::Build(args) => build::run(args),
             Command::Icons(args) => icons::run(args),

@@ -15,7 +15,10 @@ use super::attribution::{
     LayerSamples,
 };
 use super::positions::{interior_positions, sample_positions, Position};
-use super::run_folder::{ChunkData, ChunkLayer, RunFolder, RunManifest, RunSettings, FORMAT};
+use super::run_folder::{
+    ChunkData, ChunkLayer, RunFolder, RunManifest, RunSettings, COMPLETE, FORMAT, SHARD_COMPLETE,
+};
+use super::shard::Shard;
 
 #[derive(Clone, Debug)]
 pub struct CollectConfig {
@@ -39,6 +42,8 @@ pub struct CollectConfig {
     /// Use only the first N images of the folder.
     pub limit: Option<usize>,
     pub attribution: AttributionMethod,
+    /// Collect only this shard's chunks into `out`, for `atlas merge` (see [`super::shard`]).
+    pub shard: Option<Shard>,
 }
 
 impl Default for CollectConfig {
@@ -58,6 +63,7 @@ impl Default for CollectConfig {
             decode_workers: 2,
             limit: None,
             attribution: AttributionMethod::Auto,
+            shard: None,
         }
     }
 }
@@ -133,26 +139,9 @@ pub fn collect(
     };
 
     let run = RunFolder::new(&cfg.out);
-    let mut manifest = match run.read_manifest()? {
-        Some(m) if m.settings != settings => bail!(
-            "{} holds a run made with other settings; choose another output folder (or delete it)\n  there: {:?}\n  now:   {:?}",
-            cfg.out.display(), m.settings, settings
-        ),
-        Some(m) if m.format != FORMAT && m.status != "complete" => bail!(
-            "{} holds an unfinished run of an older format ({}) whose positions were drawn with \
-             replacement; it cannot be resumed with the current sampler: delete it or choose \
-             another output folder",
-            cfg.out.display(),
-            m.format
-        ),
-        Some(m) => {
-            reporter.log(format!("resuming the run in {}", cfg.out.display()));
-            m
-        }
-        None => start_run(cfg, &run, &model, settings, reporter)?,
-    };
-    if manifest.status == "complete" {
-        reporter.log("the run is already complete");
+    let mut manifest = open_run(cfg, &run, &model, settings, reporter)?;
+    if manifest.status == COMPLETE || manifest.status == SHARD_COMPLETE {
+        reporter.log(format!("{} is already complete", describe_part(cfg.shard)));
         return Ok(Some(CollectSummary {
             manifest,
             images_processed_now: 0,
@@ -174,18 +163,29 @@ pub fn collect(
     let images = run.read_image_list()?;
     let paths: Arc<Vec<PathBuf>> = Arc::new(images.iter().map(|(p, _, _)| p.clone()).collect());
     let num_chunks = paths.len().div_ceil(chunk_images);
+    let mine = cfg.shard.map_or(0..num_chunks, |s| s.chunks(num_chunks));
     let done = run.finished_chunks()?;
-    let total = paths.len() as u64;
-    let mut images_done = done
-        .iter()
-        .map(|&c| chunk_len(c, chunk_images, paths.len()))
-        .sum::<usize>() as u64;
+    let images_in = |chunks: &mut dyn Iterator<Item = usize>| -> u64 {
+        chunks
+            .map(|c| chunk_len(c, chunk_images, paths.len()))
+            .sum::<usize>() as u64
+    };
+    let total = images_in(&mut mine.clone());
+    let mut images_done = images_in(&mut done.iter().copied().filter(|c| mine.contains(c)));
+    if let Some(shard) = cfg.shard {
+        reporter.log(format!(
+            "shard {shard}: chunks {}..{} of {num_chunks}, {total} of {} images",
+            mine.start,
+            mine.end,
+            paths.len()
+        ));
+    }
     let mut processed_now = 0usize;
     let head = model.linear_head()?;
     let size = info.size();
     reporter.progress("collecting", images_done, total);
 
-    for chunk in (0..num_chunks).filter(|c| !done.contains(c)) {
+    for chunk in mine.filter(|c| !done.contains(c)) {
         let start = chunk * chunk_images;
         let order: Vec<usize> = (start..(start + chunk_images).min(paths.len())).collect();
         let rx = spawn_loader(
@@ -225,18 +225,64 @@ pub fn collect(
         run.save_chunk(&data, cfg.acts_dtype)?;
     }
 
-    reporter.progress("merging", 0, 1);
     let channels: Vec<usize> = layers
         .iter()
         .map(|&l| info.layers[l].channels as usize)
         .collect();
-    run.finalize(&mut manifest, &channels)?;
-    reporter.progress("merging", 1, 1);
+    if cfg.shard.is_some() {
+        // The final files are written by `atlas merge`, from every shard's chunks.
+        manifest.images_done = total as usize;
+        run.complete_shard(&mut manifest, &channels)?;
+    } else {
+        reporter.progress("merging", 0, 1);
+        run.finalize(&mut manifest, &channels)?;
+        reporter.progress("merging", 1, 1);
+    }
     Ok(Some(CollectSummary {
         manifest,
         images_processed_now: processed_now,
         seconds: started.elapsed().as_secs_f64(),
     }))
+}
+
+/// The manifest of the run in `cfg.out` when it was made with these settings (and is the same
+/// shard), or of a run started there now.
+fn open_run(
+    cfg: &CollectConfig,
+    run: &RunFolder,
+    model: &AtlasModel,
+    settings: RunSettings,
+    reporter: &Reporter<CollectSummary>,
+) -> Result<RunManifest> {
+    Ok(match run.read_manifest()? {
+        Some(m) if m.settings != settings => bail!(
+            "{} holds a run made with other settings; choose another output folder (or delete it)\n  there: {:?}\n  now:   {:?}",
+            cfg.out.display(), m.settings, settings
+        ),
+        Some(m) if m.shard != cfg.shard => bail!(
+            "{} holds {}, not {}; choose another output folder",
+            cfg.out.display(),
+            describe_part(m.shard),
+            describe_part(cfg.shard)
+        ),
+        Some(m) if m.format != FORMAT && m.status != COMPLETE => bail!(
+            "{} holds an unfinished run of an older format ({}) whose positions were drawn with \
+             replacement; it cannot be resumed with the current sampler: delete it or choose \
+             another output folder",
+            cfg.out.display(),
+            m.format
+        ),
+        Some(m) => {
+            reporter.log(format!("resuming the run in {}", cfg.out.display()));
+            m
+        }
+        None => start_run(cfg, run, model, settings, reporter)?,
+    })
+}
+
+/// "shard i/N" or "the whole run", for messages.
+fn describe_part(shard: Option<Shard>) -> String {
+    shard.map_or("the whole run".into(), |s| format!("shard {s}"))
 }
 
 fn chunk_len(chunk: usize, chunk_images: usize, total: usize) -> usize {
@@ -281,6 +327,7 @@ fn start_run(
         layers: vec![],
         images_done: 0,
         problems: 0,
+        shard: cfg.shard,
     };
     run.write_manifest(&manifest)?;
     reporter.log(format!(

@@ -11,6 +11,9 @@
 //!   predictions.csv           top-5 per image
 //!   problems.csv              every skipped input and why
 //! ```
+//! A shard's folder (`atlas collect --shard i/N`, see [`super::shard`]) has the same manifest
+//! (with its shard) and image list, and keeps its finished chunks in `parts/`: `atlas merge`
+//! writes the final files of all shards' chunks at once, with the code an unsharded run uses.
 //! Work is saved chunk by chunk; a chunk directory is built under a temporary name and renamed
 //! when complete, so after a kill the run resumes at the first missing chunk and neither loses nor
 //! duplicates rows. Sample positions depend only on (seed, image, layer, draw), so the resumed
@@ -26,10 +29,17 @@ use serde::{Deserialize, Serialize};
 use crate::data::{ImageEntry, Problem};
 use crate::store::{atomic, csv_io, npy, npy::Dtype};
 
+use super::shard::Shard;
+
 /// `/2`: positions are drawn without replacement per image and layer. `/1` runs (drawn with
 /// replacement) still open for reading; they cannot be resumed, since the sampler changed.
 pub const FORMAT: &str = "activation-atlas-run/2";
 pub const FORMAT_V1: &str = "activation-atlas-run/1";
+
+/// `status` of a finished run.
+pub const COMPLETE: &str = "complete";
+/// `status` of a shard whose chunks are all saved (it has no final files: see `atlas merge`).
+pub const SHARD_COMPLETE: &str = "shard-complete";
 
 /// The settings that define the content of a run; a resume must use the same ones.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -63,7 +73,8 @@ pub struct RunManifest {
     pub num_images: usize,
     pub num_classes: usize,
     pub class_names: Vec<String>,
-    /// "collecting" until every chunk is saved and merged, then "complete".
+    /// "collecting" until every chunk is saved and merged, then "complete" ("shard-complete"
+    /// for a shard).
     pub status: String,
     #[serde(default)]
     pub layers: Vec<LayerSummary>,
@@ -71,6 +82,10 @@ pub struct RunManifest {
     pub images_done: usize,
     #[serde(default)]
     pub problems: usize,
+    /// Which part of the images this folder collects; absent (and not written) for a whole run,
+    /// so unsharded and merged manifests are as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
 }
 
 /// One layer's rows of one chunk.
@@ -142,7 +157,7 @@ impl RunFolder {
     fn parts_dir(&self) -> PathBuf {
         self.root.join("parts")
     }
-    fn chunk_dir(&self, index: usize) -> PathBuf {
+    pub fn chunk_dir(&self, index: usize) -> PathBuf {
         self.parts_dir().join(format!("{index:06}"))
     }
     pub fn layer_dir(&self, layer: &str) -> PathBuf {
@@ -220,19 +235,27 @@ impl RunFolder {
     pub fn finished_chunks(&self) -> Result<BTreeSet<usize>> {
         let dir = self.parts_dir();
         fs::create_dir_all(&dir)?;
-        let mut done = BTreeSet::new();
         for entry in fs::read_dir(&dir)? {
             let entry = entry?;
-            let name = entry.file_name().to_string_lossy().to_string();
-            match name.parse::<usize>() {
-                Ok(i) if name.len() == 6 => {
-                    done.insert(i);
-                }
-                _ => {
-                    // tmp-* directories of a killed writer: their chunk is simply redone.
-                    let _ = fs::remove_dir_all(entry.path());
-                    let _ = fs::remove_file(entry.path());
-                }
+            if chunk_index(&entry.file_name().to_string_lossy()).is_none() {
+                // tmp-* directories of a killed writer: their chunk is simply redone.
+                let _ = fs::remove_dir_all(entry.path());
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        self.saved_chunks()
+    }
+
+    /// Chunks already saved, read only (what `atlas merge` looks at in a shard's folder).
+    pub fn saved_chunks(&self) -> Result<BTreeSet<usize>> {
+        let dir = self.parts_dir();
+        if !dir.is_dir() {
+            return Ok(BTreeSet::new());
+        }
+        let mut done = BTreeSet::new();
+        for entry in fs::read_dir(&dir)? {
+            if let Some(i) = chunk_index(&entry?.file_name().to_string_lossy()) {
+                done.insert(i);
             }
         }
         Ok(done)
@@ -293,13 +316,57 @@ impl RunFolder {
     /// Safe to repeat after a kill: final files are written atomically and the chunks are only
     /// removed once the manifest says "complete".
     pub fn finalize(&self, manifest: &mut RunManifest, channels: &[usize]) -> Result<()> {
-        let chunks: Vec<usize> = self.finished_chunks()?.into_iter().collect();
+        let chunks: Vec<PathBuf> = self
+            .finished_chunks()?
+            .into_iter()
+            .map(|c| self.chunk_dir(c))
+            .collect();
+        self.write_results(&chunks, manifest, channels)?;
+        let _ = fs::remove_dir_all(self.parts_dir());
+        Ok(())
+    }
+
+    /// Marks a shard complete once all its chunks are saved; its chunks stay for `atlas merge`.
+    /// The manifest's layer summaries count the shard's rows.
+    pub fn complete_shard(&self, manifest: &mut RunManifest, channels: &[usize]) -> Result<()> {
+        let chunks: Vec<PathBuf> = self
+            .finished_chunks()?
+            .into_iter()
+            .map(|c| self.chunk_dir(c))
+            .collect();
+        let mut summaries = vec![];
+        for (l, layer) in manifest.settings.layers.iter().enumerate() {
+            let mut rows = 0;
+            for chunk in &chunks {
+                rows += count_npy_rows(&chunk.join(format!("{l}.acts.npy")))?;
+            }
+            summaries.push(LayerSummary {
+                name: layer.clone(),
+                dir: format!("layers/{}", layer_dir_name(layer)),
+                channels: channels[l],
+                rows,
+            });
+        }
+        manifest.layers = summaries;
+        manifest.status = SHARD_COMPLETE.into();
+        self.write_manifest(manifest)
+    }
+
+    /// Writes the final matrices and tables of the chunk folders `chunks` (in chunk order) into
+    /// this folder, which already holds the run's `images.csv` and `scan-problems.csv`, and
+    /// finally the manifest, marked complete. `channels` per layer of the run.
+    pub fn write_results(
+        &self,
+        chunks: &[PathBuf],
+        manifest: &mut RunManifest,
+        channels: &[usize],
+    ) -> Result<()> {
         let images = self.read_image_list()?;
         let mut summaries = vec![];
         let mut provenance = vec![];
         for (l, layer) in manifest.settings.layers.iter().enumerate() {
-            let summary = self.merge_layer_matrices(&chunks, l, layer, channels[l], manifest)?;
-            provenance.extend(self.layer_provenance(&chunks, l, layer, &images)?);
+            let summary = self.merge_layer_matrices(chunks, l, layer, channels[l], manifest)?;
+            provenance.extend(layer_provenance(chunks, l, layer, &images)?);
             summaries.push(summary);
         }
         csv_io::write_file(&self.root.join("provenance.csv"), |w| {
@@ -318,23 +385,21 @@ impl RunFolder {
             }
             Ok(())
         })?;
-        let (predictions, problems) = self.read_chunk_tables(&chunks)?;
+        let (predictions, problems) = read_chunk_tables(chunks)?;
         self.write_predictions(&predictions, &images, &manifest.class_names)?;
         let scan_problems = self.write_problems(&problems, &images)?;
         manifest.layers = summaries;
         manifest.images_done = predictions.len();
         manifest.problems = scan_problems + problems.len();
-        manifest.status = "complete".into();
-        self.write_manifest(manifest)?;
-        let _ = fs::remove_dir_all(self.parts_dir());
-        Ok(())
+        manifest.status = COMPLETE.into();
+        self.write_manifest(manifest)
     }
 
     /// Concatenates the chunks' `acts.npy` and `attr.npy` of layer number `l` into the layer's
     /// folder.
     fn merge_layer_matrices(
         &self,
-        chunks: &[usize],
+        chunks: &[PathBuf],
         l: usize,
         layer: &str,
         channels: usize,
@@ -345,7 +410,7 @@ impl RunFolder {
         let parts = |kind: &str| -> Vec<PathBuf> {
             chunks
                 .iter()
-                .map(|&c| self.chunk_dir(c).join(format!("{l}.{kind}.npy")))
+                .map(|chunk| chunk.join(format!("{l}.{kind}.npy")))
                 .collect()
         };
         let mut rows = 0usize;
@@ -368,57 +433,6 @@ impl RunFolder {
             channels,
             rows,
         })
-    }
-
-    /// The `provenance.csv` records of layer number `l`: its chunks' rows (image index, y, x,
-    /// draw) numbered from 0, with the layer's name and the image's path and label.
-    fn layer_provenance(
-        &self,
-        chunks: &[usize],
-        l: usize,
-        layer: &str,
-        images: &[ImageRecord],
-    ) -> Result<Vec<[String; 8]>> {
-        let mut out = vec![];
-        for &c in chunks {
-            let path = self.chunk_dir(c).join(format!("{l}.rows.csv"));
-            for f in csv_io::read_records(&path)? {
-                ensure!(f.len() == 4, "{}: bad line {f:?}", path.display());
-                let img: usize = f[0].parse()?;
-                let image = images
-                    .get(img)
-                    .with_context(|| format!("{}: no image {img}", path.display()))?;
-                let [path, label] = path_and_label(image);
-                let row = out.len().to_string();
-                let (y, x, draw) = (f[1].into(), f[2].into(), f[3].into());
-                out.push([row, layer.into(), img.to_string(), path, label, y, x, draw]);
-            }
-        }
-        Ok(out)
-    }
-
-    /// The chunks' predictions (image index, "class:probability …") and problems (image index,
-    /// reason), in chunk order.
-    #[allow(clippy::type_complexity)]
-    fn read_chunk_tables(
-        &self,
-        chunks: &[usize],
-    ) -> Result<(Vec<(usize, String)>, Vec<(usize, String)>)> {
-        let mut predictions = vec![];
-        let mut problems = vec![];
-        for &c in chunks {
-            let dir = self.chunk_dir(c);
-            for (file, list) in [
-                ("predictions.csv", &mut predictions),
-                ("problems.csv", &mut problems),
-            ] {
-                for f in csv_io::read_records(&dir.join(file))? {
-                    ensure!(f.len() == 2, "bad {file} line {f:?}");
-                    list.push((f[0].parse::<usize>()?, f[1].to_string()));
-                }
-            }
-        }
-        Ok((predictions, problems))
     }
 
     /// `predictions.csv`: per image its path, label and top classes by name with probability.
@@ -472,6 +486,58 @@ impl RunFolder {
         })?;
         Ok(scan.len())
     }
+}
+
+/// The `provenance.csv` records of layer number `l`: its chunks' rows (image index, y, x,
+/// draw) numbered from 0, with the layer's name and the image's path and label.
+fn layer_provenance(
+    chunks: &[PathBuf],
+    l: usize,
+    layer: &str,
+    images: &[ImageRecord],
+) -> Result<Vec<[String; 8]>> {
+    let mut out = vec![];
+    for c in chunks {
+        let path = c.join(format!("{l}.rows.csv"));
+        for f in csv_io::read_records(&path)? {
+            ensure!(f.len() == 4, "{}: bad line {f:?}", path.display());
+            let img: usize = f[0].parse()?;
+            let image = images
+                .get(img)
+                .with_context(|| format!("{}: no image {img}", path.display()))?;
+            let [path, label] = path_and_label(image);
+            let row = out.len().to_string();
+            let (y, x, draw) = (f[1].into(), f[2].into(), f[3].into());
+            out.push([row, layer.into(), img.to_string(), path, label, y, x, draw]);
+        }
+    }
+    Ok(out)
+}
+
+/// The chunks' predictions (image index, "class:probability …") and problems (image index,
+/// reason), in chunk order.
+#[allow(clippy::type_complexity)]
+fn read_chunk_tables(chunks: &[PathBuf]) -> Result<(Vec<(usize, String)>, Vec<(usize, String)>)> {
+    let mut predictions = vec![];
+    let mut problems = vec![];
+    for c in chunks {
+        let dir = c;
+        for (file, list) in [
+            ("predictions.csv", &mut predictions),
+            ("problems.csv", &mut problems),
+        ] {
+            for f in csv_io::read_records(&dir.join(file))? {
+                ensure!(f.len() == 2, "bad {file} line {f:?}");
+                list.push((f[0].parse::<usize>()?, f[1].to_string()));
+            }
+        }
+    }
+    Ok((predictions, problems))
+}
+
+/// The chunk index of a finished chunk's folder name (six digits), `None` for other entries.
+fn chunk_index(name: &str) -> Option<usize> {
+    (name.len() == 6).then(|| name.parse().ok()).flatten()
 }
 
 fn count_npy_rows(path: &Path) -> Result<usize> {
@@ -556,6 +622,7 @@ mod tests {
             layers: vec![],
             images_done: 0,
             problems: 0,
+            shard: None,
         };
         let layer = |rows: Vec<(usize, i64, i64, u32)>| ChunkLayer {
             acts: (0..rows.len() * 2).map(|v| v as f32).collect(),

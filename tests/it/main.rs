@@ -36,4 +36,5 @@ mod layout_quality;
 mod model_contract;
 mod model_exports;
 mod real_data;
+mod shard;
 mod tsne_quality;
