@@ -26,9 +26,9 @@ use eframe::egui::{self, RichText, TextureHandle};
 use image::RgbImage;
 
 use super::file_dialog::{self, PickRequest, IMAGE_EXTENSIONS};
+use super::job_id::{JobId, Jobs};
 use super::page::{Page, PageCx};
 use super::widgets::class_picker;
-use super::{JobId, Jobs};
 use crate::attack::patch_source as source;
 pub use crate::attack::patch_source::PatchSource;
 use crate::jobs::{self, Finish, JobHandle, JobOutcome};
@@ -206,9 +206,9 @@ impl AttackPageState {
 /// Opens `path` as the image to attack (read on a worker).
 pub fn open_target(page: &mut AttackPageState, cx: &mut PageCx, path: PathBuf) {
     // The sidecar gives the input size even before the model itself has loaded.
-    let side = match &cx.model {
+    let side = match &cx.project.model {
         Some(m) => m.size().0,
-        None => match crate::model::Sidecar::load(cx.model_path) {
+        None => match crate::model::Sidecar::load(&cx.project.model_path) {
             Ok(s) => s.size().0,
             Err(e) => {
                 page.errors.push(format!("{e:#}"));
@@ -248,7 +248,7 @@ impl Page for AttackPageState {
 
 /// Takes what the workers finished; runs every frame whatever page is on screen.
 fn logic(page: &mut AttackPageState, cx: &mut PageCx, ctx: &egui::Context) {
-    let model_path = cx.model_path.clone();
+    let model_path = cx.project.model_path.clone();
     let finished: Vec<_> = cx
         .jobs
         .keys(JobId::is_attack_load)
@@ -569,6 +569,7 @@ fn target_section(page: &mut AttackPageState, cx: &mut PageCx, ui: &mut egui::Ui
         .max_height(110.0)
         .show(ui, |ui| {
             for row in cx
+                .project
                 .rows
                 .iter()
                 .filter(|r| {

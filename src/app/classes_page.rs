@@ -25,10 +25,11 @@ use eframe::egui::{self, RichText};
 
 use super::atlas_view::{canvas, AtlasView, LoadedAtlas};
 use super::examples::ExamplesState;
+use super::job_id::{ExamplesOf, JobId, Jobs};
 use super::page::{Action, Page, PageCx};
 use super::widgets::class_picker;
 use super::widgets::progress_row;
-use super::{workers, ExamplesOf, JobId, Jobs};
+use super::workers;
 use crate::classes::{
     spawn_class_atlas, spawn_compare, ClassAtlasConfig, ClassAtlasInfo, ClassEvent, ClassFilter,
     ClassPairs, CompareConfig, ComparisonInfo, PairClasses, PairWeighting,
@@ -58,7 +59,7 @@ pub struct Picked {
 /// What the page keeps between frames.
 pub struct ClassesPageState {
     pub mode: Mode,
-    /// Index into `cx.atlases` of the atlas whose run and layer the tools use (`None`: the
+    /// Index into `cx.project.atlases` of the atlas whose run and layer the tools use (`None`: the
     /// Atlas page's current one).
     pub source: Option<usize>,
     /// Class atlas: search text and the chosen class (index into the run's class names).
@@ -252,8 +253,12 @@ struct Source {
 }
 
 fn source(page: &ClassesPageState, cx: &PageCx) -> Option<Source> {
-    let i = page.source.unwrap_or(cx.current_atlas);
-    let v = cx.atlases.get(i).or_else(|| cx.atlases.first())?;
+    let i = page.source.unwrap_or(cx.project.current_atlas);
+    let v = cx
+        .project
+        .atlases
+        .get(i)
+        .or_else(|| cx.project.atlases.first())?;
     Some(Source {
         run: v.manifest.run.clone(),
         layer: v.manifest.layer.clone(),
@@ -267,10 +272,10 @@ fn render_settings(page: &ClassesPageState, cx: &PageCx) -> Result<RenderSetting
     match page
         .render_override
         .clone()
-        .or_else(|| cx.render_override.clone())
+        .or_else(|| cx.project.render_override.clone())
     {
         Some(r) => Ok(r),
-        None => RenderSettings::preset(cx.preset).map_err(|e| e.to_string()),
+        None => RenderSettings::preset(&cx.project.preset).map_err(|e| e.to_string()),
     }
 }
 
@@ -282,13 +287,13 @@ fn absolute(p: PathBuf) -> PathBuf {
 pub fn start_class_atlas(page: &mut ClassesPageState, cx: &mut PageCx) {
     let Some(src) = source(page, cx) else { return };
     let Some(class) = page.class else {
-        cx.errors.push("choose a class first".into());
+        cx.project.errors.push("choose a class first".into());
         return;
     };
     let render = match render_settings(page, cx) {
         Ok(r) => r,
         Err(e) => {
-            cx.errors.push(e);
+            cx.project.errors.push(e);
             return;
         }
     };
@@ -318,7 +323,8 @@ pub fn start_class_atlas(page: &mut ClassesPageState, cx: &mut PageCx) {
     if out.join("manifest.json").is_file() {
         ClassesPageState::load(cx.jobs, out.clone());
     }
-    cx.log
+    cx.project
+        .log
         .push(format!("class atlas of {name} into {}", out.display()));
     cx.jobs.start(JobId::ClassAtlas, || spawn_class_atlas(cfg));
 }
@@ -327,17 +333,21 @@ pub fn start_class_atlas(page: &mut ClassesPageState, cx: &mut PageCx) {
 pub fn start_compare(page: &mut ClassesPageState, cx: &mut PageCx) {
     let Some(src) = source(page, cx) else { return };
     let (Some(a), Some(b)) = (page.class_a, page.class_b) else {
-        cx.errors.push("choose classes A and B first".into());
+        cx.project
+            .errors
+            .push("choose classes A and B first".into());
         return;
     };
     if a == b {
-        cx.errors.push("choose two different classes".into());
+        cx.project
+            .errors
+            .push("choose two different classes".into());
         return;
     }
     let render = match render_settings(page, cx) {
         Ok(r) => r,
         Err(e) => {
-            cx.errors.push(e);
+            cx.project.errors.push(e);
             return;
         }
     };
@@ -383,7 +393,7 @@ pub fn start_compare(page: &mut ClassesPageState, cx: &mut PageCx) {
     if let Ok(text) = std::fs::read_to_string(out.join("comparison.json")) {
         st.comparison = serde_json::from_str(&text).ok();
     }
-    cx.log.push(format!(
+    cx.project.log.push(format!(
         "comparing {} and {} into {}",
         name(a),
         name(b),
@@ -417,7 +427,7 @@ fn poll_builds(page: &mut ClassesPageState, cx: &mut PageCx) {
         let (partials, outcome) = cx
             .jobs
             .poll::<ClassEvent, ClassEvent>(&key)
-            .report_to(cx.problems, cx.log);
+            .report_to(&mut cx.project.problems, &mut cx.project.log);
         for ev in partials {
             page.on_event(cx.jobs, ev);
         }
@@ -425,13 +435,13 @@ fn poll_builds(page: &mut ClassesPageState, cx: &mut PageCx) {
         match outcome {
             None => {}
             Some(JobOutcome::Done(event)) => on_build_done(page, cx, event),
-            Some(JobOutcome::Cancelled) => cx.log.push(if class_atlas {
+            Some(JobOutcome::Cancelled) => cx.project.log.push(if class_atlas {
                 "class atlas cancelled; finished stages are saved and Build class atlas resumes"
                     .into()
             } else {
                 "comparison cancelled; finished stages are saved and Compare resumes".into()
             }),
-            Some(JobOutcome::Failed(e)) => cx.errors.push(if class_atlas {
+            Some(JobOutcome::Failed(e)) => cx.project.errors.push(if class_atlas {
                 format!("class atlas failed: {e}")
             } else {
                 format!("comparison failed: {e}")
@@ -442,7 +452,7 @@ fn poll_builds(page: &mut ClassesPageState, cx: &mut PageCx) {
 
 /// A finished class atlas or comparison: keep its description and read its folders.
 fn on_build_done(page: &mut ClassesPageState, cx: &mut PageCx, event: ClassEvent) {
-    let (st, jobs, log) = (page, &mut *cx.jobs, &mut *cx.log);
+    let (st, jobs, log) = (page, &mut *cx.jobs, &mut cx.project.log);
     match event {
         ClassEvent::ClassAtlasDone(r) => {
             log.push(format!(
@@ -485,12 +495,12 @@ fn poll_loads(page: &mut ClassesPageState, cx: &mut PageCx) {
         let (loaded, outcome) = cx
             .jobs
             .poll::<(), LoadedAtlas>(&key)
-            .report_to(cx.problems, cx.log);
+            .report_to(&mut cx.project.problems, &mut cx.project.log);
         for atlas in loaded {
             page.place(atlas);
         }
         if let Some(JobOutcome::Failed(e)) = outcome {
-            cx.errors.push(e);
+            cx.project.errors.push(e);
         }
     }
 }
@@ -503,7 +513,7 @@ fn poll_pairs(page: &mut ClassesPageState, cx: &mut PageCx) {
         .outcome
     {
         Some(JobOutcome::Done(p)) => page.pairs = Some(p),
-        Some(JobOutcome::Failed(e)) => cx.errors.push(format!("class pairs: {e}")),
+        Some(JobOutcome::Failed(e)) => cx.project.errors.push(format!("class pairs: {e}")),
         Some(JobOutcome::Cancelled) | None => {}
     }
 }
@@ -522,7 +532,8 @@ fn poll_patch(page: &mut ClassesPageState, cx: &mut PageCx, ctx: &egui::Context)
             );
             st.patch_texture =
                 Some(ctx.load_texture("attack-patch", color, egui::TextureOptions::LINEAR));
-            cx.log
+            cx.project
+                .log
                 .push(format!("patch ready for the attack workbench: {what}"));
             let source = crate::attack::patch_source::PatchSource::Pixels {
                 name: what.clone(),
@@ -531,7 +542,7 @@ fn poll_patch(page: &mut ClassesPageState, cx: &mut PageCx, ctx: &egui::Context)
             st.patch_for_attack = Some((what, img));
             cx.act(Action::UseAsPatch(source));
         }
-        Some(JobOutcome::Failed(e)) => cx.errors.push(format!("cannot cut the patch: {e}")),
+        Some(JobOutcome::Failed(e)) => cx.project.errors.push(format!("cannot cut the patch: {e}")),
         Some(JobOutcome::Cancelled) | None => {}
     }
 }
@@ -561,7 +572,7 @@ fn ensure_pairs(page: &mut ClassesPageState, cx: &mut PageCx) {
 
 fn show(page: &mut ClassesPageState, cx: &mut PageCx, ui: &mut egui::Ui) {
     upload_comparison_icons(page, ui.ctx());
-    if cx.atlases.is_empty() {
+    if cx.project.atlases.is_empty() {
         egui::CentralPanel::default().show(ui, |ui| {
             ui.heading("Class tools");
             ui.label(
@@ -640,7 +651,7 @@ fn controls(page: &mut ClassesPageState, cx: &mut PageCx, ui: &mut egui::Ui) {
                     Mode::Compare => compare_controls(page, cx, ui),
                 }
                 ui.separator();
-                if let Some(line) = cx.log.last() {
+                if let Some(line) = cx.project.log.last() {
                     ui.label(RichText::new(line).italics().small());
                 }
                 if let Some(tex) = &page.patch_texture {
@@ -659,18 +670,18 @@ fn controls(page: &mut ClassesPageState, cx: &mut PageCx, ui: &mut egui::Ui) {
 fn source_row(page: &mut ClassesPageState, cx: &mut PageCx, ui: &mut egui::Ui) {
     let current = page
         .source
-        .unwrap_or(cx.current_atlas)
-        .min(cx.atlases.len() - 1);
+        .unwrap_or(cx.project.current_atlas)
+        .min(cx.project.atlases.len() - 1);
     ui.horizontal_wrapped(|ui| {
         ui.label("layer:");
-        for i in 0..cx.atlases.len() {
-            let name = cx.atlases[i].manifest.layer.clone();
+        for i in 0..cx.project.atlases.len() {
+            let name = cx.project.atlases[i].manifest.layer.clone();
             if ui.selectable_label(current == i, name).clicked() {
                 page.source = Some(i);
             }
         }
     });
-    if let Some(v) = cx.atlases.get(current) {
+    if let Some(v) = cx.project.atlases.get(current) {
         ui.label(
             RichText::new(format!(
                 "run {} ({} points)",

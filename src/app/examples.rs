@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use eframe::egui::{self, ColorImage, TextureHandle};
 
-use super::page::Action;
-use super::{ExamplesOf, JobId, Jobs, Tab};
+use super::job_id::{ExamplesOf, JobId, Jobs};
+use super::page::{Action, Tab};
 use crate::analysis::examples::{example_patch, DatasetIndex, Example};
 use crate::jobs::{self, Finish, JobHandle, JobOutcome};
 
@@ -162,16 +162,21 @@ impl ExamplesState {
         }
     }
 
-    /// The patches as a wrapped grid with their image names on hover. Each is a drag source for
-    /// the attack workbench; its context menu sends it there as a patch, or its image as the
-    /// image to attack (what the user asked for is returned).
-    pub fn show(&self, ui: &mut egui::Ui) -> Vec<Action> {
+    /// The patches as a wrapped grid with their image names on hover, each a drag source for the
+    /// attack workbench once the model input their positions refer to is known (from the atlas's
+    /// index, else `fallback_input`). `controls` says how a patch is sent there, or its image
+    /// attacked; what the user asked for is returned.
+    pub fn show(
+        &self,
+        ui: &mut egui::Ui,
+        fallback_input: Option<(u32, u32)>,
+        controls: ExampleControls,
+    ) -> Vec<Action> {
         ui.label(egui::RichText::new("Dataset examples").strong());
         if let Some(e) = &self.error {
             ui.colored_label(egui::Color32::from_rgb(200, 40, 40), e);
-            return vec![];
         }
-        let input = self.model_input();
+        let input = self.model_input().or(fallback_input);
         let mut actions = vec![];
         ui.label(
             egui::RichText::new(format!(
@@ -183,33 +188,46 @@ impl ExamplesState {
         );
         ui.horizontal_wrapped(|ui| {
             for (ex, tex) in &self.items {
-                let file = ex
-                    .image_path
-                    .file_name()
-                    .map(|f| f.to_string_lossy().to_string())
-                    .unwrap_or_default();
-                let tip = format!(
-                    "{file}\nposition ({}, {}) of {}×{}\nsimilarity to the cell mean {:.2}{}\n\
-                     drag onto the Patch attack tab to use it as a patch; right-click for more",
-                    ex.pos_y,
-                    ex.pos_x,
-                    ex.layer_h,
-                    ex.layer_w,
-                    ex.similarity,
-                    ex.label
-                        .as_ref()
-                        .map(|l| format!("\nlabel {l}"))
-                        .unwrap_or_default()
-                );
-                let Some(input) = input else { continue };
-                let payload = crate::attack::patch_source::example_source(ex, input);
-                let id = egui::Id::unique(("example_drag", ex.row));
-                let resp = ui
-                    .dnd_drag_source(id, payload.clone(), |ui| {
-                        ui.image((tex.id(), egui::vec2(64.0, 64.0)))
-                    })
-                    .response
-                    .on_hover_text(tip);
+                match controls {
+                    ExampleControls::ContextMenu => {
+                        self.example(ui, ex, tex, input, controls, &mut actions);
+                    }
+                    ExampleControls::Button => {
+                        ui.vertical(|ui| self.example(ui, ex, tex, input, controls, &mut actions));
+                    }
+                }
+            }
+            if self.cutting {
+                ui.spinner();
+            }
+        });
+        actions
+    }
+
+    /// One example: its patch (a drag source once `input` is known) and its controls.
+    fn example(
+        &self,
+        ui: &mut egui::Ui,
+        ex: &Example,
+        tex: &TextureHandle,
+        input: Option<(u32, u32)>,
+        controls: ExampleControls,
+        actions: &mut Vec<Action>,
+    ) {
+        let size = egui::vec2(64.0, 64.0);
+        let tip = tooltip(ex, controls);
+        let Some(input) = input else {
+            ui.image((tex.id(), size)).on_hover_text(tip);
+            return;
+        };
+        let payload = crate::attack::patch_source::example_source(ex, input);
+        let id = egui::Id::unique(("example_drag", self.of, ex.row));
+        let resp = ui
+            .dnd_drag_source(id, payload.clone(), |ui| ui.image((tex.id(), size)))
+            .response
+            .on_hover_text(tip);
+        match controls {
+            ExampleControls::ContextMenu => {
                 resp.context_menu(|ui| {
                     if ui.button("Use as patch").clicked() {
                         actions.push(Action::UseAsPatch(payload.clone()));
@@ -220,10 +238,44 @@ impl ExamplesState {
                     }
                 });
             }
-            if self.cutting {
-                ui.spinner();
+            ExampleControls::Button => {
+                if ui.small_button("Use as patch").clicked() {
+                    actions.push(Action::UseAsPatch(payload));
+                }
             }
-        });
-        actions
+        }
     }
+}
+
+/// How an example is sent to the attack workbench besides dragging it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExampleControls {
+    /// A right-click menu: use as patch, or attack its image (the Atlas page).
+    ContextMenu,
+    /// A "Use as patch" button under each patch (the Classes page).
+    Button,
+}
+
+/// The example's image, position, similarity and label, and what it can do.
+fn tooltip(ex: &Example, controls: ExampleControls) -> String {
+    let file = ex
+        .image_path
+        .file_name()
+        .map(|f| f.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let label = ex
+        .label
+        .as_ref()
+        .map(|l| format!("\nlabel {l}"))
+        .unwrap_or_default();
+    let hint = match controls {
+        ExampleControls::ContextMenu => {
+            "\ndrag onto the Patch attack tab to use it as a patch; right-click for more"
+        }
+        ExampleControls::Button => "",
+    };
+    format!(
+        "{file}\nposition ({}, {}) of {}×{}\nsimilarity to the cell mean {:.2}{label}{hint}",
+        ex.pos_y, ex.pos_x, ex.layer_h, ex.layer_w, ex.similarity
+    )
 }

@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use eframe::egui::{self, Color32, Pos2, Rect, Sense, Stroke, StrokeKind, TextureHandle, Vec2};
 
+use super::job_id::JobId;
 use super::page::{Action, Page, PageCx};
-use super::{widgets::progress_row, JobId};
+use super::widgets::progress_row;
 use crate::jobs::JobOutcome;
 use work::{Analysis, AnalysisRequest, AtlasTarget, AttrMap, IconBatch, LandingCache, ModelCache};
 
@@ -77,7 +78,7 @@ fn clear_optimized(page: &mut ImagePageState, cx: &mut PageCx) {
 
 fn clear_markers(page: &mut ImagePageState, cx: &mut PageCx) {
     if let Some(root) = page.marked_atlas.take() {
-        for v in cx.atlases.iter_mut().filter(|v| v.root == root) {
+        for v in cx.project.atlases.iter_mut().filter(|v| v.root == root) {
             v.markers.clear();
         }
     }
@@ -86,7 +87,7 @@ fn clear_markers(page: &mut ImagePageState, cx: &mut PageCx) {
 /// The atlas the image's vectors are placed on, and the level whose icons the grid shows: the
 /// current atlas's finest level with icons (its finest level when none has icons yet).
 fn atlas_target(cx: &PageCx) -> Option<AtlasTarget> {
-    let view = cx.atlases.get(cx.current_atlas)?;
+    let view = cx.project.atlases.get(cx.project.current_atlas)?;
     let level = view
         .levels
         .iter()
@@ -103,12 +104,12 @@ fn atlas_target(cx: &PageCx) -> Option<AtlasTarget> {
 fn wanted_request(page: &ImagePageState, cx: &PageCx) -> Option<AnalysisRequest> {
     let image = page.image.clone()?;
     let atlas = atlas_target(cx);
-    let layer = match cx.atlases.get(cx.current_atlas) {
+    let layer = match cx.project.atlases.get(cx.project.current_atlas) {
         Some(v) => Some(v.manifest.layer.clone()),
         None => page.layer.clone(),
     };
     Some(AnalysisRequest {
-        model: cx.model_path.clone(),
+        model: cx.project.model_path.clone(),
         image,
         layer,
         atlas,
@@ -141,6 +142,7 @@ fn start_attribution(page: &mut ImagePageState, cx: &mut PageCx, class: usize) {
 /// Renders a feature-visualization icon for every position's vector.
 pub fn start_optimize(page: &mut ImagePageState, cx: &mut PageCx) {
     let settings = cx
+        .project
         .render_override
         .clone()
         .unwrap_or_else(crate::render::RenderSettings::preview);
@@ -210,7 +212,7 @@ fn poll_analysis(page: &mut ImagePageState, cx: &mut PageCx, ctx: &egui::Context
     let (_, outcome) = cx
         .jobs
         .poll::<Analysis, Analysis>(&JobId::Analysis)
-        .report_to(cx.problems, cx.log);
+        .report_to(&mut cx.project.problems, &mut cx.project.log);
     match outcome {
         Some(JobOutcome::Done(result)) => accept_result(page, cx, result, ctx),
         Some(JobOutcome::Failed(e)) => {
@@ -232,7 +234,7 @@ fn poll_attribution(page: &mut ImagePageState, cx: &mut PageCx) {
     let (_, outcome) = cx
         .jobs
         .poll::<AttrMap, AttrMap>(&JobId::Attribution)
-        .report_to(cx.problems, cx.log);
+        .report_to(&mut cx.project.problems, &mut cx.project.log);
     match outcome {
         Some(JobOutcome::Done(map)) => page.attribution = Some(map),
         Some(JobOutcome::Failed(e)) => page.error = Some(format!("attribution failed: {e}")),
@@ -244,7 +246,7 @@ fn poll_optimized(page: &mut ImagePageState, cx: &mut PageCx, ctx: &egui::Contex
     let (batches, outcome) = cx
         .jobs
         .poll::<(), IconBatch>(&JobId::OptimizeIcons)
-        .report_to(cx.problems, cx.log);
+        .report_to(&mut cx.project.problems, &mut cx.project.log);
     for batch in batches {
         for (i, img) in batch.images.into_iter().enumerate() {
             let p = batch.first + i;
@@ -259,7 +261,7 @@ fn poll_optimized(page: &mut ImagePageState, cx: &mut PageCx, ctx: &egui::Contex
         }
     }
     match outcome {
-        Some(JobOutcome::Cancelled) => cx.log.push("icon optimization cancelled".into()),
+        Some(JobOutcome::Cancelled) => cx.project.log.push("icon optimization cancelled".into()),
         Some(JobOutcome::Failed(e)) => page.error = Some(format!("icon optimization failed: {e}")),
         Some(JobOutcome::Done(())) | None => {}
     }
@@ -285,7 +287,12 @@ fn accept_result(
         egui::TextureOptions::LINEAR,
     ));
     if let Some(landing) = &result.landing {
-        if let Some(view) = cx.atlases.iter_mut().find(|v| v.root == landing.root) {
+        if let Some(view) = cx
+            .project
+            .atlases
+            .iter_mut()
+            .find(|v| v.root == landing.root)
+        {
             view.markers = landing_markers(&landing.landed);
             page.marked_atlas = Some(view.root.clone());
         }
@@ -322,6 +329,7 @@ fn show(page: &mut ImagePageState, cx: &mut PageCx, ui: &mut egui::Ui) {
     // The grid draws the atlas's icons: take the sheets decoded since the last frame, and look
     // again soon while some are still decoding (the decoder does not wake the window).
     let icons_loading = cx
+        .project
         .atlases
         .iter_mut()
         .map(|v| v.icons.poll(&ctx) || v.icons.is_loading())
@@ -394,7 +402,7 @@ fn header(page: &mut ImagePageState, cx: &mut PageCx, ui: &mut egui::Ui) {
 }
 
 fn layer_choice(page: &mut ImagePageState, cx: &mut PageCx, ui: &mut egui::Ui) {
-    if let Some(view) = cx.atlases.get(cx.current_atlas) {
+    if let Some(view) = cx.project.atlases.get(cx.project.current_atlas) {
         let root = view
             .root
             .file_name()
@@ -403,7 +411,7 @@ fn layer_choice(page: &mut ImagePageState, cx: &mut PageCx, ui: &mut egui::Ui) {
         ui.label(format!("layer: {} (the atlas {root})", view.manifest.layer));
         return;
     }
-    let Some(model) = &cx.model else {
+    let Some(model) = &cx.project.model else {
         ui.label("layer: the model's head (loading the model…)");
         return;
     };
@@ -599,7 +607,8 @@ fn activation_grid(page: &mut ImagePageState, cx: &mut PageCx, ui: &mut egui::Ui
     let (h, w) = (a.h, a.w);
     ui.strong(format!("Activation grid: {} {h}×{w}×{}", a.layer, a.c));
     let mut landing = result.landing.as_ref().and_then(|n| {
-        cx.atlases
+        cx.project
+            .atlases
             .iter_mut()
             .find(|v| v.root == n.root)
             .map(|v| (n, v))
@@ -797,6 +806,7 @@ fn grid_footer(page: &mut ImagePageState, cx: &mut PageCx, ui: &mut egui::Ui) {
     let mut show_on_atlas = false;
     if let Some(root) = &marked {
         let n = cx
+            .project
             .atlases
             .iter()
             .find(|v| &v.root == root)

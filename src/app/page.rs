@@ -1,23 +1,32 @@
 //! The pages of the window. Each page owns its state and implements [`Page`]: `logic` runs every
 //! frame whatever page is on screen (it takes what the page's jobs reported), `ui` only while the
-//! page is shown. A page edits only its own state; what it needs of the rest of the app comes in
-//! a [`PageCx`], and anything it wants done elsewhere (another page, the tab, the current atlas)
-//! it asks for with an [`Action`], which the app applies after the page returns.
+//! page is shown. A page edits only its own state and the shared [`Project`]; what it needs of the
+//! rest of the app comes in a [`PageCx`], and anything it wants done elsewhere (another page, the
+//! tab, opening a project) it asks for with an [`Action`], which the app applies after the page
+//! returns.
 //!
-//! A new page: a module with its state type implementing [`Page`], a [`super::Tab`], a field in
-//! `AtlasApp` and its line in `AtlasApp::with_pages` and `AtlasApp::ui`, and [`Action`]s for
-//! what it asks of the others.
+//! A new page: a module with its state type implementing [`Page`], a [`Tab`], a field in
+//! `AtlasApp` and its line in `Pages` (`AtlasApp::with_pages`), and [`Action`]s for what it asks
+//! of the others.
 use std::path::PathBuf;
 
 use eframe::egui;
 
-use super::atlas_view::AtlasView;
-use super::workers::ImageRow;
-use super::Jobs;
+use super::job_id::Jobs;
+use super::project::{Project, ProjectEvent};
 use crate::attack::patch_source::PatchSource;
-use crate::data::Problem;
-use crate::model::Sidecar;
-use crate::render::RenderSettings;
+
+/// The window's pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tab {
+    Home,
+    Images,
+    Atlas,
+    Layers,
+    Image,
+    Classes,
+    Attack,
+}
 
 /// What a page asks of the app.
 #[derive(Clone)]
@@ -30,29 +39,22 @@ pub enum Action {
     OpenImage(PathBuf),
     /// Make the atlas in this folder the current one and show the Atlas page.
     ShowAtlas(PathBuf),
-    ShowTab(super::Tab),
+    ShowTab(Tab),
+    /// Open this model and image folder as the project.
+    OpenProject {
+        model: PathBuf,
+        images: PathBuf,
+    },
+    /// Ask the user for an image folder, or a model, and open it.
+    PickFolder,
+    PickModel,
 }
 
-/// What a page may use of the app besides its own state: the project, the jobs registry and the
-/// window's message lists.
+/// What a page may use of the app besides its own state: the shared project, the jobs registry,
+/// and the list of what it asks of the app.
 pub struct PageCx<'a> {
+    pub project: &'a mut Project,
     pub jobs: &'a mut Jobs,
-    /// The project's atlases, and which one the Atlas page shows.
-    pub atlases: &'a mut Vec<AtlasView>,
-    pub current_atlas: usize,
-    pub model: &'a Option<Sidecar>,
-    pub model_path: &'a PathBuf,
-    pub images_path: &'a PathBuf,
-    /// The project's classified images.
-    pub rows: &'a [ImageRow],
-    /// Icon settings that replace the preset, and the preset.
-    pub render_override: &'a Option<RenderSettings>,
-    pub preset: &'a str,
-    /// Where exports of the project go.
-    pub exports_dir: PathBuf,
-    pub problems: &'a mut Vec<Problem>,
-    pub log: &'a mut Vec<String>,
-    pub errors: &'a mut Vec<String>,
     /// What the page asked for this frame, applied by the app after the page returns.
     pub actions: Vec<Action>,
 }
@@ -60,10 +62,7 @@ pub struct PageCx<'a> {
 impl PageCx<'_> {
     /// The loaded model's class names (empty until it has loaded).
     pub fn class_names(&self) -> Vec<String> {
-        self.model
-            .as_ref()
-            .map(|m| m.classes.iter().map(|c| c.name.clone()).collect())
-            .unwrap_or_default()
+        self.project.class_names()
     }
 
     pub fn act(&mut self, action: Action) {
@@ -73,6 +72,9 @@ impl PageCx<'_> {
 
 /// A page of the window: its state, its per-frame logic and its drawing.
 pub trait Page {
+    /// Follows a change of the project (a new project, the model loaded, the folder scanned);
+    /// most pages have nothing to do.
+    fn on_project(&mut self, _event: ProjectEvent, _cx: &mut PageCx<'_>) {}
     /// Takes what the page's jobs reported; runs every frame, whatever page is on screen.
     fn logic(&mut self, ctx: &egui::Context, cx: &mut PageCx<'_>);
     /// Draws the page (only while it is on screen).

@@ -1,6 +1,7 @@
 //! Small widgets shared by several pages.
 use eframe::egui::{self, RichText};
 
+use super::job_id::{JobId, Jobs};
 use crate::jobs::Progress;
 
 /// At most this many matches are listed under a class search box.
@@ -22,13 +23,29 @@ pub fn class_picker(
         Some(n) => format!("{caption}: {n}"),
         None => format!("{caption}: none chosen"),
     });
+    if let Some(i) = class_matches(ui, id, 140.0, search, *chosen, names) {
+        *chosen = Some(i);
+    }
+}
+
+/// The class names that contain `search` (any case), at most [`CLASS_LIST`], `chosen` marked;
+/// returns the one clicked. Nothing is listed while the search is empty.
+pub fn class_matches(
+    ui: &mut egui::Ui,
+    id: &str,
+    max_height: f32,
+    search: &str,
+    chosen: Option<usize>,
+    names: &[String],
+) -> Option<usize> {
     let query = search.to_lowercase();
     if query.is_empty() {
-        return;
+        return None;
     }
+    let mut clicked = None;
     egui::ScrollArea::vertical()
         .id_salt(id)
-        .max_height(140.0)
+        .max_height(max_height)
         .show(ui, |ui| {
             let matches = names
                 .iter()
@@ -38,14 +55,33 @@ pub fn class_picker(
             let mut any = false;
             for (i, name) in matches {
                 any = true;
-                if ui.selectable_label(*chosen == Some(i), name).clicked() {
-                    *chosen = Some(i);
+                if ui.selectable_label(chosen == Some(i), name).clicked() {
+                    clicked = Some(i);
                 }
             }
             if !any {
                 ui.label(RichText::new("no class matches").weak());
             }
         });
+    clicked
+}
+
+/// A job's controls: while it runs, its progress (a spinner until it reports) and a cancel
+/// button; otherwise the button that starts it. True when that button was clicked.
+pub fn job_row(ui: &mut egui::Ui, jobs: &mut Jobs, job: &JobId, start: &str, cancel: &str) -> bool {
+    if !jobs.is_running(job) {
+        return ui.button(start).clicked();
+    }
+    match jobs.progress(job) {
+        Some(p) => progress_row(ui, p),
+        None => {
+            ui.spinner();
+        }
+    }
+    if ui.button(cancel).clicked() {
+        jobs.cancel(job);
+    }
+    false
 }
 
 /// A job's progress bar: stage, done/total and the stage's ETA.

@@ -25,7 +25,7 @@ fn step_until(h: &mut Harness<'static, AtlasApp>, what: &str, done: impl Fn(&Atl
 fn new_app(runs: &Path) -> AtlasApp {
     let mut app = AtlasApp::new_in(common::model(), common::assets(), runs.to_path_buf());
     // A few optimization steps: this test is about the app, tests/icons.rs about the icons.
-    app.render_override = Some(RenderSettings {
+    app.project.render_override = Some(RenderSettings {
         steps: 4,
         batch: 16,
         size: 64,
@@ -39,13 +39,17 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
     let runs = common::scratch("app-atlas");
     let mut h = harness(new_app(&runs));
     step_until(&mut h, "the model and images", |a| !a.running(JobId::Open));
-    assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
+    assert!(
+        h.state().project.errors.is_empty(),
+        "{:?}",
+        h.state().project.errors
+    );
     h.get_by_label("Atlas").click();
     h.step();
     assert_eq!(h.state().tab, Tab::Atlas);
     h.get_by_label_contains("no atlas for this project yet");
     // The linear-head layer is the default; 25 images x 16 positions.
-    assert_eq!(h.state().build_positions, 16);
+    assert_eq!(h.state().atlas_page.build_positions, 16);
 
     // Start, cancel while collecting, start again: the build resumes and finishes.
     h.get_by_label("Build atlas").click();
@@ -55,18 +59,26 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
     h.get_by_label("Cancel build").click();
     step_until(&mut h, "the cancel", |a| !a.running(JobId::Build));
     assert!(
-        h.state().log.iter().any(|l| l.contains("cancelled")),
+        h.state()
+            .project
+            .log
+            .iter()
+            .any(|l| l.contains("cancelled")),
         "{:?}",
-        h.state().log
+        h.state().project.log
     );
     h.get_by_label("Build atlas").click();
     step_until(&mut h, "the atlas", |a| {
-        (!a.running(JobId::Build) && !a.atlases.is_empty() && !a.loading_atlases())
-            || !a.errors.is_empty()
+        (!a.running(JobId::Build) && !a.project.atlases.is_empty() && !a.loading_atlases())
+            || !a.project.errors.is_empty()
     });
-    assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
-    assert_eq!(h.state().atlases[0].manifest.layer, "head");
-    let cells: usize = h.state().atlases[0]
+    assert!(
+        h.state().project.errors.is_empty(),
+        "{:?}",
+        h.state().project.errors
+    );
+    assert_eq!(h.state().project.atlases[0].manifest.layer, "head");
+    let cells: usize = h.state().project.atlases[0]
         .levels
         .iter()
         .map(|l| l.cells.len())
@@ -74,15 +86,15 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
     assert!(cells > 5, "{cells} cells");
     // Every sheet is on disk and reaches the GPU cache.
     step_until(&mut h, "the icons", |a| {
-        let v = &a.atlases[0];
+        let v = &a.project.atlases[0];
         v.levels.iter().all(|l| l.sheets_on_disk.iter().all(|s| *s)) && v.icons.uploaded > 0
     });
     h.get_by_label("atlas canvas");
     // The opening view shows every cell of the level it draws (which level that is depends on
     // the layout: the finest that fills at least half of its occupied area).
-    let drawn = h.state().atlases[0].drawn_cells;
+    let drawn = h.state().project.atlases[0].drawn_cells;
     let opening_cells = {
-        let v = &h.state().atlases[0];
+        let v = &h.state().project.atlases[0];
         v.levels
             .iter()
             .find(|l| l.grid() == v.drawn_grid)
@@ -95,17 +107,17 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
         drawn, opening_cells,
         "cells of the opening level off screen"
     );
-    assert!(!h.state().atlases[0].drawn_labels.is_empty());
+    assert!(!h.state().project.atlases[0].drawn_labels.is_empty());
 
     // The opening view is full: at least half of the drawn level's cells on screen hold an
     // icon (the camera is fitted to the occupied area; overview levels exist for sparse layouts).
-    let opening = h.state().atlases[0].drawn_occupancy;
+    let opening = h.state().project.atlases[0].drawn_occupancy;
     assert!(opening >= 0.5, "opening view occupancy {opening}");
-    let home = h.state().atlases[0].camera;
-    assert_eq!(h.state().atlases[0].home, Some(home));
+    let home = h.state().project.atlases[0].camera;
+    assert_eq!(h.state().project.atlases[0].home, Some(home));
 
     // Zoom with the wheel over the canvas (about the pointer), then with the keyboard.
-    let canvas = h.state().canvas_rect.expect("canvas on screen");
+    let canvas = h.state().atlas_page.canvas_rect.expect("canvas on screen");
     h.hover_at(canvas.center());
     h.event(egui::Event::MouseWheel {
         unit: egui::MouseWheelUnit::Point,
@@ -115,7 +127,7 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
         source: egui::MouseWheelSource::Wheel,
     });
     h.run_steps(20);
-    let zoom = h.state().atlases[0].camera.zoom;
+    let zoom = h.state().project.atlases[0].camera.zoom;
     assert!(
         zoom > home.zoom * 1.2,
         "wheel zoom gave {zoom} from {}",
@@ -123,28 +135,28 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
     );
     h.key_press(egui::Key::Plus);
     h.run_steps(2);
-    assert!(h.state().atlases[0].camera.zoom > zoom * 1.2);
+    assert!(h.state().project.atlases[0].camera.zoom > zoom * 1.2);
     assert!(
-        h.state().atlases[0].minimap.is_some(),
+        h.state().project.atlases[0].minimap.is_some(),
         "zoomed in, the minimap shows where the view is"
     );
     h.key_press(egui::Key::Num0);
     h.run_steps(2);
     assert_eq!(
-        h.state().atlases[0].camera,
+        h.state().project.atlases[0].camera,
         home,
         "0 goes back to the opening view"
     );
 
     // At the default view the whole atlas is on screen and nothing covers it: no minimap.
     h.run_steps(2);
-    assert_eq!(h.state().atlases[0].minimap, None);
+    assert_eq!(h.state().project.atlases[0].minimap, None);
     // Hover the most populated cell among those drawn entirely inside the canvas (which cells
     // those are depends on the layout, so the test asks rather than assumes): tooltip with its
     // top classes and count.
-    let cam = h.state().atlases[0].camera;
+    let cam = h.state().project.atlases[0].camera;
     let (grid, index, cell) = {
-        let v = &h.state().atlases[0];
+        let v = &h.state().project.atlases[0];
         let level = v.levels.iter().find(|l| l.grid() == v.drawn_grid).unwrap();
         let (i, c) = level
             .cells
@@ -164,9 +176,9 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
         h.step();
         std::thread::sleep(Duration::from_millis(15));
     }
-    assert_eq!(h.state().atlases[0].hovered, Some((grid, index)));
+    assert_eq!(h.state().project.atlases[0].hovered, Some((grid, index)));
     h.get_by_label(&format!("Average of {} activations", cell.count));
-    let names = h.state().atlases[0].manifest.class_names.clone();
+    let names = h.state().project.atlases[0].manifest.class_names.clone();
     let top = &names[cell.top[0].0];
     h.get_by_label(&format!("{top}  {:.2}", cell.top[0].1));
 
@@ -184,7 +196,7 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
         modifiers: Default::default(),
     });
     h.run_steps(3);
-    assert_eq!(h.state().atlases[0].selected, Some((grid, index)));
+    assert_eq!(h.state().project.atlases[0].selected, Some((grid, index)));
     h.get_by_label(&format!("Cell ({}, {})", cell.x, cell.y));
 
     // Class focus: search the top class by name and pick it from the list.
@@ -193,14 +205,14 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
     h.get_by_role(Role::TextInput)
         .type_text(&top[..top.len().min(6)]);
     h.run_steps(2);
-    assert_eq!(h.state().class_search, &top[..top.len().min(6)]);
+    assert_eq!(h.state().atlas_page.class_search, &top[..top.len().min(6)]);
     h.get_by_role_and_label(Role::Button, top).click();
     h.run_steps(2);
-    let focus = h.state().focus.clone().expect("a class in focus");
+    let focus = h.state().project.focus.clone().expect("a class in focus");
     assert_eq!(focus.class, cell.top[0].0);
     h.get_by_label(&format!("focus: {top}"));
     {
-        let v = &h.state().atlases[0];
+        let v = &h.state().project.atlases[0];
         let level = v.levels.iter().find(|l| l.grid() == grid).unwrap();
         let alphas = atlas::app::atlas_view::focus_alphas(level, names.len(), &focus).unwrap();
         // Opacity follows the attribution to the class: highest where it is largest.
@@ -218,9 +230,9 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
     h.get_by_label("Cells as CSV").click();
     h.get_by_label("Cells as JSON").click();
     h.run_steps(3);
-    let exports = h.state().exports_dir();
+    let exports = h.state().project.exports_dir();
     let csv = std::fs::read_to_string(exports.join(format!("head-{grid}-cells.csv"))).unwrap();
-    let level_cells = h.state().atlases[0]
+    let level_cells = h.state().project.atlases[0]
         .levels
         .iter()
         .find(|l| l.grid() == grid)
@@ -233,7 +245,7 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
     )
     .unwrap();
     assert_eq!(json["cells"].as_array().unwrap().len(), level_cells);
-    assert!(h.state().log.iter().any(|l| l.contains("exported")));
+    assert!(h.state().project.log.iter().any(|l| l.contains("exported")));
 
     // Drag the cell's icon onto the "Patch attack" tab: the page opens mid-drag; dropped on the
     // image, the icon becomes a patch in the tray, placed where it fell.
@@ -243,8 +255,10 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
     step_until(&mut h, "the image to attack", |a| {
         a.attack_page.target.is_some()
     });
-    step_until(&mut h, "the large icon", |a| a.details_icon_rect.is_some());
-    let icon = h.state().details_icon_rect.unwrap().center();
+    step_until(&mut h, "the large icon", |a| {
+        a.atlas_page.details_icon_rect.is_some()
+    });
+    let icon = h.state().atlas_page.details_icon_rect.unwrap().center();
     let tab = h.get_by_label("Patch attack").rect().center();
     let press = |h: &mut Harness<'static, AtlasApp>, pos, pressed| {
         h.event(egui::Event::PointerButton {
@@ -289,7 +303,7 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
     });
     let patch = &h.state().attack_page.patches[0];
     assert!(patch.name.starts_with("icon of cell"), "{}", patch.name);
-    let icon_px = h.state().atlases[0].manifest.icon_size;
+    let icon_px = h.state().project.atlases[0].manifest.icon_size;
     assert_eq!(patch.image.dimensions(), (icon_px, icon_px));
     h.state_mut().shutdown();
 
@@ -297,7 +311,7 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
     drop(h);
     let start = Instant::now();
     let mut h = harness(new_app(&runs));
-    step_until(&mut h, "the saved atlas", |a| !a.atlases.is_empty());
+    step_until(&mut h, "the saved atlas", |a| !a.project.atlases.is_empty());
     assert!(start.elapsed() < Duration::from_secs(20));
     assert!(!h.state().running(JobId::Build));
     assert_eq!(
@@ -317,14 +331,18 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
 fn closing_the_window_mid_build_keeps_finished_work() {
     let runs = common::scratch("app-close");
     let mut h = harness(new_app(&runs));
-    step_until(&mut h, "the model", |a| a.model.is_some());
-    h.state_mut().build_positions = 2;
+    step_until(&mut h, "the model", |a| a.project.model.is_some());
+    h.state_mut().atlas_page.build_positions = 2;
     h.state_mut().start_build();
     // Wait until the collection is done and the atlas build has started.
     step_until(&mut h, "the atlas build stage", |a| {
-        a.last_collection.is_some() || !a.errors.is_empty()
+        a.project.last_collection.is_some() || !a.project.errors.is_empty()
     });
-    assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
+    assert!(
+        h.state().project.errors.is_empty(),
+        "{:?}",
+        h.state().project.errors
+    );
     let closed = Instant::now();
     eframe::App::on_exit(h.state_mut(), None);
     step_until(&mut h, "the job to stop", |a| !a.running(JobId::Build));
@@ -335,6 +353,7 @@ fn closing_the_window_mid_build_keeps_finished_work() {
     );
     let run_dir = h
         .state()
+        .project
         .last_collection
         .as_ref()
         .unwrap()
@@ -346,30 +365,38 @@ fn closing_the_window_mid_build_keeps_finished_work() {
     drop(h);
 
     let mut h = harness(new_app(&runs));
-    step_until(&mut h, "the model", |a| a.model.is_some());
-    h.state_mut().build_positions = 2;
+    step_until(&mut h, "the model", |a| a.project.model.is_some());
+    h.state_mut().atlas_page.build_positions = 2;
     h.state_mut().start_build();
     step_until(&mut h, "the resumed build", |a| {
-        (!a.running(JobId::Build) && !a.atlases.is_empty()) || !a.errors.is_empty()
+        (!a.running(JobId::Build) && !a.project.atlases.is_empty()) || !a.project.errors.is_empty()
     });
-    assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
+    assert!(
+        h.state().project.errors.is_empty(),
+        "{:?}",
+        h.state().project.errors
+    );
     assert!(
         h.state()
+            .project
             .log
             .iter()
             .any(|l| l.contains("the run is already complete")),
         "the collection was redone: {:?}",
-        h.state().log
+        h.state().project.log
     );
     drop(h);
 
     // The first-run behaviour (`atlas app` with no arguments) on a project that now has a saved
     // atlas: the saved one opens and nothing is rebuilt.
     let mut app = new_app(&runs);
-    app.auto_build = true;
+    app.atlas_page.auto_build = true;
     let mut h = harness(app);
     step_until(&mut h, "the saved atlas", |a| {
-        !a.atlases.is_empty() && !a.loading_atlases() && a.model.is_some() && !a.auto_build
+        !a.project.atlases.is_empty()
+            && !a.loading_atlases()
+            && a.project.model.is_some()
+            && !a.atlas_page.auto_build
     });
     assert!(
         !h.state().running(JobId::Build),
@@ -384,15 +411,19 @@ fn closing_the_window_mid_build_keeps_finished_work() {
 fn first_run_lands_on_an_atlas_building() {
     let runs = common::scratch("app-first-run");
     let mut app = new_app(&runs);
-    app.auto_build = true;
+    app.atlas_page.auto_build = true;
     app.set_tab(Tab::Atlas);
     let mut h = harness(app);
     step_until(&mut h, "the build to start by itself", |a| {
-        a.running(JobId::Build) || !a.errors.is_empty()
+        a.running(JobId::Build) || !a.project.errors.is_empty()
     });
-    assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
+    assert!(
+        h.state().project.errors.is_empty(),
+        "{:?}",
+        h.state().project.errors
+    );
     assert_eq!(h.state().tab, Tab::Atlas);
-    assert_eq!(h.state().build_positions, 16);
+    assert_eq!(h.state().atlas_page.build_positions, 16);
     step_until(&mut h, "build progress on screen", |a| {
         a.job_progress(JobId::Build).is_some()
     });
@@ -466,21 +497,21 @@ fn icon_switch_changes_the_drawn_textures() {
     );
 
     let mut h = harness(new_app(&runs));
-    step_until(&mut h, "the model", |a| a.model.is_some());
+    step_until(&mut h, "the model", |a| a.project.model.is_some());
     h.state_mut().open_atlas(atlas_dir.clone());
-    step_until(&mut h, "the atlas", |a| !a.atlases.is_empty());
+    step_until(&mut h, "the atlas", |a| !a.project.atlases.is_empty());
     h.get_by_label("Atlas").click();
     h.step();
-    h.state_mut().atlases[0].level_choice = LevelChoice::Grid(4);
+    h.state_mut().project.atlases[0].level_choice = LevelChoice::Grid(4);
     let sheets = {
-        let v = &h.state().atlases[0];
+        let v = &h.state().project.atlases[0];
         let level = v.level(4).unwrap();
         assert!(level.exemplar_sheets.iter().all(|s| *s) && level.mosaic_sheets.iter().all(|s| *s));
         level.sheet_count()
     };
     let ids = |h: &Harness<'static, AtlasApp>, kind: IconKind| -> Vec<egui::TextureId> {
         (0..sheets)
-            .filter_map(|s| h.state().atlases[0].icons.texture_id(kind, 4, s))
+            .filter_map(|s| h.state().project.atlases[0].icons.texture_id(kind, 4, s))
             .collect()
     };
     // Waits until every drawn cell shows an icon of `kinds`, then checks the counts and that
@@ -489,14 +520,14 @@ fn icon_switch_changes_the_drawn_textures() {
         h.get_by_label(label).click();
         let per_cell = kinds.to_vec();
         step_until(h, label, move |a| {
-            let v = &a.atlases[0];
+            let v = &a.project.atlases[0];
             v.drawn_cells > 0
                 && per_cell
                     .iter()
                     .all(|k| v.drawn_icons.count(*k) == v.drawn_cells)
         });
         h.step();
-        let v = &h.state().atlases[0];
+        let v = &h.state().project.atlases[0];
         for k in IconKind::ALL {
             if !kinds.contains(&k) {
                 assert_eq!(v.drawn_icons.count(k), 0, "{label}: {k:?} icons drawn");
@@ -530,9 +561,9 @@ fn icon_switch_changes_the_drawn_textures() {
     // On hover: synthetic icons, and the exemplar for the cell under the pointer.
     h.get_by_label("exemplar on hover").click();
     h.run_steps(2);
-    let canvas = h.state().canvas_rect.expect("canvas on screen");
+    let canvas = h.state().atlas_page.canvas_rect.expect("canvas on screen");
     let (cell_rect, drawn) = {
-        let v = &h.state().atlases[0];
+        let v = &h.state().project.atlases[0];
         let level = v.level(4).unwrap();
         let c = level.cells.iter().max_by_key(|c| c.count).unwrap();
         (
@@ -542,9 +573,9 @@ fn icon_switch_changes_the_drawn_textures() {
     };
     h.hover_at(cell_rect.center());
     step_until(&mut h, "the hovered exemplar", |a| {
-        a.atlases[0].drawn_icons.exemplar == 1
+        a.project.atlases[0].drawn_icons.exemplar == 1
     });
-    let v = &h.state().atlases[0];
+    let v = &h.state().project.atlases[0];
     assert_eq!(v.drawn_icons.synthetic, drawn - 1);
     assert_eq!(v.drawn_icons.mosaic, 0);
     // Stop the app's workers before the process exits (libtorch at exit with a live worker).
@@ -560,23 +591,27 @@ fn icons_arrive_one_by_one_after_the_exemplars() {
     let runs = common::scratch("app-progressive");
     let mut app = AtlasApp::new_in(common::model(), common::assets(), runs.to_path_buf());
     // Enough steps that each render batch spans several frames.
-    app.render_override = Some(RenderSettings {
+    app.project.render_override = Some(RenderSettings {
         steps: 24,
         batch: 32,
         size: 64,
         ..RenderSettings::preview()
     });
     let mut h = harness(app);
-    step_until(&mut h, "the model", |a| a.model.is_some());
+    step_until(&mut h, "the model", |a| a.project.model.is_some());
     h.get_by_label("Atlas").click();
     h.step();
     // 25 images × 2 positions: one small level, one sheet.
-    h.state_mut().build_positions = 2;
+    h.state_mut().atlas_page.build_positions = 2;
     h.get_by_label("Build atlas").click();
     step_until(&mut h, "the atlas view", |a| {
-        !a.atlases.is_empty() || !a.errors.is_empty()
+        !a.project.atlases.is_empty() || !a.project.errors.is_empty()
     });
-    assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
+    assert!(
+        h.state().project.errors.is_empty(),
+        "{:?}",
+        h.state().project.errors
+    );
     h.get_by_label("side by side").click();
     let start = Instant::now();
     let mut seen: Vec<(usize, usize)> = vec![]; // (exemplar, synthetic) drawn per frame
@@ -584,8 +619,8 @@ fn icons_arrive_one_by_one_after_the_exemplars() {
     loop {
         h.step();
         let a = h.state();
-        assert!(a.errors.is_empty(), "{:?}", a.errors);
-        let v = &a.atlases[0];
+        assert!(a.project.errors.is_empty(), "{:?}", a.project.errors);
+        let v = &a.project.atlases[0];
         seen.push((v.drawn_icons.exemplar, v.drawn_icons.synthetic));
         times.push(start.elapsed().as_secs_f64());
         let cells = v.levels[0].cells.len();
@@ -599,7 +634,7 @@ fn icons_arrive_one_by_one_after_the_exemplars() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let cells = h.state().atlases[0].levels[0].cells.len();
+    let cells = h.state().project.atlases[0].levels[0].cells.len();
     let first_exemplar = seen.iter().position(|s| s.0 > 0).expect("exemplars drawn");
     let first_synthetic = seen.iter().position(|s| s.1 > 0).expect("icons drawn");
     assert!(

@@ -62,7 +62,7 @@ fn drop_move_resize_undo_and_sweep_a_patch() {
     assert!(files.len() >= 3);
     let app = AtlasApp::new_in(common::model(), common::assets(), runs.to_path_buf());
     let mut h = harness(app, [1280.0, 860.0]);
-    step_until(&mut h, "the model", WAIT, |a| a.model.is_some());
+    step_until(&mut h, "the model", WAIT, |a| a.project.model.is_some());
     h.get_by_label("Patch attack").click();
     h.run_steps(2);
     assert_eq!(h.state().tab, Tab::Attack);
@@ -132,7 +132,9 @@ fn drop_move_resize_undo_and_sweep_a_patch() {
     // The top-5 bars name the top class of the composite.
     let probs = h.state().attack_page.probs.clone().unwrap();
     let top = atlas::attack::probe::top1(&probs).0;
-    let name = h.state().model.as_ref().unwrap().classes[top].name.clone();
+    let name = h.state().project.model.as_ref().unwrap().classes[top]
+        .name
+        .clone();
     h.get_by_label_contains(&format!("{name} {:.2}%", 100.0 * probs[top]));
 
     // 3. Drag the patch body: it moves by the pointer's travel (in model pixels).

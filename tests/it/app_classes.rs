@@ -39,15 +39,15 @@ fn step_until(h: &mut Harness<'static, AtlasApp>, what: &str, done: impl Fn(&Atl
             return;
         }
         assert!(
-            h.state().errors.is_empty(),
+            h.state().project.errors.is_empty(),
             "errors while waiting for {what}: {:?}; log: {:?}",
-            h.state().errors,
-            h.state().log
+            h.state().project.errors,
+            h.state().project.log
         );
         assert!(
             start.elapsed() < Duration::from_secs(900),
             "timed out waiting for {what}; log: {:?}",
-            h.state().log
+            h.state().project.log
         );
         std::thread::sleep(Duration::from_millis(30));
     }
@@ -141,9 +141,9 @@ fn class_atlas_comparison_and_patch() {
     app.classes_page.grid = 4;
     let mut h = harness(app);
     step_until(&mut h, "the model and the atlas", |a| {
-        !a.running(JobId::Open) && !a.atlases.is_empty() && !a.loading_atlases()
+        !a.running(JobId::Open) && !a.project.atlases.is_empty() && !a.loading_atlases()
     });
-    let names = h.state().atlases[0].manifest.class_names.clone();
+    let names = h.state().project.atlases[0].manifest.class_names.clone();
     h.get_by_label("Classes").click();
     h.run_steps(2);
     assert_eq!(h.state().tab, Tab::Classes);
@@ -415,6 +415,7 @@ fn class_atlas_comparison_and_patch() {
     }
     assert!(h
         .state()
+        .project
         .log
         .iter()
         .any(|l| l.contains("patch ready for the attack workbench")));

@@ -138,7 +138,8 @@ fn wait_for_heatmap(h: &mut Harness<'static, AtlasApp>, class: usize) -> Vec<f32
 }
 
 fn view_index(app: &AtlasApp, layer: &str) -> usize {
-    app.atlases
+    app.project
+        .atlases
         .iter()
         .position(|v| v.manifest.layer == layer)
         .unwrap()
@@ -182,17 +183,21 @@ fn one_image_prediction_grid_markers_heatmap_icons_and_errors() {
     eprintln!("atlases built in {:.1} s", t0.elapsed().as_secs_f64());
 
     let mut app = AtlasApp::new_in(common::model(), common::assets(), dir.join("runs"));
-    app.render_override = Some(icons());
+    app.project.render_override = Some(icons());
     for a in &atlases {
         app.open_atlas(a.clone());
     }
     let mut h = harness(app);
     step_until(&mut h, "the model and both atlases", |a| {
-        !a.running(JobId::Open) && a.atlases.len() == 2 && !a.loading_atlases()
+        !a.running(JobId::Open) && a.project.atlases.len() == 2 && !a.loading_atlases()
     });
-    assert!(h.state().errors.is_empty(), "{:?}", h.state().errors);
+    assert!(
+        h.state().project.errors.is_empty(),
+        "{:?}",
+        h.state().project.errors
+    );
     let head = view_index(h.state(), "head");
-    h.state_mut().current_atlas = head;
+    h.state_mut().project.current_atlas = head;
 
     // The reference prediction, on the image prepared as the atlas's run did (squashed).
     let image = common::image_files(&common::assets())[0].clone();
@@ -230,11 +235,11 @@ fn one_image_prediction_grid_markers_heatmap_icons_and_errors() {
     assert_eq!(h.state().image_page.drawn_positions, hh * ww);
     h.get_by_label(&format!("position ({}, {})", hh - 1, ww - 1));
     step_until(&mut h, "the atlas icons on the grid", |a| {
-        a.atlases[head].icons.uploaded > 0
+        a.project.atlases[head].icons.uploaded > 0
     });
     // Markers: one per position, where the landing library places the image's vectors.
     let want = expected_markers(&model, &image, &atlases[0], "head");
-    assert_markers(&h.state().atlases[head].markers, &want);
+    assert_markers(&h.state().project.atlases[head].markers, &want);
     assert!(want
         .iter()
         .all(|p| (0.0..=1.0).contains(&p.x) && (0.0..=1.0).contains(&p.y)));
@@ -299,11 +304,11 @@ fn one_image_prediction_grid_markers_heatmap_icons_and_errors() {
     h.get_by_label("Show on atlas").click();
     h.run_steps(2);
     assert_eq!(h.state().tab, Tab::Atlas);
-    assert_eq!(h.state().atlases[head].markers.len(), hh * ww);
+    assert_eq!(h.state().project.atlases[head].markers.len(), hh * ww);
 
     // Another layer: make the stage6 atlas current and come back to the page.
     let stage6 = view_index(h.state(), "stage6");
-    h.state_mut().current_atlas = stage6;
+    h.state_mut().project.current_atlas = stage6;
     h.get_by_label("One image").click();
     wait_for_analysis(&mut h, "stage6");
     {
@@ -313,9 +318,9 @@ fn one_image_prediction_grid_markers_heatmap_icons_and_errors() {
     h.run_steps(2);
     assert_eq!(h.get_all_by_label_contains("position (").count(), 49);
     let want6 = expected_markers(&model, &image, &atlases[1], "stage6");
-    assert_markers(&h.state().atlases[stage6].markers, &want6);
+    assert_markers(&h.state().project.atlases[stage6].markers, &want6);
     assert!(
-        h.state().atlases[head].markers.is_empty(),
+        h.state().project.atlases[head].markers.is_empty(),
         "old markers are cleared"
     );
     h.get_by_label_contains("layer: stage6");
@@ -336,7 +341,7 @@ fn one_image_prediction_grid_markers_heatmap_icons_and_errors() {
         "{err}"
     );
     assert!(h.state().image_page.result.is_none());
-    assert!(h.state().atlases[stage6].markers.is_empty());
+    assert!(h.state().project.atlases[stage6].markers.is_empty());
     h.run_steps(2);
     h.get_by_label_contains("cannot analyse x.jpg");
     assert_eq!(h.query_all_by_label_contains("position (").count(), 0);
@@ -346,7 +351,7 @@ fn one_image_prediction_grid_markers_heatmap_icons_and_errors() {
     drop_file(&mut h, &image2);
     wait_for_analysis(&mut h, "stage6");
     assert!(h.state().image_page.error.is_none());
-    assert_eq!(h.state().atlases[stage6].markers.len(), 49);
+    assert_eq!(h.state().project.atlases[stage6].markers.len(), 49);
     h.run_steps(2);
     assert_eq!(h.get_all_by_label_contains("position (").count(), 49);
     // Its heat-map too (and no job is left running when the test process exits).

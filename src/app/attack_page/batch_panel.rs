@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use eframe::egui::{self, Color32, RichText};
 
 use super::AttackPageState;
+use crate::app::job_id::{JobId, Jobs};
 use crate::app::page::PageCx;
 use crate::app::widgets::progress_row;
-use crate::app::{JobId, Jobs};
 use crate::attack::batch::{image_input, spawn_batch, BatchConfig, PatchInput};
 use crate::attack::table::{AttackTable, PatchRow};
 use crate::attack::Corner;
@@ -100,7 +100,7 @@ fn config(page: &AttackPageState, cx: &PageCx) -> Result<BatchConfig, String> {
         return Err("add patches to the tray (or tick the noise control)".into());
     }
     let folder = if b.folder.trim().is_empty() {
-        cx.images_path.clone()
+        cx.project.images_path.clone()
     } else {
         PathBuf::from(b.folder.trim())
     };
@@ -108,7 +108,7 @@ fn config(page: &AttackPageState, cx: &PageCx) -> Result<BatchConfig, String> {
         return Err(format!("{} does not exist", folder.display()));
     }
     let mut cfg = BatchConfig::new(
-        cx.model_path.clone(),
+        cx.project.model_path.clone(),
         image_input(&folder),
         patches,
         original,
@@ -155,12 +155,12 @@ pub fn show(page: &mut AttackPageState, cx: &mut PageCx, ui: &mut egui::Ui) {
         }
     });
     if export {
-        let path = cx.exports_dir.clone().join(format!(
+        let path = cx.project.exports_dir().join(format!(
             "attack-{}-to-{}.csv",
             slug(&t.original.name),
             slug(&t.target.name)
         ));
-        let result = std::fs::create_dir_all(cx.exports_dir.clone())
+        let result = std::fs::create_dir_all(cx.project.exports_dir())
             .map_err(anyhow::Error::from)
             .and_then(|()| t.write_csv(&path));
         let b = &mut page.batch;

@@ -7,7 +7,7 @@ use eframe::egui::{self, Color32, RichText, Sense, Stroke};
 use image::RgbImage;
 
 use crate::app::file_dialog::{self, PickRequest, IMAGE_EXTENSIONS};
-use crate::app::{JobId, Jobs};
+use crate::app::job_id::{JobId, Jobs};
 use crate::attack::load_image;
 use crate::attack::patch_source::file_name;
 use crate::jobs::{self, Finish, JobHandle, JobOutcome};

@@ -5,9 +5,9 @@ use eframe::egui::{self, Color32, RichText};
 use egui_plot::{Legend, Line, Plot, PlotPoints, VLine};
 
 use super::AttackPageState;
+use crate::app::job_id::{JobId, Jobs};
 use crate::app::page::PageCx;
 use crate::app::widgets::progress_row;
-use crate::app::{JobId, Jobs};
 use crate::attack::sweep::{size_sweep, sweep_ratios, SweepPoint};
 use crate::attack::Corner;
 use crate::jobs::{self, Finish, JobOutcome};
@@ -55,7 +55,7 @@ pub fn poll(st: &mut AttackPageState, jobs: &mut Jobs) {
 /// Starts the sweep of the placed patch on the target (with the chosen classes).
 pub fn start(page: &mut AttackPageState, cx: &mut PageCx) {
     let names = cx.class_names();
-    let model_path = cx.model_path.clone();
+    let model_path = cx.project.model_path.clone();
     let st = &mut *page;
     let (Some(t), Some(placed)) = (&st.target, st.placed) else {
         return;

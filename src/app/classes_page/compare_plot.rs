@@ -21,7 +21,7 @@ pub fn area(page: &mut ClassesPageState, cx: &mut PageCx, ui: &mut egui::Ui) {
         st.plot_exemplars = 0;
         st.plot_rects.clear();
         ui.centered_and_justified(|ui| {
-            ui.label(if cx.jobs.is_running(&crate::app::JobId::Compare) {
+            ui.label(if cx.jobs.is_running(&crate::app::job_id::JobId::Compare) {
                 "the comparison appears here when its layout is done (the class atlases of A and \
                  B come first)…"
             } else {

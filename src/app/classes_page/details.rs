@@ -3,10 +3,10 @@
 use eframe::egui::{self, RichText};
 
 use super::{ClassesPageState, Picked};
-use crate::app::examples::ExamplesState;
-use crate::app::page::PageCx;
-use crate::app::JobId;
-use crate::attack::patch_source::{example_source, icon_source, resolve, PatchSource};
+use crate::app::examples::ExampleControls;
+use crate::app::job_id::JobId;
+use crate::app::page::{Action as PageAction, PageCx};
+use crate::attack::patch_source::{icon_source, resolve, PatchSource};
 use crate::jobs::{self, Finish};
 
 /// What the user did in the panel.
@@ -37,63 +37,8 @@ fn caption(st: &ClassesPageState, picked: &Picked) -> String {
     }
 }
 
-/// The cell's dataset examples, each a drag source with a "Use as patch" button (once the
-/// model input their positions refer to is known).
-fn examples_section(
-    ui: &mut egui::Ui,
-    examples: &ExamplesState,
-    input: Option<(u32, u32)>,
-    action: &mut Option<Action>,
-) {
-    ui.label(RichText::new("Dataset examples").strong());
-    if let Some(e) = &examples.error {
-        ui.colored_label(egui::Color32::from_rgb(200, 40, 40), e);
-    }
-    ui.label(
-        RichText::new(format!(
-            "{} of {} patches whose vectors fall in this cell, most typical first",
-            examples.items.len(),
-            examples.total
-        ))
-        .small(),
-    );
-    ui.horizontal_wrapped(|ui| {
-        for (ex, tex) in &examples.items {
-            ui.vertical(|ui| {
-                let file = ex
-                    .image_path
-                    .file_name()
-                    .map(|f| f.to_string_lossy().to_string())
-                    .unwrap_or_default();
-                let tip = format!(
-                    "{file}\nposition ({}, {}) of {}×{}\nsimilarity {:.2}",
-                    ex.pos_y, ex.pos_x, ex.layer_h, ex.layer_w, ex.similarity
-                );
-                let Some(input) = input else {
-                    ui.image((tex.id(), egui::vec2(64.0, 64.0)))
-                        .on_hover_text(tip);
-                    return;
-                };
-                let source = example_source(ex, input);
-                let drag = egui::Id::unique(("classes_example_drag", ex.row));
-                ui.dnd_drag_source(drag, source.clone(), |ui| {
-                    ui.image((tex.id(), egui::vec2(64.0, 64.0)))
-                })
-                .response
-                .on_hover_text(tip);
-                if ui.small_button("Use as patch").clicked() {
-                    *action = Some(Action::Patch(source));
-                }
-            });
-        }
-        if examples.cutting {
-            ui.spinner();
-        }
-    });
-}
-
 pub fn panel(page: &mut ClassesPageState, cx: &mut PageCx, ui: &mut egui::Ui) {
-    let model_input = cx.model.as_ref().map(|m| m.size());
+    let model_input = cx.project.model.as_ref().map(|m| m.size());
     let st = &mut *page;
     let Some(picked) = st.picked.clone() else {
         st.examples.clear(cx.jobs);
@@ -135,8 +80,6 @@ pub fn panel(page: &mut ClassesPageState, cx: &mut PageCx, ui: &mut egui::Ui) {
         cell.y,
     );
     let examples = &st.examples;
-    // The examples' positions refer to the atlas's model input (known once its index is read).
-    let input = examples.model_input().or(model_input);
     let mut action = None;
     egui::Panel::right("classes_cell_details")
         .default_size(300.0)
@@ -187,7 +130,14 @@ pub fn panel(page: &mut ClassesPageState, cx: &mut PageCx, ui: &mut egui::Ui) {
                             }
                         });
                     ui.separator();
-                    examples_section(ui, examples, input, &mut action);
+                    // The examples' positions refer to the atlas's model input (known once its
+                    // index is read; until then, the project's model's).
+                    let asked = examples.show(ui, model_input, ExampleControls::Button);
+                    for asked in asked {
+                        if let PageAction::UseAsPatch(source) = asked {
+                            action = Some(Action::Patch(source));
+                        }
+                    }
                 });
         });
     match action {

@@ -50,9 +50,9 @@ pub fn step_until(
         assert!(
             start.elapsed() < limit,
             "timed out waiting for {what}; errors: {:?}; page error: {:?}; log: {:?}",
-            h.state().errors,
+            h.state().project.errors,
             h.state().image_page.error,
-            h.state().log
+            h.state().project.log
         );
         std::thread::sleep(Duration::from_millis(30));
     }
