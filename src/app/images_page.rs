@@ -5,7 +5,7 @@ use eframe::egui::{self, Color32, RichText};
 use super::job_id::JobId;
 use super::page::{Page, PageCx};
 use super::project::{Project, ProjectEvent};
-use super::widgets::job_row;
+use super::widgets::{job_row, layer_ticks, positions_per_image};
 use super::workers::ImageRow;
 use crate::collect::{spawn_collect, CollectConfig, CollectSummary};
 use crate::jobs::JobOutcome;
@@ -113,15 +113,9 @@ impl ImagesPage {
                 return;
             };
             let form = &mut self.collect_form;
-            ui.horizontal_wrapped(|ui| {
-                ui.label("layers:");
-                for (l, on) in info.layers.iter().zip(form.layers.iter_mut()) {
-                    ui.checkbox(on, &l.name);
-                }
-            });
+            layer_ticks(ui, &info.layers, &mut form.layers);
             ui.horizontal(|ui| {
-                ui.label("positions per image:");
-                ui.add(egui::DragValue::new(&mut form.samples_per_image).range(1..=16));
+                positions_per_image(ui, &mut form.samples_per_image, 16);
                 ui.label(format!("runs are saved under {}", cx.project.dir.display()));
             });
             ui.horizontal(|ui| {

@@ -3,6 +3,7 @@ use eframe::egui::{self, RichText};
 
 use super::job_id::{JobId, Jobs};
 use crate::jobs::Progress;
+use crate::model::LayerInfo;
 
 /// At most this many matches are listed under a class search box.
 const CLASS_LIST: usize = 200;
@@ -64,6 +65,22 @@ pub fn class_matches(
             }
         });
     clicked
+}
+
+/// One tick box per layer of the model, in a wrapped row (the layers to collect or build).
+pub fn layer_ticks(ui: &mut egui::Ui, layers: &[LayerInfo], ticks: &mut [bool]) {
+    ui.horizontal_wrapped(|ui| {
+        ui.label("layers:");
+        for (l, on) in layers.iter().zip(ticks.iter_mut()) {
+            ui.checkbox(on, &l.name);
+        }
+    });
+}
+
+/// The "positions per image" field, up to `max`.
+pub fn positions_per_image(ui: &mut egui::Ui, positions: &mut u32, max: u32) {
+    ui.label("positions per image:");
+    ui.add(egui::DragValue::new(positions).range(1..=max));
 }
 
 /// A job's controls: while it runs, its progress (a spinner until it reports) and a cancel

@@ -39,11 +39,7 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
     let runs = common::scratch("app-atlas");
     let mut h = harness(new_app(&runs));
     step_until(&mut h, "the model and images", |a| !a.running(JobId::Open));
-    assert!(
-        h.state().project.errors.is_empty(),
-        "{:?}",
-        h.state().project.errors
-    );
+    common::app::assert_no_errors(h.state());
     h.get_by_label("Atlas").click();
     h.step();
     assert_eq!(h.state().tab, Tab::Atlas);
@@ -58,25 +54,13 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
     });
     h.get_by_label("Cancel build").click();
     step_until(&mut h, "the cancel", |a| !a.running(JobId::Build));
-    assert!(
-        h.state()
-            .project
-            .log
-            .iter()
-            .any(|l| l.contains("cancelled")),
-        "{:?}",
-        h.state().project.log
-    );
+    common::app::assert_logged(h.state(), "cancelled");
     h.get_by_label("Build atlas").click();
     step_until(&mut h, "the atlas", |a| {
         (!a.running(JobId::Build) && !a.project.atlases.is_empty() && !a.loading_atlases())
             || !a.project.errors.is_empty()
     });
-    assert!(
-        h.state().project.errors.is_empty(),
-        "{:?}",
-        h.state().project.errors
-    );
+    common::app::assert_no_errors(h.state());
     assert_eq!(h.state().project.atlases[0].manifest.layer, "head");
     let cells: usize = h.state().project.atlases[0]
         .levels
@@ -245,7 +229,7 @@ fn build_zoom_hover_select_focus_export_and_reopen() {
     )
     .unwrap();
     assert_eq!(json["cells"].as_array().unwrap().len(), level_cells);
-    assert!(h.state().project.log.iter().any(|l| l.contains("exported")));
+    common::app::assert_logged(h.state(), "exported");
 
     // Drag the cell's icon onto the "Patch attack" tab: the page opens mid-drag; dropped on the
     // image, the icon becomes a patch in the tray, placed where it fell.
@@ -338,11 +322,7 @@ fn closing_the_window_mid_build_keeps_finished_work() {
     step_until(&mut h, "the atlas build stage", |a| {
         a.project.last_collection.is_some() || !a.project.errors.is_empty()
     });
-    assert!(
-        h.state().project.errors.is_empty(),
-        "{:?}",
-        h.state().project.errors
-    );
+    common::app::assert_no_errors(h.state());
     let closed = Instant::now();
     eframe::App::on_exit(h.state_mut(), None);
     step_until(&mut h, "the job to stop", |a| !a.running(JobId::Build));
@@ -371,20 +351,9 @@ fn closing_the_window_mid_build_keeps_finished_work() {
     step_until(&mut h, "the resumed build", |a| {
         (!a.running(JobId::Build) && !a.project.atlases.is_empty()) || !a.project.errors.is_empty()
     });
-    assert!(
-        h.state().project.errors.is_empty(),
-        "{:?}",
-        h.state().project.errors
-    );
-    assert!(
-        h.state()
-            .project
-            .log
-            .iter()
-            .any(|l| l.contains("the run is already complete")),
-        "the collection was redone: {:?}",
-        h.state().project.log
-    );
+    common::app::assert_no_errors(h.state());
+    // The second session reuses the first one's collection instead of redoing it.
+    common::app::assert_logged(h.state(), "the run is already complete");
     drop(h);
 
     // The first-run behaviour (`atlas app` with no arguments) on a project that now has a saved
@@ -417,11 +386,7 @@ fn first_run_lands_on_an_atlas_building() {
     step_until(&mut h, "the build to start by itself", |a| {
         a.running(JobId::Build) || !a.project.errors.is_empty()
     });
-    assert!(
-        h.state().project.errors.is_empty(),
-        "{:?}",
-        h.state().project.errors
-    );
+    common::app::assert_no_errors(h.state());
     assert_eq!(h.state().tab, Tab::Atlas);
     assert_eq!(h.state().atlas_page.build_positions, 16);
     step_until(&mut h, "build progress on screen", |a| {
@@ -486,15 +451,7 @@ fn icon_switch_changes_the_drawn_textures() {
         "--out".as_ref(),
         atlas_dir.as_os_str(),
     ];
-    let out = std::process::Command::new(common::atlas_bin())
-        .args(&build)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::atlas_ok(&build);
 
     let mut h = harness(new_app(&runs));
     step_until(&mut h, "the model", |a| a.project.model.is_some());
@@ -607,11 +564,7 @@ fn icons_arrive_one_by_one_after_the_exemplars() {
     step_until(&mut h, "the atlas view", |a| {
         !a.project.atlases.is_empty() || !a.project.errors.is_empty()
     });
-    assert!(
-        h.state().project.errors.is_empty(),
-        "{:?}",
-        h.state().project.errors
-    );
+    common::app::assert_no_errors(h.state());
     h.get_by_label("side by side").click();
     let start = Instant::now();
     let mut seen: Vec<(usize, usize)> = vec![]; // (exemplar, synthetic) drawn per frame
@@ -619,7 +572,7 @@ fn icons_arrive_one_by_one_after_the_exemplars() {
     loop {
         h.step();
         let a = h.state();
-        assert!(a.project.errors.is_empty(), "{:?}", a.project.errors);
+        common::app::assert_no_errors(a);
         let v = &a.project.atlases[0];
         seen.push((v.drawn_icons.exemplar, v.drawn_icons.synthetic));
         times.push(start.elapsed().as_secs_f64());

@@ -8,7 +8,6 @@ use crate::common;
 use crate::common::bundled::BundledRun;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use atlas::app::atlas_view::canvas::cell_screen_rect;
@@ -67,18 +66,6 @@ fn click_at(h: &mut Harness<'static, AtlasApp>, pos: egui::Pos2) {
     h.run_steps(3);
 }
 
-fn atlas_cli(args: &[&std::ffi::OsStr]) {
-    let out = Command::new(common::atlas_bin())
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "atlas {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A run of the bundled images and its atlas (no icons: the class tools render their own).
 fn tiny_project(dir: &Path) -> (PathBuf, PathBuf) {
     let run = dir.join("run");
@@ -91,7 +78,7 @@ fn tiny_project(dir: &Path) -> (PathBuf, PathBuf) {
         limit: None,
     }
     .copy_to(&run);
-    atlas_cli(&[
+    common::atlas_ok(&[
         "build".as_ref(),
         "--run".as_ref(),
         run.as_os_str(),
@@ -108,25 +95,13 @@ fn tiny_project(dir: &Path) -> (PathBuf, PathBuf) {
     (run, atlas_dir)
 }
 
-/// Classes ordered by how many rows they win (most first).
-fn by_wins(attr: &npy::Matrix) -> Vec<usize> {
-    let k = attr.cols;
-    let mut wins = vec![0usize; k];
-    for r in 0..attr.rows {
-        wins[atlas::classes::select::argmax(attr.row(r))] += 1;
-    }
-    let mut order: Vec<usize> = (0..k).collect();
-    order.sort_by(|&a, &b| wins[b].cmp(&wins[a]).then(a.cmp(&b)));
-    order
-}
-
 #[test]
 fn class_atlas_comparison_and_patch() {
     let dir = common::scratch("app-classes");
     let (run, atlas_dir) = tiny_project(&dir);
     let attr = npy::read(&run.join("layers").join(LAYER).join("attr.npy")).unwrap();
     let k = attr.cols;
-    let order = by_wins(&attr);
+    let (order, _) = common::classes_by_wins(&attr);
 
     let mut app = AtlasApp::new_in(common::model(), common::assets(), dir.join("runs"));
     app.open_atlas(atlas_dir.clone());
@@ -413,12 +388,7 @@ fn class_atlas_comparison_and_patch() {
             "a blank tile was used as the patch"
         );
     }
-    assert!(h
-        .state()
-        .project
-        .log
-        .iter()
-        .any(|l| l.contains("patch ready for the attack workbench")));
+    common::app::assert_logged(h.state(), "patch ready for the attack workbench");
     // The same patch lands in the Patch attack page's tray.
     step_until(&mut h, "the patch in the attack tray", |a| {
         a.attack_page

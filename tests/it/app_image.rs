@@ -191,11 +191,7 @@ fn one_image_prediction_grid_markers_heatmap_icons_and_errors() {
     step_until(&mut h, "the model and both atlases", |a| {
         !a.running(JobId::Open) && a.project.atlases.len() == 2 && !a.loading_atlases()
     });
-    assert!(
-        h.state().project.errors.is_empty(),
-        "{:?}",
-        h.state().project.errors
-    );
+    common::app::assert_no_errors(h.state());
     let head = view_index(h.state(), "head");
     h.state_mut().project.current_atlas = head;
 

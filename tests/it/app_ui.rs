@@ -28,11 +28,7 @@ fn shows_model_images_predictions_and_runs_a_cancellable_resumable_collection() 
     step_until(&mut h, "the images to be classified", |a| {
         !a.running(JobId::Open)
     });
-    assert!(
-        h.state().project.errors.is_empty(),
-        "{:?}",
-        h.state().project.errors
-    );
+    common::app::assert_no_errors(h.state());
     h.get_by_label("EfficientNet-Lite0");
     h.get_by_label("head (linear head)");
     let images = common::image_files(&common::assets()).len();
@@ -57,15 +53,7 @@ fn shows_model_images_predictions_and_runs_a_cancellable_resumable_collection() 
     });
     h.get_by_label("Cancel collection").click();
     step_until(&mut h, "the cancel", |a| !a.running(JobId::Collect));
-    assert!(
-        h.state()
-            .project
-            .log
-            .iter()
-            .any(|l| l.contains("cancelled")),
-        "{:?}",
-        h.state().project.log
-    );
+    common::app::assert_logged(h.state(), "cancelled");
     assert!(h.state().project.last_collection.is_none());
 
     // Starting again resumes and finishes.
@@ -73,11 +61,7 @@ fn shows_model_images_predictions_and_runs_a_cancellable_resumable_collection() 
     step_until(&mut h, "the collection", |a| {
         a.project.last_collection.is_some() || !a.project.errors.is_empty()
     });
-    assert!(
-        h.state().project.errors.is_empty(),
-        "{:?}",
-        h.state().project.errors
-    );
+    common::app::assert_no_errors(h.state());
     h.step();
     h.get_by_label(&format!(
         "head: {images} vectors × 1280 channels, attributions over 1000 classes"

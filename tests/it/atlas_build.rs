@@ -322,19 +322,6 @@ fn png_copies(dir: &Path, n: usize) -> PathBuf {
     root
 }
 
-fn atlas_ok(args: &[&std::ffi::OsStr]) -> String {
-    let out = Command::new(common::atlas_bin())
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "atlas {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
 fn os<S: AsRef<std::ffi::OsStr> + ?Sized>(s: &S) -> &std::ffi::OsStr {
     s.as_ref()
 }
@@ -533,7 +520,7 @@ fn exemplar_icons_are_the_typical_patches_and_the_icons_flags_work() {
 
     // A squashed run (the CLI's preprocessing) ...
     let run = dir.join("run");
-    atlas_ok(&[
+    common::atlas_ok(&[
         os("collect"),
         os("--layers"),
         os("stage6"),
@@ -584,7 +571,7 @@ fn exemplar_icons_are_the_typical_patches_and_the_icons_flags_work() {
             os("4"),
         ];
         args.extend(extra.iter().map(os));
-        atlas_ok(&args)
+        common::atlas_ok(&args)
     };
     // `--icons exemplar`: exemplar and mosaic sheets, no synthetic ones, no model run.
     let ex = dir.join("atlas");
@@ -658,7 +645,7 @@ fn exemplar_icons_are_the_typical_patches_and_the_icons_flags_work() {
     // Posters: `both` is the synthetic poster and the exemplar poster side by side.
     let poster = |icons: &str| {
         let p = dir.join(format!("poster-{icons}.png"));
-        atlas_ok(&[
+        common::atlas_ok(&[
             os("poster"),
             os("--atlas"),
             ex.as_os_str(),
@@ -694,7 +681,7 @@ fn exemplar_icons_are_the_typical_patches_and_the_icons_flags_work() {
     );
     // The default is the synthetic poster.
     let p = dir.join("poster-default.png");
-    atlas_ok(&[
+    common::atlas_ok(&[
         os("poster"),
         os("--atlas"),
         ex.as_os_str(),

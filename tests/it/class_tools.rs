@@ -41,13 +41,7 @@ fn attr_of(run: &Path) -> npy::Matrix {
 
 /// The two classes that win the most rows (so every filter has something to select).
 fn two_classes(attr: &npy::Matrix) -> (usize, usize) {
-    let k = attr.cols;
-    let mut wins = vec![0usize; k];
-    for r in 0..attr.rows {
-        wins[atlas::classes::select::argmax(attr.row(r))] += 1;
-    }
-    let mut order: Vec<usize> = (0..k).collect();
-    order.sort_by(|&a, &b| wins[b].cmp(&wins[a]).then(a.cmp(&b)));
+    let (order, wins) = common::classes_by_wins(attr);
     assert!(wins[order[1]] >= 3, "too few winners: {:?}", &wins[..5]);
     (order[0], order[1])
 }

@@ -7,7 +7,7 @@ use crate::app::images_page::collection_done;
 use crate::app::job_id::JobId;
 use crate::app::page::{Action, PageCx, Tab};
 use crate::app::project::Project;
-use crate::app::widgets::job_row;
+use crate::app::widgets::{job_row, layer_ticks, positions_per_image};
 use crate::atlas::BuildEvent;
 use crate::collect::CollectConfig;
 use crate::jobs::JobOutcome;
@@ -129,16 +129,8 @@ impl AtlasPage {
             info.name,
             cx.project.images_total.max(cx.project.rows.len())
         ));
-        ui.horizontal_wrapped(|ui| {
-            ui.label("layers:");
-            for (l, on) in info.layers.iter().zip(self.build_layers.iter_mut()) {
-                ui.checkbox(on, &l.name);
-            }
-        });
-        ui.horizontal(|ui| {
-            ui.label("positions per image:");
-            ui.add(egui::DragValue::new(&mut self.build_positions).range(1..=64));
-        });
+        layer_ticks(ui, &info.layers, &mut self.build_layers);
+        ui.horizontal(|ui| positions_per_image(ui, &mut self.build_positions, 64));
         ui.horizontal(|ui| {
             ui.label("icons:");
             for (preset, what) in PRESETS {

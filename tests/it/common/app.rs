@@ -57,3 +57,22 @@ pub fn step_until(
         std::thread::sleep(Duration::from_millis(30));
     }
 }
+
+/// Fails, showing the errors and the log, unless the app reported no error.
+pub fn assert_no_errors(app: &AtlasApp) {
+    assert!(
+        app.project.errors.is_empty(),
+        "errors: {:?}; log: {:?}",
+        app.project.errors,
+        app.project.log
+    );
+}
+
+/// Fails, showing the log, unless a line of the app's log contains `text`.
+pub fn assert_logged(app: &AtlasApp, text: &str) {
+    assert!(
+        app.project.log.iter().any(|l| l.contains(text)),
+        "no log line contains {text:?}: {:?}",
+        app.project.log
+    );
+}

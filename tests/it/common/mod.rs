@@ -135,6 +135,21 @@ pub fn atlas_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_atlas"))
 }
 
+/// Runs the `atlas` command line with `args`; fails with its stderr unless it succeeds, and
+/// returns its stdout.
+pub fn atlas_ok(args: &[&std::ffi::OsStr]) -> String {
+    let out = std::process::Command::new(atlas_bin())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "atlas {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 /// Runs the independent PyTorch reference (`tests/reference/attribution_ref.py`: the eager model
 /// rebuilt from the sidecar, forward-mode AD) on an input batch `[n,3,h,w]` and the given
 /// `{"image", "layer", "y", "x"}` entries; returns its attribution rows `[entries, K]`.
@@ -244,4 +259,17 @@ pub fn device_tolerance(device: tch::Device, cpu: f32) -> f32 {
     } else {
         cpu
     }
+}
+
+/// Classes ordered by how many rows of `attr` (`[rows, classes]` attributions) they win, most
+/// first (ties by class index), and each class's number of wins.
+pub fn classes_by_wins(attr: &atlas::store::npy::Matrix) -> (Vec<usize>, Vec<usize>) {
+    let k = attr.cols;
+    let mut wins = vec![0usize; k];
+    for r in 0..attr.rows {
+        wins[atlas::classes::select::argmax(attr.row(r))] += 1;
+    }
+    let mut order: Vec<usize> = (0..k).collect();
+    order.sort_by(|&a, &b| wins[b].cmp(&wins[a]).then(a.cmp(&b)));
+    (order, wins)
 }
