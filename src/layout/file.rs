@@ -17,6 +17,23 @@ pub enum LayoutMethod {
     Tsne(TsneParams),
 }
 
+/// [`run_layout`] taking the rows, which UMAP then preprocesses in place instead of copying
+/// ([`super::umap_owned`]); for callers that can give them up (`atlas build` re-reads them).
+pub fn run_layout_owned(
+    data: Vec<f32>,
+    n: usize,
+    d: usize,
+    method: &LayoutMethod,
+    progress: &mut dyn FnMut(&str, f32),
+    cancel: &dyn Fn() -> bool,
+) -> Result<Option<(Vec<f32>, usize)>> {
+    match method {
+        LayoutMethod::Umap(p) => Ok(super::umap_owned(data, n, d, p, progress, cancel)?
+            .map(|points| (points.iter().flat_map(|p| [p[0], p[1]]).collect(), 2))),
+        LayoutMethod::Tsne(_) => run_layout(&data, n, d, method, progress, cancel),
+    }
+}
+
 /// Lays out the `n×d` rows of `data` with `method`: the coordinates (`n×dims`, row-major, raw,
 /// not normalized) and `dims`; `Ok(None)` when cancelled.
 pub fn run_layout(
@@ -46,11 +63,12 @@ pub fn layout_file(
     cancel: &dyn Fn() -> bool,
 ) -> Result<Option<usize>> {
     let m = npy::read(input)?;
-    let Some((coords, dims)) = run_layout(&m.data, m.rows, m.cols, method, progress, cancel)
+    let rows = m.rows;
+    let Some((coords, dims)) = run_layout_owned(m.data, m.rows, m.cols, method, progress, cancel)
         .with_context(|| format!("laying out {}", input.display()))?
     else {
         return Ok(None);
     };
-    npy::write(output, &coords, m.rows, dims, Dtype::F32)?;
-    Ok(Some(m.rows))
+    npy::write(output, &coords, rows, dims, Dtype::F32)?;
+    Ok(Some(rows))
 }

@@ -25,7 +25,7 @@ pub mod rng;
 pub mod transform;
 pub mod tsne;
 
-pub use file::{layout_file, run_layout, LayoutMethod};
+pub use file::{layout_file, run_layout, run_layout_owned, LayoutMethod};
 pub use knn::Metric;
 pub use normalize::{normalize_layout, LayoutNormalization};
 pub use tsne::{tsne, TsneInit, TsneParams};
@@ -95,6 +95,30 @@ pub fn umap(
     progress: &mut dyn FnMut(&str, f32),
     cancel: &dyn Fn() -> bool,
 ) -> anyhow::Result<Option<Vec<[f32; 2]>>> {
+    umap_rows(std::borrow::Cow::Borrowed(data), n, d, params, progress, cancel)
+}
+
+/// [`umap`] taking the rows: the metric's preprocessing (L2-normalization for cosine) is done in
+/// place, so the rows are held once, not twice (5 GB saved at 1M × 1,280).
+pub fn umap_owned(
+    data: Vec<f32>,
+    n: usize,
+    d: usize,
+    params: &UmapParams,
+    progress: &mut dyn FnMut(&str, f32),
+    cancel: &dyn Fn() -> bool,
+) -> anyhow::Result<Option<Vec<[f32; 2]>>> {
+    umap_rows(std::borrow::Cow::Owned(data), n, d, params, progress, cancel)
+}
+
+fn umap_rows(
+    data: std::borrow::Cow<[f32]>,
+    n: usize,
+    d: usize,
+    params: &UmapParams,
+    progress: &mut dyn FnMut(&str, f32),
+    cancel: &dyn Fn() -> bool,
+) -> anyhow::Result<Option<Vec<[f32; 2]>>> {
     anyhow::ensure!(
         data.len() == n * d,
         "umap: data has {} values, expected {n}×{d}",
@@ -127,7 +151,7 @@ pub fn umap(
     };
 
     progress("neighbours", 0.0);
-    let prepared = knn::prepare(data, d, params.metric);
+    let prepared = knn::prepare_owned(data.into_owned(), d, params.metric);
     lap("prepare");
     let (space, m, pca) = knn::search_space(&prepared, n, d, params.pca_dims, params.seed);
     lap("pca");
