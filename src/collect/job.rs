@@ -179,6 +179,14 @@ pub fn collect(
             mine.end,
             paths.len()
         ));
+        if mine.is_empty() {
+            // Shards take whole chunks, so that their batches are the unsharded run's.
+            reporter.log(format!(
+                "shard {shard} has no images: the run has {num_chunks} chunks of {chunk_images} \
+                 images for {} shards (a smaller --chunk gives every shard some)",
+                shard.count
+            ));
+        }
     }
     let mut processed_now = 0usize;
     let head = model.linear_head()?;
