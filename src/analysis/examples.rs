@@ -306,9 +306,7 @@ impl DatasetIndex {
     fn mean_of(&self, acts: &[f32]) -> Vec<f32> {
         let mut s = vec![0f64; self.c];
         for row in acts.chunks_exact(self.c) {
-            s.iter_mut()
-                .zip(row)
-                .for_each(|(a, b)| *a += *b as f64);
+            s.iter_mut().zip(row).for_each(|(a, b)| *a += *b as f64);
         }
         let n = (acts.len() / self.c).max(1) as f64;
         s.into_iter().map(|v| (v / n) as f32).collect()
@@ -524,7 +522,11 @@ fn stream_rows(
         norms.extend(block_norms);
         for (cell, (count, sum)) in block_sums {
             totals[cell].0 += count;
-            totals[cell].1.iter_mut().zip(sum).for_each(|(a, b)| *a += b);
+            totals[cell]
+                .1
+                .iter_mut()
+                .zip(sum)
+                .for_each(|(a, b)| *a += b);
         }
     }
     Ok((norms, coarsest.map(|_| totals)))

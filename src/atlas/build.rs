@@ -371,11 +371,7 @@ fn read_used_rows(path: &Path, rows: &[usize], width: usize) -> Result<Vec<f32>>
 
 /// The layout in [0, 1]²: given, reused from the folder when its key matches, or computed.
 /// `Ok(None)` when cancelled.
-fn layout_stage<E>(
-    ctx: &Stage<E>,
-    data: &mut RunData,
-    key: &str,
-) -> Result<Option<Vec<[f32; 2]>>> {
+fn layout_stage<E>(ctx: &Stage<E>, data: &mut RunData, key: &str) -> Result<Option<Vec<[f32; 2]>>> {
     let out = ctx.out;
     let n = data.n;
     let norm_path = out.join("layout_normalized.npy");

@@ -95,7 +95,14 @@ pub fn umap(
     progress: &mut dyn FnMut(&str, f32),
     cancel: &dyn Fn() -> bool,
 ) -> anyhow::Result<Option<Vec<[f32; 2]>>> {
-    umap_rows(std::borrow::Cow::Borrowed(data), n, d, params, progress, cancel)
+    umap_rows(
+        std::borrow::Cow::Borrowed(data),
+        n,
+        d,
+        params,
+        progress,
+        cancel,
+    )
 }
 
 /// [`umap`] taking the rows: the metric's preprocessing (L2-normalization for cosine) is done in
@@ -108,7 +115,14 @@ pub fn umap_owned(
     progress: &mut dyn FnMut(&str, f32),
     cancel: &dyn Fn() -> bool,
 ) -> anyhow::Result<Option<Vec<[f32; 2]>>> {
-    umap_rows(std::borrow::Cow::Owned(data), n, d, params, progress, cancel)
+    umap_rows(
+        std::borrow::Cow::Owned(data),
+        n,
+        d,
+        params,
+        progress,
+        cancel,
+    )
 }
 
 fn umap_rows(

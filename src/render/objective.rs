@@ -280,22 +280,36 @@ mod tests {
         // 37 rows of 5 channels (one dead), in chunks of 8: the last chunk has 5 rows.
         let (n, c) = (37usize, 5usize);
         let acts: Vec<f32> = (0..n * c)
-            .map(|i| if i % c == 3 { 0.0 } else { ((i * 7919) % 101) as f32 / 10.0 - 3.0 })
+            .map(|i| {
+                if i % c == 3 {
+                    0.0
+                } else {
+                    ((i * 7919) % 101) as f32 / 10.0 - 3.0
+                }
+            })
             .collect();
         // The one-shot reference: the whole matrix in f64 at once.
         let a = t(&acts, n as i64).to_kind(Kind::Double);
         let sigma = a.transpose(0, 1).matmul(&a) / n as f64;
         let mean_diag = sigma.diagonal(0, 0, 1).mean(Kind::Double).double_value(&[]);
         let eye = Tensor::eye(c as i64, (Kind::Double, Device::Cpu));
-        let want = (sigma + eye * (1e-3 * mean_diag)).inverse().to_kind(Kind::Float);
+        let want = (sigma + eye * (1e-3 * mean_diag))
+            .inverse()
+            .to_kind(Kind::Float);
         for chunk_rows in [8, 1, 36, 37, 100] {
             let got = whitening_matrix_chunked(&acts, n, c, 1e-3, chunk_rows).unwrap();
             let scale = want.abs().max().double_value(&[]);
             let err = (&got - &want).abs().max().double_value(&[]);
-            assert!(err <= 1e-5 * scale, "chunk {chunk_rows}: {err} (scale {scale})");
+            assert!(
+                err <= 1e-5 * scale,
+                "chunk {chunk_rows}: {err} (scale {scale})"
+            );
         }
         let default = whitening_matrix(&acts, n, c, 1e-3).unwrap();
-        assert!((&default - &want).abs().max().double_value(&[]) <= 1e-5 * want.abs().max().double_value(&[]));
+        assert!(
+            (&default - &want).abs().max().double_value(&[])
+                <= 1e-5 * want.abs().max().double_value(&[])
+        );
         // Not whole rows: refused.
         assert!(SecondMoment::new(c).add_rows(&acts[..7]).is_err());
     }

@@ -264,8 +264,12 @@ impl RowReader {
         );
         let row_bytes = self.cols * self.dtype.size();
         let mut bytes = vec![0u8; count * row_bytes];
-        read_exact_at(&self.file, &mut bytes, self.data_start + (first * row_bytes) as u64)
-            .with_context(|| format!("reading rows of {}", self.path.display()))?;
+        read_exact_at(
+            &self.file,
+            &mut bytes,
+            self.data_start + (first * row_bytes) as u64,
+        )
+        .with_context(|| format!("reading rows of {}", self.path.display()))?;
         out.reserve(count * self.cols);
         decode_into(&bytes, self.dtype, out);
         Ok(())
@@ -344,7 +348,10 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-            assert_eq!(blocks, vec![(0, values[..8].to_vec()), (2, values[8..].to_vec())]);
+            assert_eq!(
+                blocks,
+                vec![(0, values[..8].to_vec()), (2, values[8..].to_vec())]
+            );
             let len = std::fs::metadata(&path).unwrap().len() as usize;
             assert_eq!(
                 len % 64,
@@ -361,7 +368,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         // 5 columns do not divide the block, so a row straddles two blocks.
         let (rows, cols) = (READ_BLOCK_VALUES / 5 + 3, 5);
-        let values: Vec<f32> = (0..rows * cols).map(|i| (i % 1000) as f32 - 500.0).collect();
+        let values: Vec<f32> = (0..rows * cols)
+            .map(|i| (i % 1000) as f32 - 500.0)
+            .collect();
         for dtype in [Dtype::F32, Dtype::F16] {
             let path = dir.join(format!("big-{dtype:?}.npy"));
             write(&path, &values, rows, cols, dtype).unwrap();
