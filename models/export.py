@@ -1262,6 +1262,10 @@ def check_saved(pt: str, eager: nn.Module, meta: Dict, sidecar: Dict) -> None:
         lr, ar = m.forward_relaxed(x5)
         le, ae = eager(x5)
     K = len(sidecar["classes"])
+    if l5.abs().max().item() == 0:
+        print("warning: every logit is 0 on random inputs (torchvision zero-initialises the ViT "
+              "head), so every attribution will be 0: use trained weights or a state-dict file",
+              file=sys.stderr)
     if tuple(l5.shape) != (5, K) or tuple(l1.shape) != (1, K):
         raise ExportError(f"logits shapes {tuple(l5.shape)}/{tuple(l1.shape)}, expected (5|1, {K})")
     for a, a_1, spec in zip(a5, a1, sidecar["layers"]):
@@ -1321,6 +1325,19 @@ def check_double_backward(m, sidecar: Dict, x: Tensor) -> None:
         raise ExportError("the attribution's double backward gives non-finite values")
 
 
+def runs_at_other_sizes(scripted, input_size: List[int]) -> bool:
+    """Whether the module accepts an input of another size (icons are rendered at their own
+    size). A ViT does not (position embeddings for one patch grid), nor does a trace that baked
+    a size in; the sidecar's `fixed_input_size` then tells the app to resize such inputs."""
+    H, W = input_size
+    try:
+        with torch.no_grad():
+            scripted(torch.rand(1, 3, H // 2 + 8, W // 2 + 8))
+        return True
+    except Exception:
+        return False
+
+
 def export(model: nn.Module, meta: Dict, out: str, family: str) -> None:
     input_size = meta["input_size"]
     names = meta.pop("layer_names")
@@ -1355,6 +1372,8 @@ def export(model: nn.Module, meta: Dict, out: str, family: str) -> None:
     except Exception as e:
         raise ExportError(f"TorchScript conversion failed: {e}") from e
     scripted.eval()
+    if not runs_at_other_sizes(scripted, input_size):
+        sidecar["fixed_input_size"] = True
     out_dir = os.path.dirname(os.path.abspath(out))
     os.makedirs(out_dir, exist_ok=True)
     pt, js = out + ".pt", out + ".json"

@@ -82,7 +82,9 @@ class TinyHybrid(nn.Module):
         x = F.relu(self.stem(x))
         for stage in self.stages.values():
             x = stage(x)
-        return self.head(self.attn(x)[:, 0])
+        # timm's global_pool="avg": the mean of the patch tokens (the class token is skipped), so
+        # that every patch token of `attn` reaches the logits.
+        return self.head(self.attn(x)[:, 1:].mean(1))
 
 
 def tiny_hybrid(num_classes: int = 10, width: int = 16) -> TinyHybrid:

@@ -60,6 +60,9 @@ pub struct Sidecar {
     /// Optional forward-mode attribution method (see models/CONTRACT.md).
     #[serde(default)]
     pub jvp_method: Option<String>,
+    /// The module runs on `input_size` inputs only (e.g. a ViT's position embeddings).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fixed_input_size: bool,
     #[serde(default)]
     pub source: String,
 }
@@ -130,6 +133,13 @@ impl Sidecar {
         Ok(())
     }
 
+    /// Whether inputs of another size (icons) must be resized to `input_size` before the
+    /// forward pass: when the module says so, and for token layers, whose patch grid is the
+    /// sidecar's only at `input_size`.
+    pub fn needs_input_size(&self) -> bool {
+        self.fixed_input_size || self.layers.iter().any(|l| l.layout == LayerLayout::Tokens)
+    }
+
     pub fn layer_index(&self, name: &str) -> Option<usize> {
         self.layers.iter().position(|l| l.name == name)
     }
@@ -197,6 +207,7 @@ mod tests {
             linear_head_layer: None,
             relaxed_method: None,
             jvp_method: None,
+            fixed_input_size: false,
             source: String::new(),
         }
     }

@@ -154,8 +154,19 @@ impl AtlasModel {
         }
     }
 
+    /// `x` as the module accepts it: resized (bilinear, differentiable) to `input_size` when the
+    /// module takes that size only and `x` has another (icons are rendered at their own size).
+    fn module_input(&self, x: &Tensor) -> Tensor {
+        let (w, h) = self.info.size();
+        let size = x.size();
+        if !self.info.needs_input_size() || size[2..] == [h as i64, w as i64] {
+            return x.shallow_clone();
+        }
+        x.upsample_bilinear2d([h as i64, w as i64], false, None, None)
+    }
+
     fn run_method(&self, method: &str, x: &Tensor) -> Result<Forward> {
-        let input = [IValue::Tensor(x.shallow_clone())];
+        let input = [IValue::Tensor(self.module_input(x))];
         let out = if method == "forward" {
             self.module.forward_is(&input)
         } else {
@@ -224,7 +235,7 @@ impl AtlasModel {
         let xs = IValue::TensorList(requests.iter().map(|r| r.2.shallow_clone()).collect());
         let out = self
             .module
-            .method_is(method, &[IValue::Tensor(x.shallow_clone()), layers, ys, xs])
+            .method_is(method, &[IValue::Tensor(self.module_input(x)), layers, ys, xs])
             .map_err(|e| anyhow!("running {method}: {}", first_line(&e.to_string())))?;
         let IValue::Tuple(mut parts) = out else {
             bail!("{method} must return (logits, [layers], [attributions])");

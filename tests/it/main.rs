@@ -35,6 +35,7 @@ mod icons;
 mod layout_quality;
 mod model_contract;
 mod model_exports;
+mod models_any;
 mod real_data;
 mod shard;
 mod tsne_quality;

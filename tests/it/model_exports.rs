@@ -14,7 +14,7 @@ use atlas::model::AtlasModel;
 use atlas::store::npy::{self, Dtype};
 use tch::{Device, Kind};
 
-fn export(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
+pub(crate) fn export(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
     let out = dir.join(name);
     let status = std::process::Command::new(common::python())
         .arg(atlas::defaults::project_dir().join("models/export.py"))
@@ -27,8 +27,9 @@ fn export(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
     out.with_extension("pt")
 }
 
-/// Rust double-backward rows against tests/reference/attribution_ref.py for two layers.
-fn check_against_reference(model: &AtlasModel, layers: &[&str], dir: &Path) {
+/// Rust double-backward rows against tests/reference/attribution_ref.py for two positions in
+/// each layer; returns the largest row-relative error (each must be below 1e-3).
+pub(crate) fn check_against_reference(model: &AtlasModel, layers: &[&str], dir: &Path) -> f32 {
     let (w, h) = model.info.size();
     let (pixels, x) = common::bundled_batch(model, 2);
     let mut positions = vec![];
@@ -70,6 +71,7 @@ fn check_against_reference(model: &AtlasModel, layers: &[&str], dir: &Path) {
         dir,
     );
     let k = model.num_classes();
+    let mut worst = 0f32;
     for (row, (a, b)) in ours.chunks(k).zip(reference.data.chunks(k)).enumerate() {
         let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
         let err = a.iter().zip(b).fold(0f32, |m, (p, q)| m.max((p - q).abs())) / scale.max(1e-12);
@@ -78,7 +80,13 @@ fn check_against_reference(model: &AtlasModel, layers: &[&str], dir: &Path) {
             "{}: row {row}: error {err}, scale {scale}",
             model.info.name
         );
+        worst = worst.max(err);
     }
+    println!(
+        "{} {layers:?}: attribution vs the PyTorch reference, max row-relative error {worst:.2e}",
+        model.info.name
+    );
+    worst
 }
 
 fn collect_two(model: &Path, layers: &[&str], dir: &Path) -> atlas::collect::CollectSummary {
