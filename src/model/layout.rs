@@ -106,7 +106,10 @@ mod tests {
         let nhwc = Tensor::arange(24, (Kind::Float, tch::Device::Cpu)).view([1, 2, 4, 3]);
         let map = info.feature_map(&nhwc);
         assert_eq!(map.size(), [1, 3, 2, 4]);
-        assert_eq!(map.double_value(&[0, 2, 1, 3]), nhwc.double_value(&[0, 1, 3, 2]));
+        assert_eq!(
+            map.double_value(&[0, 2, 1, 3]),
+            nhwc.double_value(&[0, 1, 3, 2])
+        );
         let nchw = Tensor::arange(24, (Kind::Float, tch::Device::Cpu)).view([1, 3, 2, 4]);
         let same = layer(LayerLayout::ChannelsFirst, 0).feature_map(&nchw);
         assert!(same.equal(&nchw));

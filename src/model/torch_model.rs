@@ -235,7 +235,10 @@ impl AtlasModel {
         let xs = IValue::TensorList(requests.iter().map(|r| r.2.shallow_clone()).collect());
         let out = self
             .module
-            .method_is(method, &[IValue::Tensor(self.module_input(x)), layers, ys, xs])
+            .method_is(
+                method,
+                &[IValue::Tensor(self.module_input(x)), layers, ys, xs],
+            )
             .map_err(|e| anyhow!("running {method}: {}", first_line(&e.to_string())))?;
         let IValue::Tuple(mut parts) = out else {
             bail!("{method} must return (logits, [layers], [attributions])");

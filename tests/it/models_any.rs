@@ -105,10 +105,7 @@ fn collect_and_build(pt: &Path, layer: &str, channels: usize, limit: &str, dir: 
     let attr = npy::read(&level.join("mean_attr.npy")).unwrap();
     assert_eq!(attr.rows, means.rows);
     // 2·images points were laid out; the icons are real drawings, not one flat colour.
-    assert!(
-        built.contains(&format!("{} points", 2 * images)),
-        "{built}"
-    );
+    assert!(built.contains(&format!("{} points", 2 * images)), "{built}");
     let sheet = image::open(level.join("icons").join("sheet_0000.png"))
         .unwrap()
         .to_rgb8();
@@ -209,7 +206,10 @@ fn vit_token_layers_match_pytorch_and_collect_and_build() {
         model.info.fixed_input_size,
         "a ViT's position embeddings fix its input size"
     );
-    assert_eq!(model.info.linear_head_layer, None, "the head reads the class token");
+    assert_eq!(
+        model.info.linear_head_layer, None,
+        "the head reads the class token"
+    );
     check_against_reference(
         &model,
         &[
@@ -294,7 +294,15 @@ fn any_module_by_factory_is_exported_collected_and_built() {
     let shapes: Vec<_> = info
         .layers
         .iter()
-        .map(|l| (l.name.as_str(), l.layout, l.prefix_tokens, l.channels, l.height))
+        .map(|l| {
+            (
+                l.name.as_str(),
+                l.layout,
+                l.prefix_tokens,
+                l.channels,
+                l.height,
+            )
+        })
         .collect();
     assert_eq!(
         shapes,
@@ -310,7 +318,11 @@ fn any_module_by_factory_is_exported_collected_and_built() {
         info.classify_preprocess,
         ClassifyPreprocess::ResizeShorterCrop { resize: 73 }
     );
-    assert!(info.normalization.contains("0.25"), "{}", info.normalization);
+    assert!(
+        info.normalization.contains("0.25"),
+        "{}",
+        info.normalization
+    );
     assert_eq!(info.classes.len(), 10);
     assert_eq!(info.classes[0].synset.as_deref(), Some("n01440764"));
     assert_eq!(
@@ -318,14 +330,21 @@ fn any_module_by_factory_is_exported_collected_and_built() {
         ("tench", "kind 3")
     );
     // stages.s1 reaches the logits through stage 2's max-pool: the relaxation is on that path.
-    check_against_reference(&model, &["stages.s1", "attn"], &scratch_dir(&dir, "attribution"));
+    check_against_reference(
+        &model,
+        &["stages.s1", "attn"],
+        &scratch_dir(&dir, "attribution"),
+    );
     one_image_matches_reference(&model, "attn", &scratch_dir(&dir, "one_image"));
     collect_and_build(&pt, "attn", 64, "25", &dir);
 
     // The dotted form, from the project folder; a wrong path or a layer that is not a map or
     // tokens is refused with what exists.
     for (layers, expected) in [
-        ("stages.s3", "no submodule 'stages.s3'; 'stages' has: s1, s2"),
+        (
+            "stages.s3",
+            "no submodule 'stages.s3'; 'stages' has: s1, s2",
+        ),
         ("head", "layer 'head' is not a [B,C,H,W] feature map"),
     ] {
         let out = Command::new(common::python())
