@@ -353,7 +353,7 @@ fn closing_the_window_mid_build_keeps_finished_work() {
     });
     common::app::assert_no_errors(h.state());
     // The second session reuses the first one's collection instead of redoing it.
-    common::app::assert_logged(h.state(), "the run is already complete");
+    common::app::assert_logged(h.state(), "run is already complete");
     drop(h);
 
     // The first-run behaviour (`atlas app` with no arguments) on a project that now has a saved
