@@ -67,7 +67,7 @@ struct Binning {
 ///
 /// The activation rows stay in the run's `acts.npy` and are read on demand (a cell's members
 /// when its examples are ranked): at a million rows of 1,280 channels they would be 5 GB in
-/// memory. Loading streams the file once, for the row norms and the check of the coarsest level.
+/// memory, and reading them all would make opening the index take tens of seconds.
 pub struct DatasetIndex {
     root: PathBuf,
     manifest: AtlasManifest,
@@ -75,7 +75,6 @@ pub struct DatasetIndex {
     /// The layer's `acts.npy`; atlas row `i` is its row `source[i]`.
     acts: npy::RowReader,
     source: Vec<usize>,
-    norms: Vec<f32>,
     c: usize,
     rows: Vec<ProvenanceRow>,
     layer_h: usize,
@@ -126,14 +125,11 @@ impl DatasetIndex {
         let preprocess = parse_preprocess(&run_manifest.settings.preprocess)
             .with_context(|| format!("in {}", run.manifest_path().display()))?;
 
-        let coarsest = coarsest_level_cells(&manifest, atlas_root, &points)?;
-        let (norms, sums) = stream_rows(&acts, coarsest.as_ref())?;
         let index = DatasetIndex {
             root: atlas_root.to_path_buf(),
             points,
             acts: acts.reader,
             source: acts.source,
-            norms,
             c,
             rows,
             layer_h: info.height as usize,
@@ -143,18 +139,19 @@ impl DatasetIndex {
             binnings: Mutex::new(HashMap::new()),
             manifest,
         };
-        if let (Some(level), Some(sums)) = (coarsest, sums) {
-            index.check_against_level(level.grid, &sums)?;
-        }
+        index.check_against_level()?;
         Ok(index)
     }
 
-    /// Compares the coarsest level's cell counts and mean activations, re-derived from the mapped
-    /// rows while loading (`sums`: per cell of `cells.csv`, its row count and activation sum),
-    /// with `cells.csv` and `mean_acts.npy`: a wrong row mapping (a re-collected run, a
-    /// mismatched build) cannot pass.
-    fn check_against_level(&self, grid: usize, sums: &[(usize, Vec<f64>)]) -> Result<()> {
-        let dir = level_dir(&self.root, grid);
+    /// Re-derives the coarsest level's cell counts (all cells) and mean activations (the smallest
+    /// cells, up to [`CHECK_ROWS`] rows in all: reading every row of a million would take tens of
+    /// seconds) from the mapped rows and compares them with `cells.csv` and `mean_acts.npy`: a
+    /// wrong row mapping (a re-collected run, a mismatched build) cannot pass.
+    fn check_against_level(&self) -> Result<()> {
+        let Some(level) = self.manifest.levels.iter().min_by_key(|l| l.grid) else {
+            return Ok(());
+        };
+        let dir = level_dir(&self.root, level.grid);
         let cells = read_cells(&dir.join("cells.csv"))?;
         let means_path = dir.join("mean_acts.npy");
         let means = npy::read(&means_path)?;
@@ -167,17 +164,30 @@ impl DatasetIndex {
             cells.len(),
             self.c
         );
-        for (i, (cell, (count, sum))) in cells.iter().zip(sums).enumerate() {
+        let members: Vec<Vec<usize>> = cells
+            .iter()
+            .map(|cell| self.cell_members(level.grid, cell.x, cell.y))
+            .collect();
+        for (i, (cell, rows)) in cells.iter().zip(&members).enumerate() {
             ensure!(
-                *count == cell.count,
-                "{}: cell {i} ({}, {}) has {} points, the layout puts {count} there",
+                rows.len() == cell.count,
+                "{}: cell {i} ({}, {}) has {} points, the layout puts {} there",
                 dir.join("cells.csv").display(),
                 cell.x,
                 cell.y,
                 cell.count,
+                rows.len()
             );
-            let n = (*count).max(1) as f64;
-            let mean: Vec<f32> = sum.iter().map(|v| (v / n) as f32).collect();
+        }
+        let mut by_size: Vec<usize> = (0..cells.len()).collect();
+        by_size.sort_by_key(|&i| (cells[i].count, i));
+        let mut checked_rows = 0;
+        for i in by_size {
+            if checked_rows > 0 && checked_rows + cells[i].count > CHECK_ROWS {
+                break;
+            }
+            checked_rows += cells[i].count;
+            let mean = self.mean_of(&self.activations_of(&members[i])?);
             let want = means.row(i);
             let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
             let err = mean
@@ -241,11 +251,20 @@ impl DatasetIndex {
             .unwrap_or_else(|e| panic!("activation of atlas row {row}: {e:#}"))
     }
 
-    /// The activations of atlas rows `rows` (ascending), `[rows.len(), C]` row-major.
+    /// The activations of atlas rows `rows`, `[rows.len(), C]` row-major.
     fn activations_of(&self, rows: &[usize]) -> Result<Vec<f32>> {
         let mut out = Vec::with_capacity(rows.len() * self.c);
-        for &r in rows {
-            self.acts.read_rows_into(self.source[r], 1, &mut out)?;
+        // One read per run of consecutive run rows (a cell's members are mostly scattered, a
+        // coarse cell's often adjacent).
+        let mut i = 0;
+        while i < rows.len() {
+            let first = self.source[rows[i]];
+            let mut len = 1;
+            while i + len < rows.len() && self.source[rows[i + len]] == first + len {
+                len += 1;
+            }
+            self.acts.read_rows_into(first, len, &mut out)?;
+            i += len;
         }
         Ok(out)
     }
@@ -330,7 +349,7 @@ impl DatasetIndex {
         let acts = self
             .activations_of(&members)
             .unwrap_or_else(|e| panic!("examples of cell ({cell_x}, {cell_y}): {e:#}"));
-        let norms: Vec<f32> = members.iter().map(|&r| self.norms[r]).collect();
+        let norms = row_norms(&acts, self.c);
         let local: Vec<usize> = (0..members.len()).collect();
         let mean = self.mean_of(&acts);
         rank_by_similarity(&acts, self.c, &norms, &local, &mean, max)
@@ -436,117 +455,9 @@ impl AtlasActs {
     }
 }
 
-/// Run rows read per block while streaming `acts.npy` at load time.
-const STREAM_BLOCK_ROWS: usize = 8192;
-
-/// Which kept cell of the coarsest level every atlas row falls in.
-struct CoarsestCells {
-    grid: usize,
-    /// Rows of its `cells.csv`.
-    cells: usize,
-    /// Per atlas row, its cell's index in `cells.csv` (`usize::MAX`: a cell the build dropped).
-    cell_of_row: Vec<usize>,
-}
-
-/// The coarsest level's cells of every atlas row; `None` for an atlas without levels.
-fn coarsest_level_cells(
-    manifest: &AtlasManifest,
-    atlas_root: &Path,
-    points: &[[f32; 2]],
-) -> Result<Option<CoarsestCells>> {
-    let Some(level) = manifest.levels.iter().min_by_key(|l| l.grid) else {
-        return Ok(None);
-    };
-    let g = level.grid;
-    let cells = read_cells(&level_dir(atlas_root, g).join("cells.csv"))?;
-    let by_cell: HashMap<(usize, usize), usize> = cells
-        .iter()
-        .enumerate()
-        .map(|(i, c)| ((c.x, c.y), i))
-        .collect();
-    let cell_of_row = points
-        .iter()
-        .map(|p| {
-            let key = (cell_index(p[0], g), cell_index(p[1], g));
-            by_cell.get(&key).copied().unwrap_or(usize::MAX)
-        })
-        .collect();
-    Ok(Some(CoarsestCells {
-        grid: g,
-        cells: cells.len(),
-        cell_of_row,
-    }))
-}
-
-/// Per cell: its row count and f64 activation sum.
-type CellSums = Vec<(usize, Vec<f64>)>;
-
-/// One pass over the atlas rows of `acts.npy`, a block at a time (blocks in parallel, merged in
-/// order): every row's L2 norm and, where `coarsest` is given, each of its cells' row count and
-/// f64 activation sum.
-fn stream_rows(
-    acts: &AtlasActs,
-    coarsest: Option<&CoarsestCells>,
-) -> Result<(Vec<f32>, Option<CellSums>)> {
-    use rayon::prelude::*;
-    let c = acts.reader.cols;
-    let n = acts.source.len();
-    let cell_of_row = coarsest.map(|l| l.cell_of_row.as_slice());
-    let cells = coarsest.map_or(0, |l| l.cells);
-    // Per block of atlas rows: norms and the partial sums of the cells it touches.
-    let blocks: Vec<(Vec<f32>, HashMap<usize, (usize, Vec<f64>)>)> = (0..n)
-        .step_by(STREAM_BLOCK_ROWS)
-        .collect::<Vec<_>>()
-        .into_par_iter()
-        .map(|lo| -> Result<_> {
-            let hi = (lo + STREAM_BLOCK_ROWS).min(n);
-            let rows = read_atlas_rows(acts, lo..hi)?;
-            let norms = row_norms(&rows, c);
-            let mut sums: HashMap<usize, (usize, Vec<f64>)> = HashMap::new();
-            if let Some(ids) = cell_of_row {
-                for (row, &cell) in rows.chunks_exact(c).zip(&ids[lo..hi]) {
-                    if cell == usize::MAX {
-                        continue;
-                    }
-                    let (count, sum) = sums.entry(cell).or_insert_with(|| (0, vec![0f64; c]));
-                    *count += 1;
-                    sum.iter_mut().zip(row).for_each(|(a, b)| *a += *b as f64);
-                }
-            }
-            Ok((norms, sums))
-        })
-        .collect::<Result<_>>()?;
-    let mut norms = Vec::with_capacity(n);
-    let mut totals = vec![(0usize, vec![0f64; c]); cells];
-    for (block_norms, block_sums) in blocks {
-        norms.extend(block_norms);
-        for (cell, (count, sum)) in block_sums {
-            totals[cell].0 += count;
-            totals[cell]
-                .1
-                .iter_mut()
-                .zip(sum)
-                .for_each(|(a, b)| *a += b);
-        }
-    }
-    Ok((norms, coarsest.map(|_| totals)))
-}
-
-/// Atlas rows `range` as `[range.len(), C]` f32: one read when they are consecutive run rows.
-fn read_atlas_rows(acts: &AtlasActs, range: std::ops::Range<usize>) -> Result<Vec<f32>> {
-    let c = acts.reader.cols;
-    let mut out = Vec::with_capacity(range.len() * c);
-    let src = &acts.source[range.clone()];
-    let (first, last) = (src[0], src[src.len() - 1]);
-    if last - first + 1 == src.len() {
-        acts.reader.read_rows_into(first, src.len(), &mut out)?;
-    } else {
-        for &r in src {
-            acts.reader.read_rows_into(r, 1, &mut out)?;
-        }
-    }
-    Ok(out)
-}
+/// At most this many rows are read to check the coarsest level's means when an index is loaded
+/// (at least one cell's, whatever its size).
+const CHECK_ROWS: usize = 20_000;
 
 /// The atlas's normalized layout, one point per atlas row.
 fn read_layout(manifest: &AtlasManifest, atlas_root: &Path) -> Result<Vec<[f32; 2]>> {

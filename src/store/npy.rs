@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
 use half::f16;
+use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
 
 /// Element type on disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -208,11 +209,19 @@ fn decode_into(bytes: &[u8], dtype: Dtype, out: &mut Vec<f32>) {
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
         ),
-        Dtype::F16 => out.extend(
-            bytes
+        Dtype::F16 => {
+            // `half`'s slice conversion uses the CPU's F16C instructions where there are (found
+            // at run time): several times faster than one value at a time, which matters at
+            // 1M × 1,280 values.
+            let bits: Vec<u16> = bytes
                 .chunks_exact(2)
-                .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()),
-        ),
+                .map(|b| u16::from_le_bytes([b[0], b[1]]))
+                .collect();
+            let start = out.len();
+            out.resize(start + bits.len(), 0.0);
+            bits.reinterpret_cast::<f16>()
+                .convert_to_f32_slice(&mut out[start..]);
+        }
     }
 }
 
