@@ -5,9 +5,10 @@
 //! tab, opening a project) it asks for with an [`Action`], which the app applies after the page
 //! returns.
 //!
-//! A new page: a module with its state type implementing [`Page`], a [`Tab`], a field in
-//! `AtlasApp` and its line in `Pages` (`AtlasApp::with_pages`), and [`Action`]s for what it asks
-//! of the others.
+//! A new page: a module with its state type implementing [`Page`], a [`Tab`] (and its entry in
+//! the tab bar's `TABS`), a field in `AtlasApp` and its line in `Pages` (`all` and `get`), and
+//! [`Action`]s for what it asks of the others. State that several pages share goes in
+//! [`Project`].
 use std::path::PathBuf;
 
 use eframe::egui;

@@ -1,5 +1,5 @@
 //! The app's background work. Each function starts a job thread and returns its handle; the UI
-//! thread only polls the handle's channel (see `AtlasApp::poll_jobs`).
+//! thread only polls the handle's channel (through the registry, in `AtlasApp::logic`).
 use std::path::PathBuf;
 
 use anyhow::Context;
