@@ -165,13 +165,13 @@ pub fn collect(
     let num_chunks = paths.len().div_ceil(chunk_images);
     let mine = cfg.shard.map_or(0..num_chunks, |s| s.chunks(num_chunks));
     let done = run.finished_chunks()?;
-    let images_in = |chunks: &mut dyn Iterator<Item = usize>| -> u64 {
-        chunks
-            .map(|c| chunk_len(c, chunk_images, paths.len()))
-            .sum::<usize>() as u64
-    };
-    let total = images_in(&mut mine.clone());
-    let mut images_done = images_in(&mut done.iter().copied().filter(|c| mine.contains(c)));
+    let images_in = |chunk: usize| chunk_len(chunk, chunk_images, paths.len()) as u64;
+    let total: u64 = mine.clone().map(images_in).sum();
+    let mut images_done: u64 = done
+        .iter()
+        .filter(|c| mine.contains(c))
+        .map(|&c| images_in(c))
+        .sum();
     if let Some(shard) = cfg.shard {
         reporter.log(format!(
             "shard {shard}: chunks {}..{} of {num_chunks}, {total} of {} images",
