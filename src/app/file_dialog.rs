@@ -115,14 +115,20 @@ impl Route {
 /// Asks the user for a path, trying each route until one shows a dialog. `None`: the user closed
 /// the dialog, the job was cancelled, or (logged) no route could show anything.
 pub fn pick(req: &PickRequest, cancel: &CancelToken) -> Option<PathBuf> {
-    let setting = std::env::var("ATLAS_FILE_DIALOG").ok();
-    pick_with(req, &Route::chain(setting.as_deref()), |route| {
-        match route {
+    let setting = if only_builtin() {
+        Some("builtin".to_owned())
+    } else {
+        std::env::var("ATLAS_FILE_DIALOG").ok()
+    };
+    pick_with(
+        req,
+        &Route::chain(setting.as_deref()),
+        |route| match route {
             Route::Portal => portal(req),
             Route::Kdialog => kdialog(req),
             Route::Builtin => builtin(req, cancel),
-        }
-    })
+        },
+    )
 }
 
 /// The route-by-route fallback, with the routes given (tests pass fakes).
@@ -211,15 +217,27 @@ struct Link {
     requests: Sender<BrowserRequest>,
     /// To wake the window when a request arrives (set on the first frame).
     ctx: Option<egui::Context>,
+    /// Skip the native routes (the window's tests, which must not pop up a desktop dialog).
+    only_builtin: bool,
 }
 
 static LINK: Mutex<Option<Link>> = Mutex::new(None);
+
+fn link() -> std::sync::MutexGuard<'static, Option<Link>> {
+    // A panic while holding the lock leaves nothing half-written: the link is replaced whole.
+    LINK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn only_builtin() -> bool {
+    link().as_ref().is_some_and(|l| l.only_builtin)
+}
 
 /// The in-app route: asks the window to show its browser and waits for the answer.
 fn builtin(req: &PickRequest, cancel: &CancelToken) -> RouteAnswer {
     let (answer, answered) = crossbeam_channel::bounded(1);
     {
-        let link = LINK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let link = link();
         let Some(link) = link.as_ref() else {
             return RouteAnswer::Unavailable;
         };
@@ -257,6 +275,8 @@ fn wait_for_answer(answered: &Receiver<Option<PathBuf>>, cancel: &CancelToken) -
 pub struct BuiltinBrowser {
     requests: Receiver<BrowserRequest>,
     open: Option<(egui_file::FileDialog, Sender<Option<PathBuf>>)>,
+    /// Where the next browser starts: the folder of the last choice, at first the working folder.
+    start: Option<PathBuf>,
 }
 
 impl Default for BuiltinBrowser {
@@ -269,15 +289,28 @@ impl BuiltinBrowser {
     /// Creates the browser and links it to the job threads (replacing an earlier window's link).
     pub fn new() -> Self {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let mut link = LINK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        *link = Some(Link {
+        *link() = Some(Link {
             requests: tx,
             ctx: None,
+            only_builtin: false,
         });
         Self {
             requests: rx,
             open: None,
+            start: None,
         }
+    }
+
+    /// Shows every dialog in the window, never a desktop one (for the window's tests).
+    pub fn use_only_builtin(&mut self) {
+        if let Some(link) = link().as_mut() {
+            link.only_builtin = true;
+        }
+    }
+
+    /// Starts the next browser in `folder`.
+    pub fn start_in(&mut self, folder: PathBuf) {
+        self.start = Some(folder);
     }
 
     /// Whether the browser is on screen.
@@ -290,7 +323,9 @@ impl BuiltinBrowser {
         self.remember_ctx(ctx);
         if self.open.is_none() {
             if let Ok(request) = self.requests.try_recv() {
-                self.open = Some((browser_for(&request.req), request.answer));
+                let start = self.start.clone().or_else(|| std::env::current_dir().ok());
+                let dialog = browser_for(&request.req, start.unwrap_or_else(|| "/".into()));
+                self.open = Some((dialog, request.answer));
             }
         }
         let Some((dialog, _)) = &mut self.open else {
@@ -302,6 +337,9 @@ impl BuiltinBrowser {
             egui_file::State::Selected => dialog.path().map(Path::to_path_buf),
             egui_file::State::Cancelled | egui_file::State::Closed => None,
         };
+        if let Some(parent) = answer.as_deref().and_then(Path::parent) {
+            self.start = Some(parent.to_path_buf());
+        }
         if let Some((_, reply)) = self.open.take() {
             // The asking job may have been cancelled meanwhile; then nobody waits.
             let _ = reply.send(answer);
@@ -310,8 +348,7 @@ impl BuiltinBrowser {
     }
 
     fn remember_ctx(&self, ctx: &egui::Context) {
-        let mut link = LINK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(link) = link.as_mut() {
+        if let Some(link) = link().as_mut() {
             if link.ctx.is_none() {
                 link.ctx = Some(ctx.clone());
             }
@@ -319,9 +356,8 @@ impl BuiltinBrowser {
     }
 }
 
-/// An `egui_file` dialog for the request, starting in the working folder.
-fn browser_for(req: &PickRequest) -> egui_file::FileDialog {
-    let start = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+/// An `egui_file` dialog for the request, open in `start`.
+fn browser_for(req: &PickRequest, start: PathBuf) -> egui_file::FileDialog {
     let mut dialog = match req.target {
         Target::Folder => egui_file::FileDialog::select_folder(),
         Target::File => egui_file::FileDialog::open_file(),

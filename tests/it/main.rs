@@ -23,6 +23,7 @@ mod analysis_single_image;
 mod app_atlas;
 mod app_attack;
 mod app_classes;
+mod app_file_dialog;
 mod app_image;
 mod app_ui;
 mod atlas_build;
