@@ -31,6 +31,7 @@ pub struct LayerInfo {
     pub prefix_tokens: i64,
 }
 
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
 fn is_zero(n: &i64) -> bool {
     *n == 0
 }
