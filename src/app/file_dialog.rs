@@ -101,6 +101,14 @@ pub enum Route {
 }
 
 impl Route {
+    fn name(self) -> &'static str {
+        match self {
+            Route::Portal => "desktop-portal (or zenity)",
+            Route::Kdialog => "kdialog",
+            Route::Builtin => "in-app",
+        }
+    }
+
     /// The routes to try: all of them, or the one `ATLAS_FILE_DIALOG` names.
     pub fn chain(setting: Option<&str>) -> Vec<Route> {
         match setting.map(str::trim) {
@@ -141,7 +149,11 @@ pub fn pick_with(
         match try_route(route) {
             RouteAnswer::Answered(path) => return path,
             RouteAnswer::Unavailable => {
-                eprintln!("file dialog: no {route:?} dialog here for {:?}", req.title);
+                eprintln!(
+                    "file dialog: no {} dialog here for {:?}",
+                    route.name(),
+                    req.title
+                );
             }
         }
     }
@@ -320,7 +332,7 @@ impl BuiltinBrowser {
 
     /// Shows the browser when a request is waiting; sends the answer when the user is done.
     pub fn show(&mut self, ctx: &egui::Context) {
-        self.remember_ctx(ctx);
+        Self::remember_ctx(ctx);
         if self.open.is_none() {
             if let Ok(request) = self.requests.try_recv() {
                 let start = self.start.clone().or_else(|| std::env::current_dir().ok());
@@ -347,7 +359,7 @@ impl BuiltinBrowser {
         ctx.request_repaint();
     }
 
-    fn remember_ctx(&self, ctx: &egui::Context) {
+    fn remember_ctx(ctx: &egui::Context) {
         if let Some(link) = link().as_mut() {
             if link.ctx.is_none() {
                 link.ctx = Some(ctx.clone());
