@@ -6,30 +6,9 @@
 //! order; Swin-style networks return `[B, h, w, C]`. The sidecar says which (`layout`,
 //! `prefix_tokens`), and [`LayerInfo::feature_map`] is the one place where the reshape happens,
 //! right after the forward pass (see `torch_model::AtlasModel::run_method`).
-use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-use super::sidecar::LayerInfo;
-
-/// The shape in which the module returns a layer (the sidecar's `layout`, default `channels_first`).
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum LayerLayout {
-    /// `[B, C, h, w]`: a convolutional feature map, used as it is.
-    #[default]
-    ChannelsFirst,
-    /// `[B, h, w, C]` (Swin-style stages).
-    ChannelsLast,
-    /// `[B, prefix_tokens + h·w, C]`: leading class/register tokens, then the patch tokens of the
-    /// `h × w` patch grid in row-major order.
-    Tokens,
-}
-
-impl LayerLayout {
-    pub fn is_channels_first(&self) -> bool {
-        *self == LayerLayout::ChannelsFirst
-    }
-}
+use super::sidecar::{LayerInfo, LayerLayout};
 
 impl LayerInfo {
     /// The shape the module returns for this layer and a batch of `batch` images.

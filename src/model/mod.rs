@@ -7,7 +7,7 @@ pub mod layout;
 pub mod sidecar;
 pub mod torch_model;
 
-pub use layout::LayerLayout;
+pub use sidecar::LayerLayout;
 pub use sidecar::{ClassInfo, LayerInfo, Sidecar};
 pub use torch_model::{AtlasModel, Forward, LinearHead};
 

@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::layout::LayerLayout;
 use crate::data::Preprocess;
 
 pub const FORMAT: &str = "activation-atlas-model/1";
@@ -173,6 +172,26 @@ impl Sidecar {
         }
         let wanted = norm(label);
         self.classes.iter().position(|c| norm(&c.name) == wanted)
+    }
+}
+
+/// The shape in which the module returns a layer (the sidecar's `layout`, default `channels_first`).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerLayout {
+    /// `[B, C, h, w]`: a convolutional feature map, used as it is.
+    #[default]
+    ChannelsFirst,
+    /// `[B, h, w, C]` (Swin-style stages).
+    ChannelsLast,
+    /// `[B, prefix_tokens + h·w, C]`: leading class/register tokens, then the patch tokens of the
+    /// `h × w` patch grid in row-major order.
+    Tokens,
+}
+
+impl LayerLayout {
+    pub fn is_channels_first(&self) -> bool {
+        *self == LayerLayout::ChannelsFirst
     }
 }
 
