@@ -12,12 +12,8 @@ use atlas::jobs::{JobEvent, JobOutcome, Reporter};
 const LAYERS: &str = "stage3,head";
 
 fn collect_cmd(out: &Path) -> Command {
-    let mut cmd = Command::new(common::atlas_bin());
-    // Byte-identical resumes are claimed on the CPU, where the computation is deterministic
-    // (cuDNN's backward passes are not).
-    cmd.env("ATLAS_DEVICE", "cpu");
+    let mut cmd = common::collect_bundled(out);
     cmd.args([
-        "collect",
         "--layers",
         LAYERS,
         "--batch",
@@ -28,13 +24,7 @@ fn collect_cmd(out: &Path) -> Command {
         "2",
         "--seed",
         "11",
-    ])
-    .arg("--model")
-    .arg(common::model())
-    .arg("--images")
-    .arg(common::assets())
-    .arg("--out")
-    .arg(out);
+    ]);
     cmd
 }
 

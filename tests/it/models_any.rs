@@ -34,19 +34,6 @@ fn scratch_dir(dir: &Path, name: &str) -> std::path::PathBuf {
     sub
 }
 
-fn atlas_ok(args: &[&std::ffi::OsStr]) -> String {
-    let out = Command::new(common::atlas_bin())
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "atlas {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
 /// `atlas collect` (2 positions per image) then `atlas build` of one 2×2 grid with a few quick
 /// icons, through the CLI; checks the run's and the atlas's shapes and that icons were drawn.
 fn collect_and_build(pt: &Path, layer: &str, channels: usize, limit: &str, dir: &Path) {
@@ -54,7 +41,7 @@ fn collect_and_build(pt: &Path, layer: &str, channels: usize, limit: &str, dir: 
     let atlas_dir = dir.join("atlas");
     let os = |s: &'static str| -> &std::ffi::OsStr { s.as_ref() };
     let assets = common::assets();
-    atlas_ok(&[
+    common::atlas_ok(&[
         os("collect"),
         os("--model"),
         pt.as_os_str(),
@@ -72,7 +59,7 @@ fn collect_and_build(pt: &Path, layer: &str, channels: usize, limit: &str, dir: 
         os("cpu"),
     ]);
     let images: usize = limit.parse().unwrap();
-    let built = atlas_ok(&[
+    let built = common::atlas_ok(&[
         os("build"),
         os("--run"),
         run.as_os_str(),

@@ -49,15 +49,9 @@ fn collect_cmd(out: &Path, flags: &[(&str, &str)]) -> Command {
             None => args.push((flag, value)),
         }
     }
-    let mut cmd = atlas();
-    cmd.arg("collect")
-        .args(args.iter().flat_map(|&(flag, value)| [flag, value]))
-        .arg("--model")
-        .arg(common::model())
-        .arg("--images")
-        .arg(common::assets())
-        .arg("--out")
-        .arg(out);
+    let mut cmd = common::collect_bundled(out);
+    cmd.env("OMP_NUM_THREADS", "1")
+        .args(args.iter().flat_map(|&(flag, value)| [flag, value]));
     cmd
 }
 

@@ -135,6 +135,22 @@ pub fn atlas_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_atlas"))
 }
 
+/// `atlas collect --model <embedded> --images <bundled> --out OUT` on the CPU, for the caller to
+/// add its flags. Byte-identical runs are claimed on the CPU, where the computation is
+/// deterministic (cuDNN's backward passes are not).
+pub fn collect_bundled(out: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(atlas_bin());
+    cmd.env("ATLAS_DEVICE", "cpu")
+        .arg("collect")
+        .arg("--model")
+        .arg(model())
+        .arg("--images")
+        .arg(assets())
+        .arg("--out")
+        .arg(out);
+    cmd
+}
+
 /// Runs the `atlas` command line with `args`; fails with its stderr unless it succeeds, and
 /// returns its stdout.
 pub fn atlas_ok(args: &[&std::ffi::OsStr]) -> String {
