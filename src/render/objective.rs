@@ -144,7 +144,7 @@ impl SecondMoment {
     /// Adds the rows of `chunk` (`rows × c`, row-major) to the sum.
     pub fn add_rows(&mut self, chunk: &[f32]) -> Result<()> {
         ensure!(
-            chunk.len() % self.c == 0,
+            self.c > 0 && chunk.len().is_multiple_of(self.c),
             "a chunk of {} values is not whole rows of {} channels",
             chunk.len(),
             self.c
