@@ -224,8 +224,8 @@ pub fn build_icons<E>(
             grids.insert(0, added);
         }
     }
-    // Read only now: the layout's own copy of the activations is gone (at 1M × 1,280 each is
-    // 5 GB, the attributions over 1,000 classes 4 GB more).
+    // Read only now, not beside the layout's working memory: at 1M rows the attributions over
+    // 1,000 classes are 4 GB (the activations at 1,280 channels 5 GB).
     let t = Instant::now();
     data.attr = read_attributions(&ctx, &data)?;
     log_stage(&ctx, "reading the attributions", t);
@@ -291,8 +291,9 @@ struct RunData {
     rows: Vec<usize>,
     /// `[n, c]` activations of the used rows.
     acts: Vec<f32>,
-    /// `[n, k]` attributions of the used rows: read after the layout, dropped after the grids.
+    /// The layer's `acts.npy` (read again after the layout, which takes `acts`).
     acts_path: PathBuf,
+    /// `[n, k]` attributions of the used rows: read after the layout, dropped after the grids.
     attr: Vec<f32>,
     attr_path: PathBuf,
     n: usize,
