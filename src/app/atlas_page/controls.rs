@@ -3,7 +3,7 @@
 use eframe::egui::{self, RichText};
 
 use super::AtlasPage;
-use crate::app::atlas_view::{ClassFocus, IconView, LevelChoice, MAX_ZOOM, MIN_ZOOM};
+use crate::app::atlas_view::{AtlasView, ClassFocus, IconView, LevelChoice, MAX_ZOOM, MIN_ZOOM};
 use crate::app::page::PageCx;
 use crate::app::project::Project;
 use crate::app::widgets::class_matches;
@@ -32,7 +32,11 @@ fn view_section(project: &mut Project, ui: &mut egui::Ui) {
         ui.label("layer:");
         for (i, view) in project.atlases.iter().enumerate() {
             let on = project.current_atlas == i;
-            if ui.selectable_label(on, &view.manifest.layer).clicked() {
+            let button = ui.selectable_label(on, layer_button_label(&project.atlases, i));
+            if button
+                .on_hover_text(view.root.display().to_string())
+                .clicked()
+            {
                 project.current_atlas = i;
             }
         }
@@ -122,5 +126,21 @@ fn focus_section(search: &mut String, project: &mut Project, ui: &mut egui::Ui) 
             positive: true,
             intensity: 1.0,
         });
+    }
+}
+
+/// The layer's name, with its atlas folder's name where two open atlases show the same layer
+/// (the project's own atlas beside one opened with `--atlas`, say).
+fn layer_button_label(atlases: &[AtlasView], i: usize) -> String {
+    let layer = &atlases[i].manifest.layer;
+    let shared = atlases
+        .iter()
+        .filter(|a| &a.manifest.layer == layer)
+        .count()
+        > 1;
+    let folder = atlases[i].root.file_name().map(|f| f.to_string_lossy());
+    match (shared, folder) {
+        (true, Some(folder)) => format!("{layer} ({folder})"),
+        _ => layer.clone(),
     }
 }
